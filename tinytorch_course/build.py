@@ -56,7 +56,9 @@ def module_notebook(module: Module):
     try:
         notebook = jupytext.reads(module.text, fmt="py:percent")
     except Exception as error:  # jupytext raises several types for malformed input
-        raise CourseError(f"{module.source}: not a valid percent-format notebook: {error}") from None
+        raise CourseError(
+            f"{module.source}: not a valid percent-format notebook: {error}"
+        ) from None
     notebook.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
     for cell in notebook.cells:
         cell.metadata = {k: v for k, v in cell.metadata.items() if k == "nbgrader"}
@@ -130,8 +132,11 @@ def convert(project: Project, force: bool = False, log=print) -> list[Module]:
         old = module.notebook.read_bytes() if module.notebook.exists() else None
         plans.append((module, new, old))
     edited = [
-        m for m, new, old in plans
-        if old is not None and _sources(old) != _sources(new) and _edited_since_build(m, old, manifest)
+        m
+        for m, new, old in plans
+        if old is not None
+        and _sources(old) != _sources(new)
+        and _edited_since_build(m, old, manifest)
     ]
     if edited and not force:
         names = ", ".join(str(m.notebook.relative_to(project.root)) for m in edited)
@@ -163,11 +168,15 @@ def export(project: Project) -> None:
             f"modules {', '.join(undeclared)} declare no export target: "
             "add a code cell `#| default_exp NAME` near the top"
         )
-    targets = {m: project.package_dir / f"{m.export_target.replace('.', '/')}.py" for m in project.modules}
+    targets = {
+        m: project.package_dir / f"{m.export_target.replace('.', '/')}.py" for m in project.modules
+    }
     before = {m: t.stat().st_mtime_ns if t.exists() else None for m, t in targets.items()}
     env = {k: v for k, v in os.environ.items() if k != "IN_TEST"}  # IN_TEST makes nbdev a no-op
     command = [sys.executable, "-c", "from nbdev.doclinks import nbdev_export; nbdev_export()"]
-    result = subprocess.run(command, cwd=project.root, env=env, capture_output=True, text=True, encoding="utf-8")
+    result = subprocess.run(
+        command, cwd=project.root, env=env, capture_output=True, text=True, encoding="utf-8"
+    )
     if result.returncode != 0:
         raise CourseError(f"nbdev-export failed:\n{result.stderr.strip()}")
     for module, target in targets.items():
@@ -202,7 +211,9 @@ def build(project: Project, force: bool = False, log=print) -> None:
 def is_stale(project: Project) -> bool:
     """Cheap check: a module source is newer than the file it exports to, or that file is missing."""
     for module in project.modules:
-        target = project.package_dir / f"{(module.export_target or module.name).replace('.', '/')}.py"
+        target = (
+            project.package_dir / f"{(module.export_target or module.name).replace('.', '/')}.py"
+        )
         if not target.exists() or module.source.stat().st_mtime > target.stat().st_mtime:
             return True
     return False
@@ -242,7 +253,9 @@ def _diff_trees(ours: Path, built: Path) -> list[str]:
     differences = []
     for name in sorted(set(mine) | set(theirs)):
         if name not in theirs:
-            differences.append(f"tinytorch/{name}: not produced by any module (delete it or export it)")
+            differences.append(
+                f"tinytorch/{name}: not produced by any module (delete it or export it)"
+            )
         elif name not in mine:
             differences.append(f"tinytorch/{name}: missing (run `tinytorch-course build`)")
         elif mine[name] != theirs[name]:

@@ -29,8 +29,11 @@ def cmd_lint(project: Project, args) -> int:
     problems = lint(project)
     for problem in problems:
         print(problem)
-    print(f"{len(problems)} problems in {len(project.modules)} modules" if problems else
-          f"lint: {len(project.modules)} modules clean")
+    print(
+        f"{len(problems)} problems in {len(project.modules)} modules"
+        if problems
+        else f"lint: {len(project.modules)} modules clean"
+    )
     return 1 if problems else 0
 
 
@@ -63,7 +66,9 @@ def cmd_test(project: Project, args) -> int:
         failed |= not result.passed
         files = [] if args.notebook_only else pytest_files(project, module)
         if files:
-            print(f"{module.key}: pytest {' '.join(str(f.relative_to(project.root)) for f in files)}")
+            print(
+                f"{module.key}: pytest {' '.join(str(f.relative_to(project.root)) for f in files)}"
+            )
             command = [sys.executable, "-m", "pytest", "-q", *map(str, files)]
             failed |= subprocess.run(command, cwd=project.root).returncode != 0
     return 1 if failed else 0
@@ -76,7 +81,12 @@ def cmd_demo(project: Project, args) -> int:
     if is_stale(project):
         print("modules changed since the last build; building first")
         build(project)
-    command = [sys.executable, "-m", "tinytorch_course.demo"]
+    command = [
+        sys.executable,
+        "-m",
+        "tinytorch_course.demo",
+        *(["--no-training"] if args.no_training else []),
+    ]
     return subprocess.run(command, cwd=project.root, env=kernel_env(project)).returncode
 
 
@@ -84,12 +94,15 @@ def cmd_bench(project: Project, args) -> int:
     scripts = sorted((project.root / "benchmarks").glob("bench_*.py"))
     names = [s.stem.removeprefix("bench_") for s in scripts]
     if args.name not in names:
-        raise CourseError(f"unknown benchmark {args.name!r}; the benchmarks are: {', '.join(names)}")
+        raise CourseError(
+            f"unknown benchmark {args.name!r}; the benchmarks are: {', '.join(names)}"
+        )
     from .runner import kernel_env
 
     script = project.root / "benchmarks" / f"bench_{args.name}.py"
-    return subprocess.run([sys.executable, str(script), *args.rest], cwd=project.root,
-                          env=kernel_env(project)).returncode
+    return subprocess.run(
+        [sys.executable, str(script), *args.rest], cwd=project.root, env=kernel_env(project)
+    ).returncode
 
 
 Command = Callable[[Project, argparse.Namespace], int]
@@ -106,14 +119,27 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         return sub.add_parser(name, help=help, description=help)
 
     add("build", cmd_build, "modules/*/*.py -> notebooks -> tinytorch/ (lint first)").add_argument(
-        "--force", action="store_true", help="regenerate notebooks even if edited (keeps a backup copy)")
+        "--force",
+        action="store_true",
+        help="regenerate notebooks even if edited (keeps a backup copy)",
+    )
     add("lint", cmd_lint, "check every module source against the authoring rules")
     add("modules", cmd_modules, "list modules with titles and points; check tinytorch/ is in sync")
-    test = add("test", cmd_test, "run a module's notebook test cells (one line each), then its pytest files")
+    test = add(
+        "test",
+        cmd_test,
+        "run a module's notebook test cells (one line each), then its pytest files",
+    )
     test.add_argument("module", nargs="?", help="module key, name or number (default: all)")
     test.add_argument("--notebook-only", action="store_true", help="skip the pytest files")
-    add("demo", cmd_demo, "show the exported package at work (builds first if stale)")
-    bench = add("bench", cmd_bench, "run benchmarks/bench_NAME.py (prints ratios against baselines)")
+    add("demo", cmd_demo, "show the exported package at work (builds first if stale)").add_argument(
+        "--no-training",
+        action="store_true",
+        help="only the autograd trace, not the digits training run",
+    )
+    bench = add(
+        "bench", cmd_bench, "run benchmarks/bench_NAME.py (prints ratios against baselines)"
+    )
     bench.add_argument("name")
     bench.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
     for register in _extensions():
@@ -136,6 +162,9 @@ def _extensions():
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # never crash on a terminal that cannot show a box
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser, commands = _parser()
     args = parser.parse_args(argv)
     try:

@@ -21,7 +21,13 @@ _REGIONS = {
     "### BEGIN SOLUTION": ("### END SOLUTION", "solution"),
     "### BEGIN HIDDEN TESTS": ("### END HIDDEN TESTS", "grade"),
 }
-_REQUIRED = {"grade": bool, "grade_id": str, "locked": bool, "schema_version": int, "solution": bool}
+_REQUIRED = {
+    "grade": bool,
+    "grade_id": str,
+    "locked": bool,
+    "schema_version": int,
+    "solution": bool,
+}
 
 
 def _cells(text: str) -> list[tuple[int, str, list[str]]]:
@@ -39,35 +45,56 @@ def lint_module(module: Module, root: Path) -> list[str]:
     """Every rule broken by one module source."""
     where = module.source.relative_to(root)
     text = module.text
-    problems = [f"{where}:{n}: mis-decoded text {bad!r} (mojibake); re-save as UTF-8"
-                for n, line in enumerate(text.splitlines(), 1) for bad in MOJIBAKE if bad in line]
+    problems = [
+        f"{where}:{n}: mis-decoded text {bad!r} (mojibake); re-save as UTF-8"
+        for n, line in enumerate(text.splitlines(), 1)
+        for bad in MOJIBAKE
+        if bad in line
+    ]
     cells = _cells(text)
     if not cells or not text.startswith("# %%"):
-        problems.append(f"{where}:1: not percent format: the file must start with a `# %%` cell marker")
+        problems.append(
+            f"{where}:1: not percent format: the file must start with a `# %%` cell marker"
+        )
         return problems
     metadata = nbgrader_metadata(text)
     for number, marker, body in cells:
         match = _MARKER.match(marker)
         if not match:
-            problems.append(f"{where}:{number}: unrecognised cell marker {marker!r}; "
-                            'expected `# %%`, `# %% [markdown]` or `# %% nbgrader={...}`')
+            problems.append(
+                f"{where}:{number}: unrecognised cell marker {marker!r}; "
+                "expected `# %%`, `# %% [markdown]` or `# %% nbgrader={...}`"
+            )
             continue
         if match["kind"]:
             problems += _lint_markdown(where, number, body)
         meta = metadata.get(number, {})
         if meta is None:
-            problems.append(f"{where}:{number}: malformed nbgrader metadata (not valid JSON): {marker[5:]}")
+            problems.append(
+                f"{where}:{number}: malformed nbgrader metadata (not valid JSON): {marker[5:]}"
+            )
             continue
         problems += _lint_nbgrader(where, number, meta, body)
-    if cells[0][1] != "# %% [markdown]" or not any(l.startswith("# # ") for l in cells[0][2]):
-        problems.append(f"{where}:1: the first cell must be markdown with the `# Title` (and `> summary`)")
-    elif any(l.startswith("# #") and not l.startswith("# # ") for l in cells[0][2]):
-        problems.append(f"{where}:1: keep the title cell to `# Title` and `> summary`; nbdev drops the rest")
+    problems += _lint_title_cell(where, cells[0])
     if module.export_target is None:
         problems.append(f"{where}: no `#| default_exp NAME` cell: nothing would be exported")
     if abs(module.points - MODULE_POINTS) > 1e-9:
-        problems.append(f"{where}: graded cells add up to {module.points:g} points, not {MODULE_POINTS}")
+        problems.append(
+            f"{where}: graded cells add up to {module.points:g} points, not {MODULE_POINTS}"
+        )
     return problems
+
+
+def _lint_title_cell(where: Path, cell: tuple[int, str, list[str]]) -> list[str]:
+    _, marker, body = cell
+    lines = [line for line in body if line.strip() not in ("", "#")]
+    if marker != "# %% [markdown]" or not lines or not lines[0].startswith("# # "):
+        return [f"{where}:1: the first cell must be markdown with the `# Title` (and `> summary`)"]
+    if any(not line.startswith("# > ") for line in lines[1:]):
+        return [
+            f"{where}:1: keep the title cell to `# Title` and `> summary`; nbdev drops the rest"
+        ]
+    return []
 
 
 def _lint_markdown(where: Path, number: int, body: list[str]) -> list[str]:
@@ -87,25 +114,41 @@ def _lint_nbgrader(where: Path, number: int, meta: dict, body: list[str]) -> lis
     if meta:
         for key, kind in _REQUIRED.items():
             if not isinstance(meta.get(key), kind):
-                problems.append(f"{where}:{number}: nbgrader metadata needs {key!r} of type {kind.__name__}")
-        if meta.get("schema_version") not in (None, 3) and isinstance(meta.get("schema_version"), int):
+                problems.append(
+                    f"{where}:{number}: nbgrader metadata needs {key!r} of type {kind.__name__}"
+                )
+        if meta.get("schema_version") not in (None, 3) and isinstance(
+            meta.get("schema_version"), int
+        ):
             problems.append(f"{where}:{number}: nbgrader schema_version must be 3")
         if meta.get("grade") and not meta.get("locked"):
-            problems.append(f"{where}:{number}: graded cell {meta.get('grade_id')!r} must be locked")
-        if meta.get("grade") and not (isinstance(meta.get("points"), (int, float)) and meta["points"] > 0):
-            problems.append(f"{where}:{number}: graded cell {meta.get('grade_id')!r} needs points > 0")
+            problems.append(
+                f"{where}:{number}: graded cell {meta.get('grade_id')!r} must be locked"
+            )
+        if meta.get("grade") and not (
+            isinstance(meta.get("points"), (int, float)) and meta["points"] > 0
+        ):
+            problems.append(
+                f"{where}:{number}: graded cell {meta.get('grade_id')!r} needs points > 0"
+            )
         if meta.get("solution") and meta.get("locked"):
-            problems.append(f"{where}:{number}: solution cell {meta.get('grade_id')!r} must not be locked")
+            problems.append(
+                f"{where}:{number}: solution cell {meta.get('grade_id')!r} must not be locked"
+            )
     for begin, (end, flag) in _REGIONS.items():
         open_at = None
         for offset, line in enumerate(body, start=1):
             stripped = line.strip()
             if stripped == begin:
                 if not meta.get(flag):
-                    problems.append(f"{where}:{number + offset}: {begin} in a cell without "
-                                    f'"{flag}": true in its nbgrader metadata (line {number})')
+                    problems.append(
+                        f"{where}:{number + offset}: {begin} in a cell without "
+                        f'"{flag}": true in its nbgrader metadata (line {number})'
+                    )
                 if open_at is not None:
-                    problems.append(f"{where}:{number + offset}: {begin} inside another (opened line {open_at})")
+                    problems.append(
+                        f"{where}:{number + offset}: {begin} inside another (opened line {open_at})"
+                    )
                 open_at = number + offset
             elif stripped == end:
                 if open_at is None:

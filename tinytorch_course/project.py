@@ -184,7 +184,9 @@ class Project:
         """The module whose key (`01_autograd`), name (`autograd`) or number (`01`, `1`) is `key`."""
         for module in self.modules:
             number = module.key.split("_", 1)[0]
-            if key in (module.key, module.name, number) or (key.isdigit() and int(key) == int(number)):
+            if key in (module.key, module.name, number) or (
+                key.isdigit() and int(key) == int(number)
+            ):
                 return module
         known = ", ".join(module.key for module in self.modules)
         raise CourseError(f"unknown module {key!r}; the modules are: {known}")

@@ -80,14 +80,19 @@ def _notebook_for(project: Project, module: Module):
     return module_notebook(module)
 
 
-def run_module(project: Project, module: Module, cell_timeout: float | None = None) -> NotebookResult:
+def run_module(
+    project: Project, module: Module, cell_timeout: float | None = None
+) -> NotebookResult:
     """Execute `module`'s notebook top to bottom and collect each graded cell's result."""
     from nbclient import NotebookClient
 
     notebook = _notebook_for(project, module)
     timeout = cell_timeout or project.setting("grading", "cell_timeout", 120)
     client = NotebookClient(
-        notebook, timeout=int(timeout), kernel_name="python3", allow_errors=True,
+        notebook,
+        timeout=int(timeout),
+        kernel_name="python3",
+        allow_errors=True,
         resources={"metadata": {"path": str(module.folder)}},
     )
     result = NotebookResult(module.key)
@@ -95,7 +100,9 @@ def run_module(project: Project, module: Module, cell_timeout: float | None = No
     try:
         client.execute(cwd=str(module.folder), env=kernel_env(project))
     except Exception as error:  # a timeout or a dead kernel ends the run; score what completed
-        result.errors.append(f"notebook stopped: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        result.errors.append(
+            f"notebook stopped: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        )
     result.seconds = time.perf_counter() - start
     for index, cell in enumerate(notebook.cells):
         meta = cell.metadata.get("nbgrader", {})
@@ -106,7 +113,11 @@ def run_module(project: Project, module: Module, cell_timeout: float | None = No
         if meta.get("grade"):
             passed = ran and message is None
             why = message or ("" if ran else "did not run (the notebook stopped before this cell)")
-            result.cells.append(CellResult(meta.get("grade_id", f"cell {index}"), float(meta.get("points", 0)), passed, why))
+            result.cells.append(
+                CellResult(
+                    meta.get("grade_id", f"cell {index}"), float(meta.get("points", 0)), passed, why
+                )
+            )
         elif message:
             result.errors.append(f"cell {index} (not a test cell): {message}")
     return result
@@ -120,7 +131,9 @@ def format_result(result: NotebookResult) -> str:
         detail = f"  {cell.message.splitlines()[0]}" if cell.message else ""
         lines.append(f"  {status}  {cell.grade_id:<32} {cell.score:g}/{cell.points:g}{detail}")
     lines += [f"  ERROR {error}" for error in result.errors]
-    lines.append(f"  {result.module}: {result.score:g}/{result.max_score:g} points ({result.seconds:.1f}s)")
+    lines.append(
+        f"  {result.module}: {result.score:g}/{result.max_score:g} points ({result.seconds:.1f}s)"
+    )
     return "\n".join(lines)
 
 
