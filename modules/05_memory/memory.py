@@ -1,18 +1,1303 @@
 # %% [markdown]
 # # Memory
 #
-# > Placeholder: this module is being written.
+# > Measure what a training step keeps alive, and trade compute for memory with gradient checkpointing.
+
+# %% [markdown]
+# ## What we're building today
+#
+# Autograd made gradients free to *write*. They are not free to *hold*: to run
+# `backward`, the graph keeps every array that a backward formula needs, from the
+# moment the forward pass makes it until backward has used it. This module measures
+# that memory on your own model and then buys most of it back.
+#
+# ```
+#     Your training step:                     What stays in memory:
+#     ───────────────────                     ─────────────────────
+#
+#     model = MLP(...)                        W, b of every layer           parameters
+#     opt = Adam(model.parameters())          (nothing yet)
+#     loss = loss_fn(model(x), y)             x, y, and every array a       inputs,
+#                                             backward formula will read    activations
+#     loss.backward()                         ∂L/∂W, ∂L/∂b for every W, b   gradients
+#                                             (saved activations freed)
+#     opt.step()                              m and v for every W, b        optimizer state
+# ```
+#
+# Three tools, each checked against a measurement:
+#
+# 1. a **scale calculator**: the memory of training a GPT-3-sized model, from formulas;
+# 2. a **memory ledger**: walk your graph from the loss and count every byte it holds,
+#    each buffer once, and compare with what `tracemalloc` measured;
+# 3. **gradient checkpointing**: keep a few activations, recompute the rest during
+#    backward, get bit-for-bit the same gradients with a fraction of the memory.
+
+# %% [markdown]
+# ## Where the bytes of a training step live
+#
+# Take an MLP of Linear + ReLU blocks, batch `B`, width `W`, float32 (4 bytes a value).
+# One activation, the output of one layer for the whole batch, is `B·W·4` bytes; one
+# weight matrix is `W·W·4`. For `B = 256, W = 512` both are 512 KiB and 1 MiB.
+#
+# ```
+# ┌───────────────────────────────────────────────────────────────────┐
+# │                  Training memory of one MLP step                  │
+# ├───────────────────────────────────────────────────────────────────┤
+# │  Lives as long as the model:                                      │
+# │  ┌─────────────────┐  ┌─────────────────┐  ┌─────────────────┐    │
+# │  │   Parameters    │  │    Gradients    │  │ Optimizer state │    │
+# │  │     W, b        │  │  ∂L/∂W, ∂L/∂b   │  │  Adam: m and v  │    │
+# │  │   1 × params    │  │   1 × params    │  │   2 × params    │    │
+# │  └─────────────────┘  └─────────────────┘  └─────────────────┘    │
+# │                                                                   │
+# │  Lives from forward until backward has used it (the graph):       │
+# │  ┌─────────────────┐  ┌─────────────────┐  ┌─────────────────┐    │
+# │  │     Inputs      │  │   Activations   │  │  Other outputs  │    │
+# │  │      x, y       │  │ saved for the   │  │  intermediates  │    │
+# │  │                 │  │ backward pass   │  │ graph refers to │    │
+# │  │ B × features    │  │ ∝ B × depth     │  │ ∝ B × depth     │    │
+# │  └─────────────────┘  └─────────────────┘  └─────────────────┘    │
+# └───────────────────────────────────────────────────────────────────┘
+# ```
+#
+# The top row is fixed by the model: 4 × params for Adam. The bottom row grows with the
+# batch and with the depth, and for a large model at a useful batch it is the biggest
+# part. Which arrays a graph keeps depends on the engine: your `Linear` saves its input
+# for `∂L/∂W = xᵀ·g`, your ReLU saves what it needs for its mask. The ledger you build
+# below reads them off the live graph instead of guessing.
+
+# %% [markdown]
+# ## A step, traced
+#
+# Three blocks, `h₀ = x`, `hᵢ = relu(hᵢ₋₁ @ Wᵢ + bᵢ)`; count activation-sized arrays
+# that the graph holds (`A = B·W·4` bytes each) when each block keeps its input (for
+# `∂L/∂W`) and its output (for the ReLU mask):
+#
+# ```
+# Forward (the graph grows):
+#     h1 = relu(x  @ W1 + b1)     keeps x, h1                  held: 2 A
+#     h2 = relu(h1 @ W2 + b2)     keeps h1 (already), h2       held: 3 A
+#     h3 = relu(h2 @ W3 + b3)     keeps h2 (already), h3       held: 4 A
+#     loss = mean(h3)             keeps only a shape           held: 4 A   ← peak
+#
+# Backward (the graph shrinks, if the engine frees as it goes):
+#     ∂L/∂h3 → block 3 uses h2, h3, then frees them            held: 2 A + gradients
+#     ∂L/∂h2 → block 2 uses h1, h2, then frees them            held: 1 A + gradients
+#     ∂L/∂h1 → block 1 uses x, h1                              held: 0 A + gradients
+# ```
+#
+# The peak is at the end of the forward pass and grows linearly with depth `n`: `n + 1`
+# activations here. Gradient checkpointing changes that line.
+
+# %% [markdown]
+# ## Gradient checkpointing: keep √n, recompute the rest
+#
+# Chen, Xu, Zhang and Guestrin (2016, "Training Deep Nets with Sublinear Memory Cost")
+# split the `n` layers into `k` segments. The forward pass keeps only each segment's
+# input; backward recomputes one segment at a time from its input and backpropagates
+# through the fresh copy:
+#
+# ```
+# Forward, n = 9 layers in k = 3 segments; only segment inputs are kept:
+#
+#     x ──>[L1]──[L2]──[L3]──> h3 ──>[L4]──[L5]──[L6]──> h6 ──>[L7]──[L8]──[L9]──> loss
+#     ^                        ^                         ^
+#     kept                     kept                      kept     (inside: dropped)
+#
+# Backward, right to left, one segment alive at a time:
+#
+#     segment 3: recompute L7..L9 from h6, backprop through them, drop them
+#     segment 2: recompute L4..L6 from h3, backprop through them, drop them
+#     segment 1: recompute L1..L3 from x,  backprop through them, drop them
+#
+# memory:   k kept inputs + one segment of n/k layers  =  k + n/k,  least at k = √n
+# compute:  every layer runs forward twice: one extra forward per step
+# ```
+#
+# With `k = √n` the graph holds about `2√n` layer outputs instead of `n`. The price is
+# one extra forward pass, about a third of a step when backward costs two forwards.
+# The gradients are not an approximation: recomputing runs the same numpy operations on
+# the same inputs, so they come out identical to the last bit.
+
+# %% [markdown]
+# ## Real-world impact: GPT-3 at scale, from formulas
+#
+# A GPT-3-like model (96 layers, `d_model` 12288, 96 heads, sequence 2048, vocabulary
+# 50257, Brown et al. 2020) trained in float32 with Adam, one replica holding a
+# micro-batch of 4 sequences. Parameters `12·L·h² + 13·L·h + V·h + s·h + 2h`;
+# activations per layer from Korthikanti et al. (2022, "Reducing Activation
+# Recomputation in Large Transformer Models"): `p·(16·sbh + 2·as²b) + (2·sbh + as²b)`
+# bytes with `p` bytes per value and 1-byte dropout masks (their `sbh(34 + 5as/h)` at
+# `p = 2`). GB = 10⁹ bytes. Every number below is computed by `render_gpt3_comparison()`
+# in this module (a test re-renders this text):
+#
+# ```
+# GPT-3 175B, fp32, Adam, batch 4 × 2048 tokens
+#
+# No checkpointing              Checkpoint every layer        √n: 10 segments
+# ┌──────────────────────────┐  ┌──────────────────────────┐  ┌──────────────────────────┐
+# │ Parameters:       698 GB │  │ Parameters:       698 GB │  │ Parameters:       698 GB │
+# │ Gradients:        698 GB │  │ Gradients:        698 GB │  │ Gradients:        698 GB │
+# │ Optimizer:       1397 GB │  │ Optimizer:       1397 GB │  │ Optimizer:       1397 GB │
+# │ Activations:     2029 GB │  │ Activations:       60 GB │  │ Activations:      215 GB │
+# ├──────────────────────────┤  ├──────────────────────────┤  ├──────────────────────────┤
+# │ Total:           4823 GB │  │ Total:           2853 GB │  │ Total:           3009 GB │
+# └──────────────────────────┘  └──────────────────────────┘  └──────────────────────────┘
+#                               41 % of the total saved       38 % of the total saved
+# ```
+#
+# What this corrects in the picture this course was seeded with (700 / 700 / 2100 /
+# 1400 GB → 700 / 700 / 300 / 1400 GB, "45 % saved"):
+#
+# - its right-hand total is an addition slip: 700 + 700 + 300 + 1400 is 3100 GB, not
+#   2700, so its own numbers give 37 %, not 45 %;
+# - the weights (4 B × 174.6 billion ≈ 698 GB), gradients and Adam's `m`, `v` do not
+#   shrink: checkpointing only cuts activations, so the saving is at most the
+#   activations' share of the total, and that share grows with the batch;
+# - activations are not a constant: 507 GB per sequence of 2048 tokens here, so "2100
+#   GB" is one particular batch (about 4 sequences in fp32);
+# - √n segments is not the best split for a transformer: one layer's interior (66·sbh +
+#   9·as²b bytes in fp32) is 52 times its input (4·sbh), so keeping every layer's input
+#   and recomputing one layer at a time costs less memory than √n segments.
+#
+# Checkpointing every layer saves 45 % of the total from a batch of 5 sequences up;
+# 15 % at 1 sequence, 26 % at 2, 57 % at 8.
+
+# %% [markdown]
+# ## Before and after
+#
+# Before you measure, memory is a guess: "the model is 6 MB, why is the step using 60?"
+# After this module you can point at each megabyte: which array, which layer, kept for
+# which backward formula, and you have a switch (`checkpoint_sequential`) that gives
+# most of it back for about a third more compute.
 
 # %%
 #| default_exp memory
 
-# %% nbgrader={"grade": false, "grade_id": "memory_placeholder", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 #| export
-def placeholder() -> int:
-    "Stands in until the module is written."
+import math
+import tracemalloc
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tinytorch.autograd import Function, Variable, enable_grad, is_grad_enabled, no_grad
+
+# %% [markdown]
+# ## Part 1: the scale calculator
+#
+# Three formulas, each with its assumptions stated in the docstring.
+#
+# - **Parameters of a GPT-style decoder** with `L` layers of width `h`: attention has
+#   four `h × h` matrices (Q, K, V, output) and the MLP two `h × 4h` ones, so `12·h²`
+#   weights a layer, plus `13·h` biases and layer-norm gains (4h + h + 4h + h + 2·2h).
+#   Add the token embedding `V·h`, the learned positions `s·h` and the final layer norm
+#   `2h`.
+# - **Training state**: weights, one gradient per weight, and the optimizer's values
+#   per weight (Adam keeps two moments, SGD with momentum one, plain SGD none).
+# - **Activations of one transformer layer** for `b` sequences of `s` tokens with `a`
+#   heads: Korthikanti et al. count `16·sbh + 2·as²b` values (layer-norm, attention and
+#   MLP inputs, the `a·s×s` attention scores and their dropout output) and
+#   `2·sbh + as²b` one-byte dropout masks.
+
+
+# %% nbgrader={"grade": false, "grade_id": "memory_scale_calculator", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+@dataclass(frozen=True)
+class TransformerConfig:
+    """The shape of a GPT-style decoder: everything the memory formulas need."""
+
+    n_layers: int
+    d_model: int
+    n_heads: int
+    seq_len: int
+    vocab_size: int
+
+
+GPT3_175B = TransformerConfig(
+    n_layers=96, d_model=12288, n_heads=96, seq_len=2048, vocab_size=50257
+)
+OPTIMIZER_VALUES_PER_PARAM = {"adam": 2, "sgd_momentum": 1, "sgd": 0}
+
+
+def transformer_param_count(config: TransformerConfig) -> int:
+    """Weights of a GPT-style decoder: 12·h² + 13·h per layer, embeddings V·h + s·h,
+    final layer norm 2·h."""
     ### BEGIN SOLUTION
-    return 1
+    h = config.d_model
+    per_layer = 12 * h * h + 13 * h
+    embeddings = config.vocab_size * h + config.seq_len * h
+    return config.n_layers * per_layer + embeddings + 2 * h
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test_memory_placeholder", "locked": true, "points": 100, "schema_version": 3, "solution": false, "task": false}
-assert placeholder() == 1, "placeholder() should return 1"
+
+def training_state_bytes(
+    n_params: int, bytes_per_value: int = 4, optimizer: str = "adam"
+) -> dict[str, int]:
+    """Bytes that live as long as training does: parameters, gradients, optimizer state.
+
+    Assumes gradients and optimizer values have the parameters' precision (fp32 training,
+    no mixed-precision master copy)."""
+    if optimizer not in OPTIMIZER_VALUES_PER_PARAM:
+        raise ValueError(
+            f"training_state_bytes: unknown optimizer {optimizer!r}; "
+            f"known: {', '.join(OPTIMIZER_VALUES_PER_PARAM)}"
+        )
+    ### BEGIN SOLUTION
+    weights = n_params * bytes_per_value
+    moments = OPTIMIZER_VALUES_PER_PARAM[optimizer] * weights
+    return {"Parameters": weights, "Gradients": weights, "Optimizer": moments}
+    ### END SOLUTION
+
+
+def layer_activation_bytes(
+    config: TransformerConfig, batch: int, bytes_per_value: int = 4, mask_bytes: int = 1
+) -> int:
+    """Bytes one transformer layer keeps for backward (Korthikanti et al. 2022, §4.1):
+    16·sbh + 2·as²b values and 2·sbh + as²b dropout-mask bytes, no sequence or tensor
+    parallelism, no flash attention."""
+    s, b, h, a = config.seq_len, batch, config.d_model, config.n_heads
+    ### BEGIN SOLUTION
+    values = 16 * s * b * h + 2 * a * s * s * b
+    masks = 2 * s * b * h + a * s * s * b
+    return bytes_per_value * values + mask_bytes * masks
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_memory_scale_calculator", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+_tiny = TransformerConfig(n_layers=2, d_model=4, n_heads=2, seq_len=3, vocab_size=10)
+_count = transformer_param_count(_tiny)
+# 2 layers × (12·16 + 13·4) + 10·4 + 3·4 + 2·4 = 2 × 244 + 40 + 12 + 8
+assert _count == 548, (
+    f"transformer_param_count gave {_count} for L=2, h=4, V=10, s=3; expected 548 = "
+    "2·(12·h² + 13·h) + V·h + s·h + 2·h. Did you count biases, embeddings and the final norm?"
+)
+_state = training_state_bytes(1000, bytes_per_value=4, optimizer="adam")
+assert _state == {"Parameters": 4000, "Gradients": 4000, "Optimizer": 8000}, (
+    f"training_state_bytes(1000, 4, 'adam') gave {_state}; Adam keeps two fp32 moments per "
+    "parameter, so expected Parameters 4000, Gradients 4000, Optimizer 8000"
+)
+assert training_state_bytes(10, 2, "sgd")["Optimizer"] == 0, "plain SGD keeps no optimizer state"
+_layer = layer_activation_bytes(_tiny, batch=1, bytes_per_value=2)
+# sbh = 12, as²b = 18: 2·(16·12 + 2·18) + (2·12 + 18) = 456 + 42
+assert _layer == 498, (
+    f"layer_activation_bytes at p=2 gave {_layer}; Korthikanti's 16-bit formula "
+    "sbh·34 + 5·as²b gives 12·34 + 5·18 = 498"
+)
+### BEGIN HIDDEN TESTS
+assert transformer_param_count(GPT3_175B) == 174_604_259_328
+assert layer_activation_bytes(GPT3_175B, 1, 2) == 2048 * 12288 * (34 + 5 * 96 * 2048 // 12288)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Checkpointed activations, and the picture
+#
+# With `k` segments the graph holds `k` segment inputs (`s·b·h` values each) and, while
+# one segment is recomputed in backward, that segment's `⌈L/k⌉` layers in full. `k = L`
+# is "checkpoint every layer" (what Megatron-LM calls full recomputation). We count the
+# recomputed segment's first input twice (as a kept input and inside its layer): an
+# upper bound, off by under 1 %. These functions are given: they only combine yours.
+
+
+# %%
+#| export
+def activation_bytes(
+    config: TransformerConfig, batch: int, bytes_per_value: int = 4, segments: int | None = None
+) -> int:
+    """Peak activation bytes of all layers; `segments=None` keeps every layer's, `k` keeps k
+    segment inputs plus one recomputed segment of ⌈L/k⌉ layers."""
+    per_layer = layer_activation_bytes(config, batch, bytes_per_value)
+    if segments is None:
+        return config.n_layers * per_layer
+    if not 1 <= segments <= config.n_layers:
+        raise ValueError(f"activation_bytes: segments={segments} must be in 1..{config.n_layers}")
+    segment_input = bytes_per_value * config.seq_len * batch * config.d_model
+    return segments * segment_input + math.ceil(config.n_layers / segments) * per_layer
+
+
+def training_memory(
+    config: TransformerConfig,
+    batch: int,
+    bytes_per_value: int = 4,
+    optimizer: str = "adam",
+    segments: int | None = None,
+) -> dict[str, int]:
+    """Parameters, gradients, optimizer state and peak activations, in bytes."""
+    memory = training_state_bytes(transformer_param_count(config), bytes_per_value, optimizer)
+    memory["Activations"] = activation_bytes(config, batch, bytes_per_value, segments)
+    return memory
+
+
+def total_saving(config: TransformerConfig, batch: int, segments: int, **kwargs: Any) -> float:
+    """Fraction of the whole training memory that checkpointing with `segments` saves."""
+    full = sum(training_memory(config, batch, **kwargs).values())
+    checkpointed = sum(training_memory(config, batch, segments=segments, **kwargs).values())
+    return 1 - checkpointed / full
+
+
+def smallest_batch_saving(
+    config: TransformerConfig, target: float, segments: int, largest: int = 4096, **kwargs: Any
+) -> int:
+    """The smallest batch at which checkpointing saves at least `target` of the total."""
+    for batch in range(1, largest + 1):
+        if total_saving(config, batch, segments, **kwargs) >= target:
+            return batch
+    raise ValueError(f"no batch up to {largest} saves {target:.0%} with {segments} segments")
+
+
+# %% [markdown]
+# Boxes are drawn by one small renderer, used for the GPT-3 picture above and for your
+# own model's ledger below; it pads by display width, so every box is a rectangle.
+
+
+# %%
+#| export
+def _display_width(text: str) -> int:
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+
+
+def _pad(text: str, width: int, right: bool = False) -> str:
+    fill = " " * max(0, width - _display_width(text))
+    return fill + text if right else text + fill
+
+
+def render_box(
+    rows: Sequence[tuple[str, str]], total: tuple[str, str] | None = None, width: int = 26
+) -> list[str]:
+    """A box of `label  value` rows (values right-aligned), with an optional total below a
+    rule; `width` is the inside width in display columns."""
+    widest = max([_display_width(f" {k}  {v} ") for k, v in [*rows, *([total] if total else [])]])
+    width = max(width, widest)
+
+    def line(label: str, value: str) -> str:
+        gap = width - 2 - _display_width(label) - _display_width(value)
+        return f"│ {label}{' ' * gap}{value} │"
+
+    lines = ["┌" + "─" * width + "┐", *(line(k, v) for k, v in rows)]
+    if total:
+        lines += ["├" + "─" * width + "┤", line(*total)]
+    return [*lines, "└" + "─" * width + "┘"]
+
+
+def side_by_side(blocks: Sequence[Sequence[str]], gap: int = 2) -> str:
+    """Place blocks of lines next to each other, top-aligned, each padded to its widest line."""
+    widths = [max(_display_width(line) for line in block) for block in blocks]
+    height = max(len(block) for block in blocks)
+    rows = []
+    for i in range(height):
+        cells = [
+            _pad(block[i] if i < len(block) else "", w)
+            for block, w in zip(blocks, widths, strict=True)
+        ]
+        rows.append((" " * gap).join(cells).rstrip())
+    return "\n".join(rows)
+
+
+def _gb(nbytes: float) -> str:
+    return f"{nbytes / 1e9:.0f} GB"
+
+
+def render_memory_column(title: str, memory: dict[str, int], note: str = "") -> list[str]:
+    """One titled box of a memory breakdown with its total, and an optional note below."""
+    rows = [(f"{name}:", _gb(value)) for name, value in memory.items()]
+    block = [title, *render_box(rows, ("Total:", _gb(sum(memory.values()))))]
+    return [*block, note] if note else block
+
+
+def render_gpt3_comparison(
+    config: TransformerConfig = GPT3_175B, batch: int = 4, bytes_per_value: int = 4
+) -> str:
+    """The opening's picture: no checkpointing, every layer, √n segments, with savings."""
+    root_n = round(math.sqrt(config.n_layers))
+    plans = [
+        ("No checkpointing", None),
+        ("Checkpoint every layer", config.n_layers),
+        (f"√n: {root_n} segments", root_n),
+    ]
+    blocks = []
+    for title, segments in plans:
+        memory = training_memory(config, batch, bytes_per_value, segments=segments)
+        note = ""
+        if segments is not None:
+            note = f"{total_saving(config, batch, segments, bytes_per_value=bytes_per_value):.0%}"
+            note = note.replace("%", " % of the total saved")
+        blocks.append(render_memory_column(title, memory, note))
+    precision = {4: "fp32", 2: "16-bit"}.get(bytes_per_value, f"{bytes_per_value} B/value")
+    heading = f"GPT-3 175B, {precision}, Adam, batch {batch} × {config.seq_len} tokens"
+    return heading + "\n\n" + side_by_side(blocks)
+
+
+# %%
+print(render_gpt3_comparison())
+for _batch in (1, 2, 4, 5, 8):
+    print(
+        f"batch {_batch}: every-layer checkpointing saves "
+        f"{total_saving(GPT3_175B, _batch, GPT3_175B.n_layers):.1%} of the total"
+    )
+print("45 % from batch", smallest_batch_saving(GPT3_175B, 0.45, GPT3_175B.n_layers))
+
+# %% [markdown]
+# ## Part 2: count every buffer once
+#
+# A numpy array is a *view*: a shape and strides over a buffer that it may share.
+# `x.T`, `x[:, :10]` and `x.reshape(...)` allocate no data; they point at `x`'s buffer
+# through `.base`. A ledger that adds up `nbytes` of every array it meets counts the
+# same memory several times, and one that counts a slice's `nbytes` undercounts: the
+# slice keeps its whole base buffer alive.
+#
+# ```
+#     a = np.zeros((256, 512), np.float32)     a.base is None    owns 512 KiB
+#     t = a.T                                  t.base is a       owns nothing
+#     s = a[:, :10]                            s.base is a       owns nothing, keeps a alive
+#
+#     count a, t, s:   naive Σ nbytes = 512 + 512 + 10 KiB      one buffer = 512 KiB
+# ```
+#
+# So: follow `.base` to the array that owns the buffer, and count that owner once, under
+# the first category that claims it. (An array made from a foreign buffer, such as
+# `np.frombuffer(b)`, has a non-array base; the last array in the chain stands for it.)
+
+
+# %% nbgrader={"grade": false, "grade_id": "memory_buffer_counter", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+def owning_array(array: np.ndarray) -> np.ndarray:
+    """The array whose buffer `array` uses: follow `.base` while it is an ndarray."""
+    ### BEGIN SOLUTION
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+    ### END SOLUTION
+
+
+class BufferCounter:
+    """Bytes per category, counting each underlying buffer once, under the first category
+    that adds it (callers add the most specific category first)."""
+
+    def __init__(self) -> None:
+        self._owners: dict[int, tuple[np.ndarray, str]] = {}  # id(owner) -> (owner, category)
+
+    def add(self, array: np.ndarray, category: str) -> bool:
+        """Count `array`'s buffer under `category`; False if that buffer was counted already."""
+        ### BEGIN SOLUTION
+        owner = owning_array(array)
+        if id(owner) in self._owners:
+            return False
+        self._owners[id(owner)] = (owner, category)  # holding `owner` keeps its id unique
+        return True
+        ### END SOLUTION
+
+    def bytes_by_category(self) -> dict[str, int]:
+        """Total bytes of the buffers counted under each category."""
+        ### BEGIN SOLUTION
+        totals: dict[str, int] = {}
+        for owner, category in self._owners.values():
+            totals[category] = totals.get(category, 0) + owner.nbytes
+        return totals
+        ### END SOLUTION
+
+    def buffers_by_category(self) -> dict[str, int]:
+        """How many distinct buffers each category holds."""
+        counts: dict[str, int] = {}
+        for _, category in self._owners.values():
+            counts[category] = counts.get(category, 0) + 1
+        return counts
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_memory_buffer_counter", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+_a = np.zeros((256, 512), np.float32)
+for _view, _how in [
+    (_a.T, "a.T"),
+    (_a[:, :10], "a[:, :10]"),
+    (_a.reshape(-1)[::2], "a.reshape(-1)[::2]"),
+]:
+    assert owning_array(_view) is _a, (
+        f"owning_array({_how}) should return `a`, whose buffer it uses"
+    )
+assert owning_array(_a) is _a, "an array that owns its buffer is its own owner"
+_counter = BufferCounter()
+assert _counter.add(_a, "activations") is True, "the first add of a buffer should return True"
+assert _counter.add(_a.T, "gradients") is False, (
+    "a.T shares a's buffer: add() must return False and count nothing the second time"
+)
+_counter.add(np.ones(3, np.float64), "gradients")
+_totals = _counter.bytes_by_category()
+assert _totals == {"activations": 256 * 512 * 4, "gradients": 24}, (
+    f"bytes_by_category() gave {_totals}; expected a's 524288 bytes once under the category "
+    "that added it first, and 24 bytes for the float64 gradient"
+)
+### BEGIN HIDDEN TESTS
+_c2 = BufferCounter()
+_c2.add(_a[:, :10], "inputs")
+assert _c2.bytes_by_category() == {"inputs": _a.nbytes}, "a slice keeps its whole base alive"
+_raw = np.frombuffer(bytearray(80), dtype=np.float64)
+_c2.add(_raw[2:], "inputs")
+assert _c2.bytes_by_category()["inputs"] == _a.nbytes + 80
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 3: walk the graph from the loss
+#
+# A `Variable` made by an op has a `grad_fn`: the node of the op that made it. The node
+# holds what backward needs: the arrays its forward saved (`ctx.save_for_backward`, and
+# anything else stored on `ctx`) and the input `Variable`s to send gradients to. Walking
+# from the loss through those inputs reaches every `Variable` the graph keeps alive:
+#
+# ```
+#     loss ── grad_fn: Mean ── inputs: h2
+#                                      └─ grad_fn: ReLU ── saved: out ── inputs: z2
+#                                                                        └─ grad_fn: Add ...
+#                                                                           ... leaves: W, b, x
+# ```
+#
+# The two helpers below read a node without knowing how your engine names its fields:
+# every `Variable` found on the node (directly, or in a tuple/list/dict) is an edge to
+# follow, every ndarray is an array the node holds for backward. Nodes are visited once
+# each with an explicit stack, so a 100 000-layer chain walks fine (no recursion).
+
+
+# %%
+#| export
+def _node_fields(node: Any) -> list[Any]:
+    """The values a graph node holds: its attributes, and the items of tuple/list/dict ones."""
+    values = list(vars(node).values()) if hasattr(node, "__dict__") else []
+    for name in ("saved_tensors", "inputs", "parents", "next_functions"):  # may be properties
+        try:
+            values.append(getattr(node, name))
+        except Exception:  # a freed graph may raise here: then it holds nothing
+            continue
+    found = []
+    for value in values:
+        if isinstance(value, (tuple, list)):
+            found.extend(value)
+        elif isinstance(value, dict):
+            found.extend(value.values())
+        else:
+            found.append(value)
+    return found
+
+
+def node_inputs(node: Any) -> list[Variable]:
+    """The Variables a node refers to (its inputs: where its gradients go)."""
+    return [value for value in _node_fields(node) if isinstance(value, Variable)]
+
+
+def node_saved_arrays(node: Any) -> list[np.ndarray]:
+    """The ndarrays a node holds for its backward formula."""
+    return [value for value in _node_fields(node) if isinstance(value, np.ndarray)]
+
+
+# %% nbgrader={"grade": false, "grade_id": "memory_walk_graph", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+@dataclass
+class GraphContents:
+    """Everything reachable from one output: Variables (leaves and op outputs), nodes, and
+    the arrays the nodes hold for backward."""
+
+    variables: list[Variable] = field(default_factory=list)
+    nodes: list[Any] = field(default_factory=list)
+    saved: list[np.ndarray] = field(default_factory=list)
+
+
+def walk_graph(output: Variable) -> GraphContents:
+    """Visit every Variable and node reachable from `output` once, iteratively."""
+    if not isinstance(output, Variable):
+        raise TypeError(
+            f"walk_graph: expected a Variable (e.g. the loss), got {type(output).__name__}"
+        )
+    contents = GraphContents()
+    ### BEGIN SOLUTION
+    seen: set[int] = set()
+    stack = [output]
+    while stack:
+        variable = stack.pop()
+        if id(variable) in seen:
+            continue
+        seen.add(id(variable))
+        contents.variables.append(variable)
+        node = variable.grad_fn
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        contents.nodes.append(node)
+        contents.saved.extend(node_saved_arrays(node))
+        stack.extend(node_inputs(node))
+    ### END SOLUTION
+    return contents
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_memory_walk_graph", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
+_rng = np.random.default_rng(0)
+_x = Variable(_rng.standard_normal((8, 5)), name="x")
+_W = Variable(_rng.standard_normal((5, 3)), requires_grad=True, name="W")
+_b = Variable(np.zeros(3), requires_grad=True, name="b")
+_loss = ((_x @ _W + _b).relu()).mean()
+_graph = walk_graph(_loss)
+_ids = {id(v) for v in _graph.variables}
+for _leaf in (_x, _W, _b, _loss):
+    assert id(_leaf) in _ids, f"walk_graph(loss) did not reach {_leaf.name or 'the loss itself'}"
+assert len(_graph.variables) == len(_ids), "walk_graph listed a Variable twice; visit each once"
+assert len(_graph.nodes) == len({id(n) for n in _graph.nodes}) == 4, (
+    f"walk_graph found {len(_graph.nodes)} nodes for relu(x @ W + b).mean(); expected 4: "
+    "matmul, add, relu, mean, each once"
+)
+assert any(np.shares_memory(a, _x.data) for a in _graph.saved), (
+    "x @ W needs x for ∂L/∂W = xᵀ·g: walk_graph's `saved` should include the array it saved"
+)
+_shared = Variable(np.ones(4), requires_grad=True)
+_y = _shared * 2.0
+_diamond = (_y * _y + _y).sum()  # y is reached along three paths
+_nodes = walk_graph(_diamond).nodes
+assert len(_nodes) == len({id(n) for n in _nodes}), (
+    "a node reached along several paths must be visited once"
+)
+### BEGIN HIDDEN TESTS
+_deep = Variable(np.ones(2), requires_grad=True)
+_v = _deep
+for _ in range(3000):
+    _v = _v * 1.0
+assert len(walk_graph(_v).nodes) == 3000, "a 3000-op chain: walk iteratively, without recursion"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 4: the ledger
+#
+# Now sort every buffer into one category. The order decides where a shared buffer
+# lands: a parameter that a matmul saved is a parameter (it lives anyway), an output that
+# the next layer saved is an activation kept for backward, and only outputs that nothing
+# needs for backward, yet that the graph still refers to, count as "other outputs".
+#
+# ```
+#     category             what                                      from
+#     ─────────────────    ──────────────────────────────────────    ─────────────────────
+#     Parameters           leaves with requires_grad (W, b)          graph leaves, optimizer
+#     Gradients            .grad of any Variable                     graph, parameters
+#     Optimizer state      arrays the optimizer holds (Adam m, v)    optimizer attributes
+#     Inputs               leaves without requires_grad (x, y)       graph leaves
+#     Saved for backward   arrays the nodes hold                     node fields
+#     Other outputs        data of op outputs, not saved             graph Variables
+# ```
+
+# %% nbgrader={"grade": false, "grade_id": "memory_ledger", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+CATEGORIES = {
+    "parameters": "Parameters",
+    "gradients": "Gradients",
+    "optimizer": "Optimizer state",
+    "inputs": "Inputs",
+    "activations": "Saved for backward",
+    "intermediates": "Other outputs",
+}
+
+
+def _contents_of(obj: Any, depth: int = 4) -> tuple[list[Variable], list[np.ndarray]]:
+    """Variables and ndarrays inside `obj`'s attributes and containers, a few levels deep."""
+    variables: list[Variable] = []
+    arrays: list[np.ndarray] = []
+    stack, seen = [(obj, 0)], set()
+    while stack:
+        value, level = stack.pop()
+        if id(value) in seen or level > depth:
+            continue
+        seen.add(id(value))
+        if isinstance(value, Variable):
+            variables.append(value)
+        elif isinstance(value, np.ndarray):
+            arrays.append(value)
+        elif isinstance(value, dict):
+            stack += [(v, level + 1) for v in (*value.keys(), *value.values())]
+        elif isinstance(value, (list, tuple, set)):
+            stack += [(v, level + 1) for v in value]
+        elif hasattr(value, "__dict__") and not isinstance(value, type):
+            stack += [(v, level + 1) for v in vars(value).values()]
+    return variables, arrays
+
+
+@dataclass
+class Ledger:
+    """Bytes held per category, each buffer counted once, plus the graph's node count."""
+
+    bytes: dict[str, int]
+    buffers: dict[str, int]
+    nodes: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.bytes.values())
+
+    def render(self, title: str = "Memory ledger", measured: int | None = None) -> str:
+        return "\n".join(render_ledger(self, title, measured))
+
+
+def memory_ledger(
+    output: Variable, optimizer: Any = None, parameters: Iterable[Variable] = ()
+) -> Ledger:
+    """Count the bytes that `output`'s graph, the parameters, their gradients and the
+    optimizer's state hold, each buffer once."""
+    graph = walk_graph(output)
+    found_in_optimizer, optimizer_arrays = (
+        _contents_of(optimizer) if optimizer is not None else ([], [])
+    )
+    counter = BufferCounter()
+    ### BEGIN SOLUTION
+    leaves = [v for v in graph.variables if v.grad_fn is None]
+    params = [v for v in [*leaves, *parameters, *found_in_optimizer] if v.requires_grad]
+    for variable in params:
+        counter.add(variable.data, "parameters")
+    for variable in [*params, *graph.variables]:
+        if variable.grad is not None:
+            counter.add(variable.grad, "gradients")
+    for array in optimizer_arrays:
+        counter.add(array, "optimizer")
+    for variable in leaves:
+        counter.add(variable.data, "inputs")
+    for array in graph.saved:
+        counter.add(array, "activations")
+    for variable in graph.variables:
+        counter.add(variable.data, "intermediates")
+    ### END SOLUTION
+    totals, counts = counter.bytes_by_category(), counter.buffers_by_category()
+    return Ledger(
+        {k: totals.get(k, 0) for k in CATEGORIES},
+        {k: counts.get(k, 0) for k in CATEGORIES},
+        len(graph.nodes),
+    )
+
+
+# %% [markdown]
+# The ledger renders as the opening's layout, with your model's numbers (given code):
+
+
+# %%
+#| export
+def format_bytes(nbytes: float) -> str:
+    """Bytes in binary units (KiB = 1024 B, MiB = 1024 KiB), 2 decimals above 1 MiB."""
+    if abs(nbytes) < 1024**2:
+        return f"{nbytes / 1024:.1f} KiB"
+    return f"{nbytes / 1024**2:.2f} MiB"
+
+
+def render_ledger(
+    ledger: Ledger, title: str = "Memory ledger", measured: int | None = None
+) -> list[str]:
+    """The ledger as a titled box: bytes and buffer count per category, the total, and the
+    tracemalloc measurement if given."""
+    rows = [
+        (f"{label} ({ledger.buffers[key]})", format_bytes(ledger.bytes[key]))
+        for key, label in CATEGORIES.items()
+    ]
+    lines = [title, *render_box(rows, ("Total", format_bytes(ledger.total)), width=36)]
+    lines.append(f"{ledger.nodes} graph nodes; (n) = distinct buffers")
+    if measured is not None:
+        lines.append(
+            f"tracemalloc measured {format_bytes(measured)} "
+            f"({ledger.total / measured:.1%} of it in the ledger)"
+        )
+    return lines
+
+
+def render_ledgers(columns: Sequence[tuple[str, Ledger, int | None]]) -> str:
+    """Several ledgers side by side: (title, ledger, measured bytes or None) each."""
+    return side_by_side(
+        [render_ledger(ledger, title, measured) for title, ledger, measured in columns]
+    )
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_memory_ledger", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
+def _mlp_params(widths, rng, dtype=np.float64):
+    return [
+        (
+            Variable(
+                rng.standard_normal((m, n)).astype(dtype) / np.sqrt(m),
+                requires_grad=True,
+                name=f"W{i}",
+            ),
+            Variable(np.zeros(n, dtype), requires_grad=True, name=f"b{i}"),
+        )
+        for i, (m, n) in enumerate(zip(widths[:-1], widths[1:], strict=True))
+    ]
+
+
+def _mlp_loss(params, x):
+    h = x
+    for W, b in params:
+        h = (h @ W + b).relu()
+    return h.mean()
+
+
+_rng = np.random.default_rng(1)
+_params = _mlp_params([64, 128, 128, 32], _rng)
+_x = Variable(_rng.standard_normal((256, 64)))
+_loss = _mlp_loss(_params, _x)
+_ledger = memory_ledger(_loss)
+_param_bytes = sum(W.data.nbytes + b.data.nbytes for W, b in _params)
+assert _ledger.bytes["parameters"] == _param_bytes, (
+    f"ledger parameters = {_ledger.bytes['parameters']} bytes, but the W and b arrays hold "
+    f"{_param_bytes}: every leaf with requires_grad is a parameter, counted once"
+)
+assert _ledger.bytes["inputs"] == _x.data.nbytes, (
+    f"ledger inputs = {_ledger.bytes['inputs']}, expected x's {_x.data.nbytes} bytes "
+    "(x is a leaf without requires_grad, even though x @ W saved it)"
+)
+assert _ledger.bytes["gradients"] == 0, "no backward yet: the ledger should show no gradients"
+_one = 256 * 128 * 8  # one hidden activation, float64
+assert _ledger.bytes["activations"] >= 2 * _one, (
+    f"ledger 'saved for backward' = {_ledger.bytes['activations']} bytes; the two hidden "
+    f"layers' outputs (≥ {2 * _one} bytes) are saved by the next matmuls"
+)
+_loss.backward()
+_after = memory_ledger(_loss)
+assert _after.bytes["gradients"] == _param_bytes, (
+    f"after backward the ledger shows {_after.bytes['gradients']} bytes of gradients; "
+    f"expected one gradient per parameter, {_param_bytes} bytes"
+)
+_state = {"m": [np.zeros_like(W.data) for W, _ in _params], "step": 3}
+_after_opt = memory_ledger(_loss, optimizer=_state)
+assert _after_opt.bytes["optimizer"] == sum(W.data.nbytes for W, _ in _params), (
+    "arrays held by the optimizer (here a dict with a list of moments) belong under 'optimizer'"
+)
+print(_after_opt.render("Your 3-layer MLP, after backward"))
+### BEGIN HIDDEN TESTS
+_xt = Variable(np.ascontiguousarray(_x.data.T))
+_via_view = memory_ledger(_mlp_loss(_params, _xt.T))  # .T: a view, no new buffer
+_direct = memory_ledger(_mlp_loss(_params, _x))
+assert _via_view.total == _direct.total, "x.T shares x's buffer: it must not add bytes"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 5: check the ledger against a measurement
+#
+# The ledger is a model of memory; `tracemalloc` is a measurement. Python's allocator
+# reports every allocation to it, and numpy reports the data buffers it allocates too. So
+# run the code that builds the model and the graph between two readings of
+# `tracemalloc.get_traced_memory()`: what is still allocated at the end is what that
+# code left alive. The ledger should agree with it to within a few percent; the
+# difference is Python objects (Variables, nodes, lists) that hold no array data.
+#
+# ```
+#     tracemalloc.start()            ─┐
+#     before = current               │  traced(build):
+#     result = build()               │    retained = current − before   (still alive)
+#     after, peak = current, peak    │    peak     = peak − before      (high-water mark)
+#     tracemalloc.stop()             ─┘
+# ```
+
+
+# %% nbgrader={"grade": false, "grade_id": "memory_traced", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+@dataclass
+class Traced:
+    """What `traced(fn)` measured: fn's result, the bytes still allocated when fn returned,
+    and the highest allocation level reached while it ran (both relative to the start)."""
+
+    result: Any
+    retained: int
+    peak: int
+
+
+def traced(fn: Callable[[], Any]) -> Traced:
+    """Run `fn()` under tracemalloc (starting it if needed, stopping it only if we started it)."""
+    started_here = not tracemalloc.is_tracing()
+    ### BEGIN SOLUTION
+    if started_here:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        result = fn()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        if started_here:
+            tracemalloc.stop()
+    return Traced(result, current - before, peak - before)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_memory_traced", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+_t = traced(lambda: np.ones(100_000))
+assert abs(_t.retained - 800_000) < 20_000, (
+    f"traced(lambda: np.ones(100_000)).retained = {_t.retained}; the result holds 800 000 bytes"
+)
+_t2 = traced(lambda: float(np.ones(100_000).sum()))
+assert _t2.retained < 20_000 <= 800_000 <= _t2.peak + 20_000, (
+    f"a temporary array: retained {_t2.retained} (should be ~0, it was freed), peak {_t2.peak} "
+    "(should be ≥ 800 000)"
+)
+assert not tracemalloc.is_tracing(), "traced() must stop tracemalloc if it started it"
+
+
+def _build_and_forward():
+    rng = np.random.default_rng(2)
+    params = _mlp_params([128, 256, 256, 256, 10], rng, np.float32)
+    x = Variable(rng.standard_normal((512, 128)).astype(np.float32))
+    return _mlp_loss(params, x)
+
+
+_run = traced(_build_and_forward)
+_ledger = memory_ledger(_run.result)
+print(render_ledgers([("MLP 128-256-256-256-10, batch 512", _ledger, _run.retained)]))
+assert abs(_ledger.total - _run.retained) <= 0.10 * _run.retained, (
+    f"the ledger counts {_ledger.total} bytes but tracemalloc saw {_run.retained} bytes "
+    "left alive by building the model and the forward pass: more than 10 % apart. "
+    "Missing saved arrays, or views counted twice?"
+)
+
+# %% [markdown]
+# ## Part 6: `checkpoint(fn, *inputs)`
+#
+# One checkpointed call becomes one node in the outer graph. Its forward runs `fn`
+# under `no_grad()`, so none of `fn`'s intermediates are kept, and saves only the input
+# arrays. Its backward rebuilds the inside on demand:
+#
+# ```
+#   forward (outer graph)                        backward of the Checkpoint node
+#   ─────────────────────                        ───────────────────────────────
+#   x ──> [Checkpoint(fn)] ──> y                 x' = Variable(x.data, requires_grad)
+#          saves x only                          y' = fn(x')        grad enabled: a
+#          (fn ran under no_grad)                                   fresh inner graph
+#                                                y'.backward(∂L/∂y)
+#                                                return x'.grad, and ∂L/∂W for every
+#                                                parameter W that fn used
+# ```
+#
+# Parameters used inside `fn` need care. The inner `backward` reaches them (the
+# recomputed graph uses the real `W` and `b`) and accumulates into their `.grad` with
+# the same `+=` the outer engine would have used, so the node returns `None` for them.
+# They are still passed to the node as extra inputs (taken from `fn.parameters()` when
+# `fn` is a module, or from `parameters=`): otherwise, when the input is plain data (the
+# first block of a network), the output would not require grad and backward would never
+# reach the node, losing every weight's gradient.
+#
+# Edge cases, each tested:
+#
+# - inside `no_grad()` nothing will run backward, so `checkpoint` just calls `fn`;
+# - if no input and no parameter requires grad, it also just calls `fn`;
+# - if the recomputed output does not depend on anything that requires grad, backward
+#   raises a `RuntimeError` naming `fn` (there is nothing to recompute through);
+# - `fn` must return a `Variable`; the inputs must be `Variable`s.
+
+
+# %% nbgrader={"grade": false, "grade_id": "memory_checkpoint", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+def _name_of(fn: Callable) -> str:
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _parameters_of(fn: Any) -> list[Variable]:
+    """The Variables that require grad among `fn.parameters()`, if fn has that method."""
+    if not callable(getattr(fn, "parameters", None)):
+        return []
+    return [p for p in fn.parameters() if isinstance(p, Variable) and p.requires_grad]
+
+
+def _recompute_backward(
+    fn: Callable, arrays: Sequence[np.ndarray], needs: Sequence[bool], grad_output: np.ndarray
+) -> list[np.ndarray | None]:
+    """Re-run `fn` with grad enabled on fresh leaves holding `arrays`, backpropagate
+    `grad_output` through it (parameters used inside fn accumulate their `.grad` there),
+    and return the gradients of the inputs (None where `needs` is False)."""
+    ### BEGIN SOLUTION
+    leaves = [
+        Variable(array, requires_grad=need) for array, need in zip(arrays, needs, strict=True)
+    ]
+    with enable_grad():
+        output = fn(*leaves)
+    if not (isinstance(output, Variable) and output.requires_grad):
+        raise RuntimeError(
+            f"checkpoint({_name_of(fn)}): recomputing gave an output that does not depend on "
+            "any input or parameter that requires grad, so there is nothing to backpropagate "
+            f"through; call {_name_of(fn)} directly instead of checkpointing it"
+        )
+    output.backward(grad_output)
+    return [leaf.grad if need else None for leaf, need in zip(leaves, needs, strict=True)]
+    ### END SOLUTION
+
+
+def _checkpoint_node(fn: Callable, n_inputs: int, params: Sequence[Variable]) -> type:
+    """A Function class for one checkpointed call of `fn` (inputs first, then `params`)."""
+
+    class Checkpoint(Function):
+        @staticmethod
+        def forward(ctx, *values):
+            arrays = [v.data if isinstance(v, Variable) else v for v in values[:n_inputs]]
+            ctx.save_for_backward(*arrays)
+            with no_grad():
+                output = fn(*[Variable(a) for a in arrays])
+            if not isinstance(output, Variable):
+                raise TypeError(
+                    f"checkpoint({_name_of(fn)}): fn returned "
+                    f"{type(output).__name__}; it must return a Variable"
+                )
+            return output.data
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            needs = tuple(ctx.needs_input_grad[:n_inputs])
+            grads = _recompute_backward(fn, ctx.saved_tensors, needs, grad_output)
+            return (*grads, *[None] * len(params))  # params got theirs inside
+
+    return Checkpoint
+
+
+def checkpoint(
+    fn: Callable[..., Variable], *inputs: Variable, parameters: Iterable[Variable] | None = None
+) -> Variable:
+    """`fn(*inputs)` without keeping fn's intermediates: they are recomputed in backward.
+
+    `parameters`: the Variables fn uses besides its inputs (default: `fn.parameters()` if
+    fn is a module). Gradients equal those of calling fn directly, bit for bit."""
+    for i, value in enumerate(inputs):
+        if not isinstance(value, Variable):
+            raise TypeError(
+                f"checkpoint({_name_of(fn)}): input {i} is a {type(value).__name__}; "
+                "inputs must be Variables (use constants inside fn)"
+            )
+    params = (
+        _parameters_of(fn) if parameters is None else [p for p in parameters if p.requires_grad]
+    )
+    if not is_grad_enabled() or not (params or any(v.requires_grad for v in inputs)):
+        return fn(*inputs)  # nothing will run backward through this call: no need to save anything
+    return _checkpoint_node(fn, len(inputs), params).apply(*inputs, *params)
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_memory_checkpoint", "locked": true, "points": 20, "schema_version": 3, "solution": false, "task": false}
+class _Block:
+    """relu(x @ W + b): a stand-in for a layer, with `parameters()` like a module."""
+
+    def __init__(self, m, n, rng):
+        self.W = Variable(rng.standard_normal((m, n)) / np.sqrt(m), requires_grad=True, name="W")
+        self.b = Variable(rng.standard_normal(n) * 0.1, requires_grad=True, name="b")
+
+    def __call__(self, x):
+        return (x @ self.W + self.b).relu()
+
+    def parameters(self):
+        return [self.W, self.b]
+
+
+def _grads_of(run, blocks, x):
+    for block in blocks:
+        for p in block.parameters():
+            p.grad = None
+    x.grad = None
+    loss = run(x)
+    loss.backward()
+    return loss, [p.grad.copy() for block in blocks for p in block.parameters()], x.grad
+
+
+_rng = np.random.default_rng(3)
+_blocks = [_Block(16, 16, _rng) for _ in range(3)]
+_x = Variable(_rng.standard_normal((32, 16)), requires_grad=True)
+
+
+def _plain(x):
+    return _blocks[2](_blocks[1](_blocks[0](x))).sum()
+
+
+def _two_checkpoints(x):
+    return _blocks[2](checkpoint(_blocks[1], checkpoint(_blocks[0], x))).sum()
+
+
+_loss_a, _grads_a, _gx_a = _grads_of(_plain, _blocks, _x)
+_loss_b, _grads_b, _gx_b = _grads_of(_two_checkpoints, _blocks, _x)
+assert np.array_equal(_loss_a.data, _loss_b.data), "checkpoint changed the forward value"
+for _i, (_ga, _gb) in enumerate(zip(_grads_a, _grads_b, strict=True)):
+    assert np.array_equal(_ga, _gb), (
+        f"parameter {_i} (block {_i // 2}, {'W' if _i % 2 == 0 else 'b'}): checkpointed gradient "
+        f"differs from the plain one by up to {np.abs(_ga - _gb).max():.3g}; it must be identical"
+    )
+assert _gx_b is not None and np.array_equal(_gx_a, _gx_b), "x.grad differs with checkpointing"
+
+_data = Variable(_rng.standard_normal((32, 16)))  # plain data: no requires_grad
+_, _g_plain, _ = _grads_of(lambda x: _blocks[0](x).sum(), _blocks[:1], _data)
+_, _g_ckpt, _ = _grads_of(lambda x: checkpoint(_blocks[0], x).sum(), _blocks[:1], _data)
+assert all(np.array_equal(a, b) for a, b in zip(_g_plain, _g_ckpt, strict=True)), (
+    "checkpoint on plain data (the first layer) must still give W and b their gradients: "
+    "pass the parameters as inputs of the Checkpoint node"
+)
+
+with no_grad():
+    _out = checkpoint(_blocks[0], _x)
+assert _out.grad_fn is None and np.array_equal(_out.data, _blocks[0](_x).data), (
+    "inside no_grad() checkpoint should just call fn: same values, no graph"
+)
+
+_inner = walk_graph(checkpoint(_blocks[0], _x).sum())
+assert len(_inner.nodes) == 2, (
+    f"the graph of checkpoint(block, x).sum() has {len(_inner.nodes)} nodes; expected 2 "
+    "(the Checkpoint node and sum): fn's ops must run under no_grad in forward"
+)
+
+_const = checkpoint(lambda x: Variable(np.ones(3)), _x)
+try:
+    _const.sum().backward()
+except RuntimeError as _error:
+    assert "does not depend" in str(_error) and "lambda" in str(_error), (
+        f"the error should say the output does not depend on the inputs and name fn: {_error}"
+    )
+else:
+    raise AssertionError("checkpoint(fn) whose output ignores its inputs should raise in backward")
+### BEGIN HIDDEN TESTS
+_W = Variable(_rng.standard_normal((16, 16)), requires_grad=True)
+_W.grad = None
+(checkpoint(lambda x: (x @ _W).relu(), _x, parameters=[_W]).sum()).backward()
+_g1 = _W.grad.copy()
+_W.grad = None
+((_x @ _W).relu().sum()).backward()
+assert np.array_equal(_g1, _W.grad), "parameters= must route gradients to those parameters"
+try:
+    checkpoint(_blocks[0], np.ones((2, 16)))
+except TypeError as _error:
+    assert "input 0" in str(_error)
+else:
+    raise AssertionError("non-Variable input should raise TypeError")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 7: `checkpoint_sequential(layers, segments, x)`
+#
+# Split the layers into `segments` consecutive runs whose sizes differ by at most one
+# (the first ones take the remainder: 32 layers in 6 segments are 6, 6, 5, 5, 5, 5), and
+# checkpoint every run except the last. The last one runs normally: backward needs
+# its activations right away, so recomputing them would only cost time (PyTorch's
+# `checkpoint_sequential` does the same).
+#
+# ```
+#   32 layers, segments = round(√32) = round(5.66) = 6:
+#
+#   x ─>[ 1 .. 6 ]─> a ─>[ 7 .. 12]─> b ─>[13 .. 17]─> c ─>[18 .. 22]─> d ─> ...
+#       checkpoint        checkpoint       checkpoint       checkpoint
+#
+#     ... d ─>[23 .. 27]─> e ─>[28 .. 32]─> out
+#             checkpoint       kept normally
+#
+#   kept after forward: x, a, b, c, d, e  +  the activations of layers 28 .. 32
+# ```
+#
+# Errors, raised before anything runs: `segments` must be an `int` with
+# `1 ≤ segments ≤ len(layers)` (`segments = 1` means nothing is checkpointed).
+
+
+# %% nbgrader={"grade": false, "grade_id": "memory_checkpoint_sequential", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+def segment_bounds(n_layers: int, segments: int) -> list[tuple[int, int]]:
+    """`(start, stop)` of each segment: consecutive, covering 0..n_layers, sizes differing
+    by at most one, larger first."""
+    if isinstance(segments, bool) or not isinstance(segments, int):
+        raise TypeError(f"segments must be an int, got {type(segments).__name__} {segments!r}")
+    if not 1 <= segments <= n_layers:
+        raise ValueError(
+            f"segments={segments} is out of range for {n_layers} layers: "
+            f"use 1 ≤ segments ≤ {n_layers}"
+        )
+    ### BEGIN SOLUTION
+    size, extra = divmod(n_layers, segments)
+    bounds, start = [], 0
+    for i in range(segments):
+        stop = start + size + (1 if i < extra else 0)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+    ### END SOLUTION
+
+
+class _Segment:
+    """Layers run one after another, with the parameters of all of them."""
+
+    def __init__(self, layers: Sequence[Callable]) -> None:
+        self.layers = list(layers)
+        self.__name__ = f"layers[{len(self.layers)}]"
+
+    def __call__(self, x: Variable) -> Variable:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def parameters(self) -> list[Variable]:
+        return [p for layer in self.layers for p in _parameters_of(layer)]
+
+
+def _as_layer_list(layers: Any) -> list[Callable]:
+    """A list of the layers, from a list/tuple or a container module (e.g. Sequential)."""
+    for name in ("layers", "modules", "_modules"):
+        inner = getattr(layers, name, None)
+        if isinstance(inner, (list, tuple)):
+            return list(inner)
+        if isinstance(inner, dict):
+            return list(inner.values())
+    return list(layers)
+
+
+def checkpoint_sequential(layers: Any, segments: int, x: Variable) -> Variable:
+    """Run `layers` on `x`, checkpointing every segment but the last (Chen et al. 2016)."""
+    layers = _as_layer_list(layers)
+    bounds = segment_bounds(len(layers), segments)
+    ### BEGIN SOLUTION
+    for start, stop in bounds[:-1]:
+        x = checkpoint(_Segment(layers[start:stop]), x)
+    start, stop = bounds[-1]
+    return _Segment(layers[start:stop])(x)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_memory_checkpoint_sequential", "locked": true, "points": 12, "schema_version": 3, "solution": false, "task": false}
+assert segment_bounds(32, 6) == [(0, 6), (6, 12), (12, 17), (17, 22), (22, 27), (27, 32)], (
+    f"segment_bounds(32, 6) gave {segment_bounds(32, 6)}; sizes should be 6, 6, 5, 5, 5, 5"
+)
+assert segment_bounds(4, 4) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+assert segment_bounds(5, 1) == [(0, 5)]
+for _bad in (0, -1, 33):
+    try:
+        segment_bounds(32, _bad)
+    except ValueError as _error:
+        assert str(_bad) in str(_error) and "32" in str(_error), (
+            f"say which value and the range: {_error}"
+        )
+    else:
+        raise AssertionError(f"segments={_bad} for 32 layers should raise ValueError")
+
+_rng = np.random.default_rng(4)
+_stack = [_Block(24, 24, _rng) for _ in range(9)]
+_data = Variable(_rng.standard_normal((40, 24)))
+
+
+def _seq_grads(run):
+    for block in _stack:
+        block.W.grad = block.b.grad = None
+    loss = run(_data).sum()
+    ledger = memory_ledger(loss)
+    loss.backward()
+    return ledger, [p.grad.copy() for block in _stack for p in block.parameters()]
+
+
+_full_ledger, _full = _seq_grads(lambda x: _Segment(_stack)(x))
+_ckpt_ledger, _ckpt = _seq_grads(lambda x: checkpoint_sequential(_stack, 3, x))
+for _i, (_a, _b) in enumerate(zip(_full, _ckpt, strict=True)):
+    assert np.array_equal(_a, _b), f"layer {_i // 2}: gradient differs with checkpoint_sequential"
+_graph_bytes = {
+    k: v.bytes["activations"] + v.bytes["intermediates"]
+    for k, v in (("full", _full_ledger), ("ckpt", _ckpt_ledger))
+}
+assert _graph_bytes["ckpt"] < 0.6 * _graph_bytes["full"], (
+    f"with 3 segments of 9 layers the graph holds {_graph_bytes['ckpt']} bytes, plain "
+    f"{_graph_bytes['full']}: checkpointed segments should keep only their inputs"
+)
+print(
+    render_ledgers(
+        [("9 blocks, plain", _full_ledger, None), ("9 blocks, 3 segments", _ckpt_ledger, None)]
+    )
+)
+### BEGIN HIDDEN TESTS
+try:
+    checkpoint_sequential(_stack, 10, _data)
+except ValueError as _error:
+    assert "10" in str(_error) and "9" in str(_error)
+else:
+    raise AssertionError("segments > layers must raise")
+_one, _ = _seq_grads(lambda x: checkpoint_sequential(_stack, 1, x))
+assert _one.nodes == _full_ledger.nodes
+### END HIDDEN TESTS
