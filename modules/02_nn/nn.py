@@ -1,18 +1,1148 @@
 # %% [markdown]
 # # Neural network layers and losses
 #
-# > Placeholder: this module is being written.
+# > Module, Parameter, Linear, activations, Sequential, and the MSE and cross-entropy losses, built on your autograd engine.
+
+# %% [markdown]
+# ## What we're building today
+#
+# Module 01 gave you `Variable`: numbers that remember how they were computed, so that
+# `loss.backward()` can fill in every gradient. A neural network is a pile of such
+# numbers (its *parameters*) and a recipe for using them (its *forward pass*). This
+# module packages both so that a whole network behaves like one object:
+#
+# ```
+#     Your code:                               What happens behind the scenes:
+#     ──────────                               ───────────────────────────────
+#
+#     model = Sequential(                      each Linear draws weight (out, in) and
+#         Linear(784, 256), ReLU(),            bias (out,) from U(-1/√in, +1/√in),
+#         Linear(256, 10))                     like PyTorch's default initialisation
+#
+#     model.named_parameters()                 walks the attributes: "0.weight",
+#                                              "0.bias", "2.weight", "2.bias"
+#
+#     logits = model(x)                        x @ Wᵀ + b, relu, x @ Wᵀ + b: graph
+#                                              nodes recorded by your engine
+#
+#     loss = cross_entropy(logits, y)          log-softmax with the row maximum
+#                                              subtracted first: no overflow
+#
+#     loss.backward()                          .grad filled for all 4 parameters
+#     model.zero_grad()                        every .grad back to None
+# ```
+
+# %% [markdown]
+# ## The computational graph of one layer
+#
+# `Linear` computes `y = x @ Wᵀ + b` for a batch `x` of N rows. Written with your
+# engine's operations, the forward pass records this graph:
+#
+# ```
+# Forward pass (build the graph):
+#
+#     x  (N, in) ─────────┐
+#                         ├──[@]──> x @ Wᵀ (N, out) ──┐
+#     Wᵀ (in, out) ───────┘                           ├──[+]──> y (N, out)
+#                                     b (out,) ───────┘
+#                                (b is broadcast over the N rows)
+#
+# Backward pass (apply the chain rule, shapes check every step):
+#
+#     ∂L/∂x = ∂L/∂y @ W         (N, out) @ (out, in) = (N, in)
+#     ∂L/∂W = (∂L/∂y)ᵀ @ x      (out, N) @ (N, in)   = (out, in)
+#     ∂L/∂b = ∂L/∂y summed over the N rows           = (out,)
+# ```
+#
+# You do not write that backward pass: the `@`, `.T` and `+` of module 01 already know
+# their own. This module only *arranges* operations you have, so every gradient of a
+# network comes from code you have already tested.
+
+# %% [markdown]
+# ## Memory layout of a real network
+#
+# The parameters live as long as the model; the activations (each layer's output) exist
+# once per batch and are what the backward pass reads. This table is the output of
+# `describe(model, (128, 784))` for the MLP 784-256-128-10 in float32, a function you
+# get at the end of this module (it runs a forward pass and measures each layer):
+#
+# <!-- describe:mlp -->
+# ```
+# ┌───────┬────────┬────────────────────┬─────────────┬────────────┬───────────┐
+# │ layer │ type   │ parameters         │ param bytes │ output     │ out bytes │
+# ├───────┼────────┼────────────────────┼─────────────┼────────────┼───────────┤
+# │ 0     │ Linear │ weight (256, 784)  │     802,816 │ (128, 256) │   131,072 │
+# │       │        │ bias (256,)        │       1,024 │            │           │
+# │ 1     │ ReLU   │                    │           0 │ (128, 256) │   131,072 │
+# │ 2     │ Linear │ weight (128, 256)  │     131,072 │ (128, 128) │    65,536 │
+# │       │        │ bias (128,)        │         512 │            │           │
+# │ 3     │ ReLU   │                    │           0 │ (128, 128) │    65,536 │
+# │ 4     │ Linear │ weight (10, 128)   │       5,120 │ (128, 10)  │     5,120 │
+# │       │        │ bias (10,)         │          40 │            │           │
+# ├───────┼────────┼────────────────────┼─────────────┼────────────┼───────────┤
+# │ total │        │ 235,146 parameters │     940,584 │            │   398,336 │
+# └───────┴────────┴────────────────────┴─────────────┴────────────┴───────────┘
+# ```
+# <!-- /describe:mlp -->
+#
+# Training adds a gradient of the same size as each parameter (another 940,584
+# bytes here) and, in module 03, the optimizer's own state.
+
+# %% [markdown]
+# ## Cross-entropy, step by step with real numbers
+#
+# A classifier outputs one *logit* per class; cross-entropy turns them into
+# probabilities with softmax and charges `-log(probability of the right class)`.
+# Computing `exp` first overflows for large logits (`exp(1000)` is `inf` in float64 and
+# `exp(89)` already is in float32). Subtracting the row maximum first changes nothing
+# mathematically (softmax is shift-invariant) and keeps every `exp` in (0, 1]:
+#
+# <!-- trace:cross_entropy -->
+# ```
+# logits z = [2.0, 1.0, 0.1], target class 0
+#
+#   m = max(z)                    = 2.0
+#   z - m                         = [0.0, -1.0, -1.9]
+#   exp(z - m)                    = [1.0, 0.367879, 0.149569]
+#   s = sum(exp(z - m))           = 1.517448
+#   log_softmax = z - m - log(s)  = [-0.417030, -1.417030, -2.317030]
+#   loss = -log_softmax[0]        = 0.417030
+#
+# Backward: ∂loss/∂z = softmax(z) - onehot(target)
+#   softmax = exp(log_softmax)    = [0.659001, 0.242433, 0.098566]
+#   ∂loss/∂z                      = [-0.340999, 0.242433, 0.098566]
+#
+# logits z = [1000.0, 0.0, -1000.0], target class 1
+#   naive: exp(z) = [inf, 1.0, 0.0]  ->  loss = inf
+#   shifted: loss = 1000.000000
+# ```
+# <!-- /trace:cross_entropy -->
+#
+# The gradient `softmax - onehot` is the reason cross-entropy gets a `Function` of its
+# own below: one node whose backward is a subtraction, instead of a chain of `exp`, `sum`,
+# `log` and indexing nodes that each store an array.
+
+# %% [markdown]
+# ## Real-world context: one layer at large-model scale
+#
+# The same `Linear` is most of a transformer. In GPT-3 (Brown et al., 2020; d_model =
+# 12,288, 96 layers) each layer's feed-forward block is `Linear(12288, 49152)` followed
+# by `Linear(49152, 12288)`. The parameter count is `in × out + out`:
+#
+# <!-- scale:gpt3 -->
+# ```
+# ┌──────────────────────┬─────────────────┬─────────────────┐
+# │ layer                │ parameters      │ float32 bytes   │
+# ├──────────────────────┼─────────────────┼─────────────────┤
+# │ Linear(12288, 49152) │     604,028,928 │   2,416,115,712 │
+# │ Linear(49152, 12288) │     603,992,064 │   2,415,968,256 │
+# │ both, × 96 layers    │ 115,970,015,232 │ 463,880,060,928 │
+# └──────────────────────┴─────────────────┴─────────────────┘
+# ```
+# <!-- /scale:gpt3 -->
+#
+# About 116 of GPT-3's 175 billion parameters sit in these two layer types, and one
+# 2,048-token sequence makes a (2048, 49152) activation of 402,653,184 bytes per layer.
+# The code you write next is the same code at a smaller `in` and `out`.
+
+# %% [markdown]
+# ## Why this matters: before and after `Module`
+#
+# ```
+#     Before (numpy by hand):                  After (Module + autograd):
+#     ───────────────────────                  ──────────────────────────
+#     W1, b1, W2, b2 = init(...)               model = Sequential(Linear(4, 8),
+#     h = np.maximum(x @ W1.T + b1, 0)                            ReLU(), Linear(8, 3))
+#     out = h @ W2.T + b2                      loss = cross_entropy(model(x), y)
+#     dout = softmax(out) - onehot(y)          loss.backward()
+#     dW2 = dout.T @ h; db2 = dout.sum(0)      for p in model.parameters():
+#     dh = (dout @ W2) * (h > 0)                   p.data -= lr * p.grad
+#     dW1 = dh.T @ x;  db1 = dh.sum(0)
+#     W1 -= lr * dW1;  b1 -= lr * db1  ...     new layer: one line, no new calculus
+#
+#     a new layer means new calculus           a mistake is an error naming the
+#     and a silent bug when a shape is off     layer and both shapes
+# ```
+#
+# Now let's build it.
 
 # %%
 #| default_exp nn
 
-# %% nbgrader={"grade": false, "grade_id": "nn_placeholder", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 #| export
-def placeholder() -> int:
-    "Stands in until the module is written."
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from tinytorch.autograd import Function, Variable, no_grad
+
+# %% [markdown]
+# ## Part 1: `Parameter` and `Module`
+#
+# A `Parameter` is a `Variable` that a model owns and trains: it always has
+# `requires_grad=True`. A `Module` finds its parameters by looking at its own
+# attributes, the way PyTorch's `nn.Module` does, so that you never list them by hand:
+#
+# ```
+#   model (Sequential)
+#    ├── "0" ──> Linear ──┬── "weight" ──> Parameter (256, 784)    "0.weight"
+#    │                    └── "bias"   ──> Parameter (256,)        "0.bias"
+#    ├── "1" ──> ReLU        (no parameters)
+#    └── "2" ──> Linear ──┬── "weight" ──> Parameter (10, 256)     "2.weight"
+#                         └── "bias"   ──> Parameter (10,)         "2.bias"
+# ```
+#
+# `named_parameters()` walks the attributes in the order they were assigned
+# (`vars(self)` keeps that order) and yields `(dotted name, parameter)`:
+#
+# - an attribute holding a `Parameter` yields `prefix + name`;
+# - an attribute holding a `Module` yields that module's own parameters, with
+#   `name + "."` added to the prefix;
+# - an attribute holding a list or tuple of Modules yields each one's parameters with
+#   the prefix `name.i.`;
+# - a parameter reached twice (two layers sharing one weight) is yielded once, under
+#   the first name, so an optimizer never updates it twice.
+
+
+# %% nbgrader={"grade": false, "grade_id": "nn_module", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+class Parameter(Variable):
+    """A `Variable` that a `Module` owns and trains: `requires_grad` is always True."""
+
+    def __init__(self, data, name: str | None = None):
+        super().__init__(data, requires_grad=True, name=name)
+
+
+class Module:
+    """Base class of every layer and model.
+
+    Subclasses assign `Parameter`s and sub-`Module`s as attributes in `__init__` and
+    define `forward`; calling the module calls `forward`. Parameters are found by
+    walking the attributes, so they never have to be listed by hand.
+    """
+
+    training: bool = True
+
+    def forward(self, *inputs):
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *inputs, **kwargs):
+        return self.forward(*inputs, **kwargs)
+
+    def _children(self) -> Iterator[tuple[str, Module | Parameter]]:
+        """(attribute name, value) for every attribute that is a Parameter or a Module,
+        in assignment order; a list or tuple of Modules counts as `name.0`, `name.1`, ..."""
+        for name, value in vars(self).items():
+            if isinstance(value, (Parameter, Module)):
+                yield name, value
+            elif (
+                isinstance(value, (list, tuple))
+                and value
+                and all(isinstance(v, Module) for v in value)
+            ):
+                for index, item in enumerate(value):
+                    yield f"{name}.{index}", item
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """Yield (dotted name, parameter) for every parameter of this module and its
+        sub-modules, each parameter once, in the order the attributes were assigned."""
+        ### BEGIN SOLUTION
+        seen: set[int] = set()
+
+        def walk(module: Module, prefix: str) -> Iterator[tuple[str, Parameter]]:
+            for name, value in module._children():
+                if isinstance(value, Parameter):
+                    if id(value) not in seen:
+                        seen.add(id(value))
+                        yield prefix + name, value
+                else:
+                    yield from walk(value, prefix + name + ".")
+
+        yield from walk(self, prefix)
+        ### END SOLUTION
+
+    def parameters(self) -> list[Parameter]:
+        """Every parameter of this module and its sub-modules (see `named_parameters`)."""
+        return [parameter for _, parameter in self.named_parameters()]
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """Yield (dotted name, module) for this module ("" for itself) and every sub-module."""
+        yield prefix.rstrip("."), self
+        for name, value in self._children():
+            if isinstance(value, Module):
+                yield from value.named_modules(prefix + name + ".")
+
+    def zero_grad(self) -> None:
+        """Forget the gradients of all parameters: set every `.grad` to None (as PyTorch 2
+        does by default), so the next `backward()` starts from nothing."""
+        ### BEGIN SOLUTION
+        for parameter in self.parameters():
+            parameter.grad = None
+        ### END SOLUTION
+
+    def train(self, mode: bool = True) -> Module:
+        """Put this module and every sub-module in training mode (or evaluation mode
+        with `mode=False`); returns the module so calls can be chained."""
+        ### BEGIN SOLUTION
+        for _, module in self.named_modules():
+            module.training = mode
+        ### END SOLUTION
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode: `train(False)`."""
+        return self.train(False)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A snapshot of the parameters: {dotted name: copy of the array} (Part 2)."""
+        return {name: parameter.data.copy() for name, parameter in self.named_parameters()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Copy every array of `state` into the parameter of the same name, in place.
+
+        Strict: raises `KeyError` listing every missing, unexpected or mis-shaped key
+        (found by `state_dict_problems`, Part 2) and changes nothing when anything is wrong.
+        """
+        problems = state_dict_problems(self, state)
+        if problems:
+            raise KeyError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
+        for name, parameter in self.named_parameters():
+            np.copyto(parameter.data, np.asarray(state[name]))
+
+    def __repr__(self) -> str:
+        children = [(n, v) for n, v in self._children() if isinstance(v, Module)]
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, child in children:
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        return "\n".join(lines + [")"])
+
+    def extra_repr(self) -> str:
+        """The arguments shown inside this module's repr, e.g. `in_features=4, ...`."""
+        return ""
+
+
+# %% [markdown]
+# The test below builds small models out of `Module`s. Each assertion says what a user
+# of your `Module` would notice going wrong.
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_nn_module", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
+class _Pair(Module):
+    def __init__(self):
+        self.first = Parameter(np.ones(3, dtype=np.float32))
+        self.scale = 2.0  # not a parameter: a plain number
+        self.cache = Variable(np.zeros(2, dtype=np.float32))  # not a Parameter either
+        self.second = Parameter(np.zeros((2, 2), dtype=np.float32))
+
+
+class _Outer(Module):
+    def __init__(self):
+        self.bias = Parameter(np.zeros(1, dtype=np.float32))
+        self.inner = _Pair()
+        self.blocks = [_Pair(), _Pair()]
+
+
+_names = [name for name, _ in _Pair().named_parameters()]
+assert _names == ["first", "second"], (
+    f"named_parameters() of a module with Parameters `first` and `second` (and a float and a "
+    f"plain Variable, which are not parameters) gave {_names}; expected ['first', 'second']"
+)
+_outer = _Outer()
+_names = [name for name, _ in _outer.named_parameters()]
+_expected = [
+    "bias",
+    "inner.first",
+    "inner.second",
+    "blocks.0.first",
+    "blocks.0.second",
+    "blocks.1.first",
+    "blocks.1.second",
+]
+assert _names == _expected, (
+    f"nested modules should give dotted names in assignment order;\n got      {_names}\n expected {_expected}"
+)
+assert all(isinstance(p, Parameter) for p in _outer.parameters()), (
+    "parameters() must return Parameters"
+)
+assert _outer.parameters()[1] is _outer.inner.first, (
+    "parameters() must return the module's own Parameter objects, not copies "
+    "(an optimizer updates them in place)"
+)
+for _p in _outer.parameters():
+    _p.grad = np.ones_like(_p.data)
+_outer.zero_grad()
+assert all(p.grad is None for p in _outer.parameters()), (
+    "zero_grad() should set every .grad to None"
+)
+assert _outer.eval() is _outer, "eval() should return the module itself"
+assert not _outer.training and not _outer.inner.training and not _outer.blocks[1].training, (
+    "eval() must switch every sub-module to training=False, including modules in lists"
+)
+_outer.train()
+assert _outer.training and _outer.inner.training and _outer.blocks[0].training, (
+    "train() must switch every sub-module back to training=True"
+)
+### BEGIN HIDDEN TESTS
+_shared = _Pair()
+_tied = _Outer()
+_tied.inner = _shared
+_tied.blocks = [_shared]
+_tied_names = [name for name, _ in _tied.named_parameters()]
+assert _tied_names == ["bias", "inner.first", "inner.second"], (
+    f"a parameter reached twice must be listed once, under its first name; got {_tied_names}"
+)
+assert [n for n, _ in _Outer().named_parameters(prefix="model.")][0] == "model.bias", (
+    "named_parameters(prefix=...) should put the prefix in front of every name"
+)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 2: saving and restoring weights: `state_dict`
+#
+# A trained model is its parameters. `state_dict()` returns a snapshot:
+# `{dotted name: numpy array copy}`. `load_state_dict(state)` writes such a snapshot back
+# into the live parameters, *in place*, so that an optimizer that holds the same
+# `Parameter` objects keeps working. Loading is strict: every mismatch is a bug in the
+# caller's code, and a silent partial load is the worst kind of bug, so it stops with
+# an error that names each key and both shapes:
+#
+# ```
+#     state_dict from disk          model.named_parameters()
+#     ────────────────────          ────────────────────────
+#     "0.weight" (256, 784)  ──────> "0.weight" (256, 784)     copied in place
+#     "0.bias"   (256,)      ──────> "0.bias"   (256,)         copied in place
+#     "2.weight" (10, 128)    ──X──> "2.weight" (10, 256)      error: shape
+#                                    "2.bias"   (10,)          error: missing
+#     "3.weight" (10, 10)     ──X──                            error: unexpected
+# ```
+#
+# PyTorch's `state_dict()` returns tensors that share memory with the model; ours
+# returns copies, so a snapshot taken before training stays what it was.
+
+
+# %% nbgrader={"grade": false, "grade_id": "nn_state_dict", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+def state_dict_problems(module: Module, state: dict) -> list[str]:
+    """Every way `state` does not fit `module`: missing keys, unexpected keys, and
+    arrays whose shape differs from the parameter's, each naming the key (and shapes)."""
+    problems: list[str] = []
     ### BEGIN SOLUTION
-    return 1
+    parameters = dict(module.named_parameters())
+    for name, parameter in parameters.items():
+        if name not in state:
+            problems.append(f"missing key {name!r} (parameter of shape {parameter.shape})")
+            continue
+        shape = np.shape(state[name])
+        if shape != parameter.shape:
+            problems.append(
+                f"key {name!r}: state has shape {shape}, the parameter has shape {parameter.shape}"
+            )
+    for name in state:
+        if name not in parameters:
+            problems.append(
+                f"unexpected key {name!r} (shape {np.shape(state[name])}): no such parameter"
+            )
+    ### END SOLUTION
+    return problems
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_nn_state_dict", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+_model = _Outer()
+_snapshot = _model.state_dict()
+assert list(_snapshot) == [n for n, _ in _model.named_parameters()], (
+    "state_dict keys should be the dotted names"
+)
+_model.inner.first.data += 5
+assert np.all(_snapshot["inner.first"] == 1), (
+    "state_dict() must return copies: a later change leaked into it"
+)
+_first = _model.inner.first
+_model.load_state_dict(_snapshot)
+assert _model.inner.first is _first and np.all(_first.data == 1), (
+    "load_state_dict must copy values into the existing Parameter objects (in place)"
+)
+_bad = dict(_snapshot)
+_bad["inner.second"] = np.zeros((3, 3), dtype=np.float32)
+del _bad["bias"]
+_bad["extra.weight"] = np.zeros(4, dtype=np.float32)
+_message = ""
+try:
+    _model.load_state_dict(_bad)
+except KeyError as error:
+    _message = str(error)
+for _part in ["'bias'", "'inner.second'", "(3, 3)", "(2, 2)", "'extra.weight'"]:
+    assert _part in _message, (
+        f"load_state_dict with a missing, a mis-shaped and an unexpected key should raise "
+        f"KeyError naming each key and both shapes; {_part} is not in the message: {_message!r}"
+    )
+### BEGIN HIDDEN TESTS
+_model.inner.first.data[:] = 7
+try:
+    _model.load_state_dict({**_snapshot, "inner.second": np.zeros(5)})
+except KeyError:
+    pass
+assert np.all(_model.inner.first.data == 7), (
+    "a failed load_state_dict must leave every parameter unchanged"
+)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 3: `Linear` and its initialisation
+#
+# `Linear(in_features, out_features)` holds `weight` of shape `(out, in)` (PyTorch's
+# layout, so state dicts carry over) and `bias` of shape `(out,)`, and computes
+# `x @ weight.T + bias`.
+#
+# **Why the initial values matter.** Each output sums `in` products `x_j · w_j`. If the
+# weights were drawn with a fixed spread, that sum's variance would grow with `in`, and
+# after a few layers activations (and gradients) would explode or vanish. Scaling the
+# spread by `1/√in` keeps it level. PyTorch's default is `kaiming_uniform_(a=√5)`:
+#
+# ```
+#   gain  = √(2 / (1 + a²)) = √(2 / 6) = 1/√3
+#   std   = gain / √in
+#   bound = √3 · std         = 1/√in        weight ~ U(-bound, +bound)
+#   bias  ~ U(-1/√in, +1/√in)
+#
+#   Linear(784, 256): bound = 1/√784 = 1/28 ≈ 0.0357
+# ```
+#
+# Draw from the `np.random.Generator` passed as `generator` (or a fresh
+# `np.random.default_rng()` if none), weight first, then bias, so that the same seed
+# gives the same layer. Store both as `dtype` (float32 unless asked otherwise).
+#
+# In `forward`, check the input's last dimension before multiplying: numpy's own error
+# ("matmul: Input operand 1 has a mismatch in its core dimension 0 ...") names neither the
+# layer nor what was expected. Raise a `ValueError` naming the layer and both shapes.
+
+
+# %% nbgrader={"grade": false, "grade_id": "nn_linear", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+def _as_variable(x) -> Variable:
+    return x if isinstance(x, Variable) else Variable(x)
+
+
+class Linear(Module):
+    """`y = x @ weight.T + bias`, with weight (out_features, in_features) and PyTorch's
+    default initialisation U(-1/√in, 1/√in), drawn from `generator`."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        generator: np.random.Generator | None = None,
+        dtype=np.float32,
+    ):
+        self.in_features, self.out_features = in_features, out_features
+        rng = generator if generator is not None else np.random.default_rng()
+        ### BEGIN SOLUTION
+        bound = 1.0 / np.sqrt(in_features) if in_features > 0 else 0.0
+        weight = rng.uniform(-bound, bound, size=(out_features, in_features))
+        self.weight = Parameter(weight.astype(dtype))
+        if bias:
+            self.bias = Parameter(rng.uniform(-bound, bound, size=out_features).astype(dtype))
+        else:
+            self.bias = None
+        ### END SOLUTION
+
+    def forward(self, x) -> Variable:
+        x = _as_variable(x)
+        ### BEGIN SOLUTION
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"{self!r}: input of shape {x.shape} does not fit weight of shape "
+                f"{self.weight.shape}: the input's last dimension must be {self.in_features}"
+            )
+        if x.dtype != self.weight.dtype:
+            raise TypeError(
+                f"{self!r}: input dtype {x.dtype} differs from weight dtype {self.weight.dtype}; "
+                f"convert the input (x.astype(np.{self.weight.dtype}))"
+            )
+        out = x @ self.weight.T
+        return out + self.bias if self.bias is not None else out
+        ### END SOLUTION
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_nn_linear", "locked": true, "points": 20, "schema_version": 3, "solution": false, "task": false}
+_layer = Linear(784, 256, generator=np.random.default_rng(0))
+assert _layer.weight.shape == (256, 784) and _layer.bias.shape == (256,), (
+    f"Linear(784, 256) should have weight (256, 784) and bias (256,) like PyTorch; "
+    f"got {_layer.weight.shape} and {_layer.bias.shape}"
+)
+assert _layer.weight.dtype == np.float32 and _layer.bias.dtype == np.float32, (
+    "parameters should be float32"
+)
+assert [n for n, _ in _layer.named_parameters()] == ["weight", "bias"], (
+    "Linear's parameters: weight, bias"
+)
+_bound = 1 / np.sqrt(784)
+assert np.abs(_layer.weight.data).max() <= _bound and np.abs(_layer.bias.data).max() <= _bound, (
+    f"weights and biases must lie in [-1/sqrt(in), 1/sqrt(in)] = ±{_bound:.4f}"
+)
+assert _layer.weight.data.std() > 0.9 * _bound / np.sqrt(3), (
+    f"weights look too narrow: std {_layer.weight.data.std():.4f}, a uniform on ±{_bound:.4f} "
+    f"has std {_bound / np.sqrt(3):.4f}"
+)
+_again = Linear(784, 256, generator=np.random.default_rng(0))
+assert np.array_equal(_layer.weight.data, _again.weight.data), (
+    "the same seed must give the same weights"
+)
+_x = np.random.default_rng(1).standard_normal((5, 784)).astype(np.float32)
+_y = _layer(_x)
+assert isinstance(_y, Variable) and _y.shape == (5, 256), (
+    "Linear(784, 256) on (5, 784) should give (5, 256)"
+)
+np.testing.assert_allclose(
+    _y.data,
+    _x @ _layer.weight.data.T + _layer.bias.data,
+    rtol=1e-5,
+    atol=1e-6,
+    err_msg="Linear output differs from x @ weight.T + bias",
+)
+_y.sum().backward()
+np.testing.assert_allclose(
+    _layer.weight.grad,
+    np.ones((256, 5), np.float32) @ _x,
+    rtol=1e-4,
+    err_msg="weight.grad after y.sum().backward() should be ones(out, N) @ x",
+)
+np.testing.assert_allclose(
+    _layer.bias.grad, np.full(256, 5.0), err_msg="bias.grad should be N = 5 per output"
+)
+_message = ""
+try:
+    _layer(np.zeros((5, 100), dtype=np.float32))
+except ValueError as error:
+    _message = str(error)
+assert "(5, 100)" in _message and "784" in _message and "Linear" in _message, (
+    f"an input of width 100 into Linear(784, 256) should raise ValueError naming the layer and "
+    f"both shapes; got {_message!r}"
+)
+### BEGIN HIDDEN TESTS
+_nb = Linear(3, 2, bias=False, generator=np.random.default_rng(2))
+assert _nb.bias is None and [n for n, _ in _nb.named_parameters()] == ["weight"], (
+    "bias=False: no bias"
+)
+np.testing.assert_allclose(
+    _nb(np.ones((1, 3), np.float32)).data, _nb.weight.data.sum(1, keepdims=True).T, rtol=1e-6
+)
+_rng = np.random.default_rng(3)
+_w = _rng.uniform(-1 / np.sqrt(6), 1 / np.sqrt(6), size=(4, 6))
+_b = _rng.uniform(-1 / np.sqrt(6), 1 / np.sqrt(6), size=4)
+_l64 = Linear(6, 4, generator=np.random.default_rng(3), dtype=np.float64)
+assert np.array_equal(_l64.weight.data, _w) and np.array_equal(_l64.bias.data, _b), (
+    "draw weight first, then bias, each with generator.uniform(-bound, bound, size=...)"
+)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 4: activations and `Sequential`
+#
+# Without a non-linearity between them, two `Linear` layers collapse into one
+# (`(x @ W1ᵀ) @ W2ᵀ = x @ (W2 W1)ᵀ`). The activations wrap the engine's element-wise
+# operations as modules, so that they can sit in a `Sequential`:
+#
+# ```
+#    ReLU     max(x, 0)          gradient 1 where x > 0, else 0
+#    Tanh     tanh(x)            gradient 1 - tanh(x)²
+#    Sigmoid  1 / (1 + e^(-x))   gradient σ(x)(1 - σ(x))
+# ```
+#
+# `Sequential(*layers)` stores its layers as attributes named `"0"`, `"1"`, ... (so
+# parameter names are `"0.weight"` as in PyTorch) and its `forward` feeds each layer's
+# output into the next.
+
+
+# %% nbgrader={"grade": false, "grade_id": "nn_sequential", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+class ReLU(Module):
+    """max(x, 0), element-wise."""
+
+    def forward(self, x) -> Variable:
+        return _as_variable(x).relu()
+
+
+class Tanh(Module):
+    """tanh(x), element-wise."""
+
+    def forward(self, x) -> Variable:
+        return _as_variable(x).tanh()
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x)), element-wise."""
+
+    def forward(self, x) -> Variable:
+        return _as_variable(x).sigmoid()
+
+
+class Sequential(Module):
+    """Layers applied one after another; layer i is the attribute named `str(i)`."""
+
+    def __init__(self, *layers: Module):
+        for index, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(
+                    f"Sequential: layer {index} is a {type(layer).__name__}, not a Module"
+                )
+            setattr(self, str(index), layer)
+
+    def __len__(self) -> int:
+        return sum(1 for name in vars(self) if name.isdigit())
+
+    def __getitem__(self, index: int) -> Module:
+        return getattr(self, str(range(len(self))[index]))
+
+    def __iter__(self) -> Iterator[Module]:
+        return (self[i] for i in range(len(self)))
+
+    def forward(self, x) -> Variable:
+        ### BEGIN SOLUTION
+        for layer in self:
+            x = layer(x)
+        return x
+        ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_nn_sequential", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+_rng = np.random.default_rng(4)
+_net = Sequential(Linear(4, 8, generator=_rng), ReLU(), Linear(8, 3, generator=_rng), Tanh())
+assert len(_net) == 4 and isinstance(_net[2], Linear), (
+    "Sequential should hold its 4 layers in order"
+)
+assert [n for n, _ in _net.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"], (
+    f"Sequential parameter names should be like PyTorch's; got {[n for n, _ in _net.named_parameters()]}"
+)
+_x = _rng.standard_normal((6, 4)).astype(np.float32)
+_h = np.maximum(_x @ _net[0].weight.data.T + _net[0].bias.data, 0)
+_expected = np.tanh(_h @ _net[2].weight.data.T + _net[2].bias.data)
+np.testing.assert_allclose(
+    _net(_x).data,
+    _expected,
+    rtol=1e-5,
+    atol=1e-6,
+    err_msg="Sequential(Linear, ReLU, Linear, Tanh) gave the wrong output",
+)
+_s = Sigmoid()(np.array([-2.0, 0.0, 3.0], dtype=np.float32))
+np.testing.assert_allclose(
+    _s.data,
+    1 / (1 + np.exp(-np.array([-2.0, 0.0, 3.0]))),
+    rtol=1e-6,
+    err_msg="Sigmoid gave the wrong values",
+)
+### BEGIN HIDDEN TESTS
+assert len(Sequential()) == 0
+np.testing.assert_array_equal(Sequential()(_x).data, _x)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 5: mean squared error
+#
+# `mse_loss(prediction, target)` is `mean((prediction - target)²)`, made from the
+# engine's own `-`, `**` and `mean`, so its gradient `2 (prediction - target) / n` comes
+# for free. One check first: numpy would silently broadcast a prediction of shape
+# `(N, 1)` against a target of shape `(N,)` into an `(N, N)` matrix, a classic bug that
+# trains on nonsense without any error. Require equal shapes and say so.
+#
+# `reduction="sum"` gives the sum instead of the mean.
+
+
+# %% nbgrader={"grade": false, "grade_id": "nn_mse", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+def _check_reduction(where: str, reduction: str) -> None:
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"{where}: reduction must be 'mean' or 'sum', got {reduction!r}")
+
+
+def mse_loss(prediction, target, reduction: str = "mean") -> Variable:
+    """Mean (or sum) of squared differences; shapes must match exactly."""
+    _check_reduction("mse_loss", reduction)
+    prediction = _as_variable(prediction)
+    if not isinstance(target, Variable):  # keep float32 float32: no silent upcast
+        target = np.asarray(target, dtype=prediction.dtype)
+    ### BEGIN SOLUTION
+    if np.shape(target) != prediction.shape:
+        raise ValueError(
+            f"mse_loss: prediction has shape {prediction.shape} but target has shape "
+            f"{np.shape(target)}; they must match (reshape one, numpy would broadcast them)"
+        )
+    squared = (prediction - target) ** 2
+    return squared.mean() if reduction == "mean" else squared.sum()
     ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "test_nn_placeholder", "locked": true, "points": 100, "schema_version": 3, "solution": false, "task": false}
-assert placeholder() == 1, "placeholder() should return 1"
+
+class MSELoss(Module):
+    """Module form of `mse_loss`."""
+
+    def __init__(self, reduction: str = "mean"):
+        _check_reduction("MSELoss", reduction)
+        self.reduction = reduction
+
+    def forward(self, prediction, target) -> Variable:
+        return mse_loss(prediction, target, self.reduction)
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_nn_mse", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+_pred = Variable(np.array([[1.0], [2.0], [4.0]], dtype=np.float32), requires_grad=True)
+_target = np.array([[1.0], [0.0], [1.0]], dtype=np.float32)
+_loss = MSELoss()(_pred, _target)
+assert abs(_loss.item() - (0 + 4 + 9) / 3) < 1e-6, (
+    f"MSE of errors 0, 2, 3 is 13/3, got {_loss.item()}"
+)
+_loss.backward()
+np.testing.assert_allclose(
+    _pred.grad,
+    2 * (_pred.data - _target) / 3,
+    rtol=1e-6,
+    err_msg="MSE gradient should be 2 (prediction - target) / n",
+)
+assert abs(mse_loss(_pred, _target, reduction="sum").item() - 13) < 1e-5, (
+    "reduction='sum' should give 13"
+)
+_message = ""
+try:
+    mse_loss(_pred, _target.ravel())
+except ValueError as error:
+    _message = str(error)
+assert "(3, 1)" in _message and "(3,)" in _message, (
+    f"mse_loss with prediction (3, 1) and target (3,) should raise ValueError naming both shapes; "
+    f"got {_message!r}"
+)
+
+# %% [markdown]
+# ## Part 6: cross-entropy as one `Function`
+#
+# For logits `z` of shape `(N, C)` and integer targets `t` of shape `(N,)`:
+#
+# ```
+#   log_softmax(z)[i, c] = z[i, c] - m[i] - log Σ_k exp(z[i, k] - m[i]),   m[i] = max_k z[i, k]
+#   loss                 = -(1/N) Σ_i log_softmax(z)[i, t[i]]
+#   ∂loss/∂z[i, c]       = (softmax(z)[i, c] - [c == t[i]]) / N
+# ```
+#
+# Write it as a `Function` (module 01's contract): `forward(ctx, logits, targets, scale)`
+# returns the loss as a 0-d array and saves what `backward` needs (the softmax, the
+# targets and the scale, which is `1/N` for the mean and `1` for the sum);
+# `backward(ctx, grad_output)` returns the gradient for the logits and `None` for the
+# targets and the scale. Keep the arithmetic in the logits' dtype.
+#
+# `cross_entropy` (given) checks its inputs first and says what is wrong: logits that
+# are not 2-D, targets that are not integers (class *indices*, not one-hot rows or
+# floats), a batch size that differs, or a class index outside `0 .. C-1`.
+
+
+# %% nbgrader={"grade": false, "grade_id": "nn_cross_entropy", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+class CrossEntropy(Function):
+    """Mean (or summed) cross-entropy of logits (N, C) against class indices (N,),
+    through a log-softmax that subtracts each row's maximum."""
+
+    @staticmethod
+    def forward(ctx, logits: np.ndarray, targets: np.ndarray, scale: float) -> np.ndarray:
+        ### BEGIN SOLUTION
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        sums = exp.sum(axis=1, keepdims=True)
+        rows = np.arange(len(targets))
+        picked = shifted[rows, targets] - np.log(sums[:, 0])
+        exp /= sums  # exp now holds softmax(logits)
+        ctx.save_for_backward(exp, targets)
+        ctx.scale = scale
+        return np.asarray(-picked.sum() * scale, dtype=logits.dtype)
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad_output: np.ndarray):
+        ### BEGIN SOLUTION
+        softmax, targets = ctx.saved_tensors
+        grad = softmax.copy()
+        grad[np.arange(len(targets)), targets] -= 1
+        grad *= grad_output * ctx.scale
+        return grad, None, None
+        ### END SOLUTION
+
+
+def _class_targets(targets, logits_shape: tuple) -> np.ndarray:
+    """`targets` as an integer array (N,) of valid class indices, or a clear error."""
+    if isinstance(targets, Variable):
+        targets = targets.data
+    targets = np.asarray(targets)
+    if targets.dtype.kind not in "iu":
+        raise TypeError(
+            f"cross_entropy: targets must be integer class indices of shape (N,), got dtype "
+            f"{targets.dtype} and shape {targets.shape} (a Variable stores float32: pass the "
+            f"numpy integer array itself, e.g. np.array([2, 0, 1]))"
+        )
+    if len(logits_shape) != 2:
+        raise ValueError(f"cross_entropy: logits must have shape (N, C), got {logits_shape}")
+    batch, classes = logits_shape
+    if targets.shape != (batch,):
+        raise ValueError(
+            f"cross_entropy: logits of shape {logits_shape} need targets of shape ({batch},), "
+            f"got {targets.shape}"
+        )
+    bad = np.flatnonzero((targets < 0) | (targets >= classes))
+    if bad.size:
+        raise IndexError(
+            f"cross_entropy: target {targets[bad[0]]} at position {bad[0]} is out of range for "
+            f"{classes} classes (valid class indices: 0 .. {classes - 1})"
+        )
+    return targets
+
+
+def cross_entropy(logits, targets, reduction: str = "mean") -> Variable:
+    """Cross-entropy of `logits` (N, C) against integer class `targets` (N,)."""
+    _check_reduction("cross_entropy", reduction)
+    logits = _as_variable(logits)
+    targets = _class_targets(targets, logits.shape)
+    scale = 1.0 / len(targets) if reduction == "mean" else 1.0
+    return CrossEntropy.apply(logits, targets, scale)
+
+
+class CrossEntropyLoss(Module):
+    """Module form of `cross_entropy`."""
+
+    def __init__(self, reduction: str = "mean"):
+        _check_reduction("CrossEntropyLoss", reduction)
+        self.reduction = reduction
+
+    def forward(self, logits, targets) -> Variable:
+        return cross_entropy(logits, targets, self.reduction)
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_nn_cross_entropy", "locked": true, "points": 20, "schema_version": 3, "solution": false, "task": false}
+def _reference_cross_entropy(z: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
+    z = z.astype(np.float64)
+    log_softmax = z - z.max(1, keepdims=True)
+    log_softmax -= np.log(np.exp(log_softmax).sum(1, keepdims=True))
+    grad = np.exp(log_softmax)
+    grad[np.arange(len(t)), t] -= 1
+    return -log_softmax[np.arange(len(t)), t].mean(), grad / len(t)
+
+
+_z = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]], dtype=np.float32)
+_t = np.array([0, 1])
+_logits = Variable(_z, requires_grad=True)
+_loss = CrossEntropyLoss()(_logits, _t)
+_want_loss, _want_grad = _reference_cross_entropy(_z, _t)
+assert abs(_loss.item() - _want_loss) < 1e-6, (
+    f"cross-entropy should be {_want_loss:.6f}, got {_loss.item():.6f}"
+)
+assert _loss.dtype == np.float32, (
+    f"the loss of float32 logits should stay float32, got {_loss.dtype}"
+)
+_loss.backward()
+np.testing.assert_allclose(
+    _logits.grad,
+    _want_grad,
+    rtol=1e-5,
+    atol=1e-7,
+    err_msg="gradient should be (softmax(z) - onehot(t)) / N",
+)
+_big = Variable(
+    np.array([[1e4, 0.0, -1e4], [-1e4, 1e4, 0.0]], dtype=np.float32), requires_grad=True
+)
+_big_loss = cross_entropy(_big, np.array([1, 1]))
+_big_loss.backward()
+assert np.isfinite(_big_loss.item()) and abs(_big_loss.item() - 5e3) < 1, (
+    f"logits of ±1e4 must not overflow: expected loss 5000 (row 0 misses by 1e4, row 1 is right), "
+    f"got {_big_loss.item()}; did you subtract each row's maximum before exp?"
+)
+assert np.all(np.isfinite(_big.grad)), f"gradient for logits of ±1e4 has inf/nan: {_big.grad}"
+for _bad_targets, _error, _needle in [
+    (np.array([0.0, 1.0]), TypeError, "float"),
+    (np.array([0, 3]), IndexError, "3"),
+]:
+    try:
+        cross_entropy(_z, _bad_targets)
+        raise AssertionError(
+            f"cross_entropy accepted targets {_bad_targets!r}; it should raise {_error.__name__}"
+        )
+    except _error as error:
+        assert _needle in str(error), (
+            f"the error for targets {_bad_targets!r} should mention {_needle!r}: {error}"
+        )
+### BEGIN HIDDEN TESTS
+_one = Variable(np.array([[0.0, 0.0, 0.0, 0.0]], dtype=np.float64), requires_grad=True)
+_l = cross_entropy(_one, np.array([2]), reduction="sum")
+assert abs(_l.item() - np.log(4)) < 1e-12 and _l.dtype == np.float64
+_l.backward()
+np.testing.assert_allclose(_one.grad, [[0.25, 0.25, -0.75, 0.25]], rtol=1e-12)
+_rng = np.random.default_rng(5)
+_z5 = _rng.standard_normal((7, 5)) * 30
+_t5 = _rng.integers(0, 5, size=7)
+_v5 = Variable(_z5, requires_grad=True)
+cross_entropy(_v5, _t5).backward()
+_want_loss, _want_grad = _reference_cross_entropy(_z5, _t5)
+np.testing.assert_allclose(_v5.grad, _want_grad, rtol=1e-9, atol=1e-12)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 7: the memory picture, measured
+#
+# `describe(model, input_shape)` runs one forward pass on zeros (under `no_grad`, so no
+# graph is kept) and records, for every layer without sub-layers, its parameters and the
+# shape and bytes of its output. It is the tool that drew the table at the top of this
+# notebook. It temporarily gives each layer an instance attribute `forward` that
+# records the output, and removes it afterwards.
+
+
+# %% nbgrader={"grade": false, "grade_id": "nn_describe", "locked": true, "schema_version": 3, "solution": false, "task": false}
+#| export
+def box_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str] | None], right: Sequence[bool]
+) -> str:
+    """A table drawn with box characters; a row of `None` is a separator line.
+    Columns flagged in `right` are right-aligned (numbers)."""
+    widths = [
+        max([len(h)] + [len(r[i]) for r in rows if r is not None]) for i, h in enumerate(headers)
+    ]
+
+    def line(left: str, mid: str, end: str) -> str:
+        return left + mid.join("─" * (w + 2) for w in widths) + end
+
+    def cells(values: Sequence[str], align: Sequence[bool]) -> str:
+        parts = [
+            v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, align, strict=True)
+        ]
+        return "│ " + " │ ".join(parts) + " │"
+
+    out = [line("┌", "┬", "┐"), cells(headers, [False] * len(headers)), line("├", "┼", "┤")]
+    out += [line("├", "┼", "┤") if r is None else cells(r, right) for r in rows]
+    return "\n".join(out + [line("└", "┴", "┘")])
+
+
+def _leaf_modules(model: Module) -> list[tuple[str, Module]]:
+    modules = list(model.named_modules())
+    leaves = [
+        (n, m) for n, m in modules if not any(isinstance(v, Module) for _, v in m._children())
+    ]
+    return [(n or type(m).__name__, m) for n, m in leaves]
+
+
+def describe(model: Module, input_shape: tuple, dtype=np.float32) -> str:
+    """A table of each leaf layer's parameters and output (shape and bytes), measured
+    by running `model` once on zeros of `input_shape`."""
+    leaves = _leaf_modules(model)
+    outputs: dict[int, np.ndarray] = {}
+
+    def recording(module: Module):
+        forward = type(module).forward
+
+        def record(*args, **kwargs):
+            result = forward(module, *args, **kwargs)
+            outputs[id(module)] = (
+                result.data if isinstance(result, Variable) else np.asarray(result)
+            )
+            return result
+
+        return record
+
+    for _, module in leaves:
+        module.forward = recording(module)
+    try:
+        with no_grad():
+            model(np.zeros(input_shape, dtype=dtype))
+    finally:
+        for _, module in leaves:
+            del module.forward
+    rows: list[list[str] | None] = []
+    total_params = total_bytes = total_out = 0
+    for name, module in leaves:
+        params = [(n, p) for n, p in module._children() if isinstance(p, Parameter)]
+        out = outputs.get(id(module))
+        out_cells = [str(out.shape), f"{out.nbytes:,}"] if out is not None else ["(not run)", ""]
+        first = params[0] if params else None
+        label = f"{first[0]} {first[1].shape}" if first else ""
+        rows.append(
+            [
+                name,
+                type(module).__name__,
+                label,
+                f"{first[1].data.nbytes:,}" if first else "0",
+                *out_cells,
+            ]
+        )
+        for n, p in params[1:]:
+            rows.append(["", "", f"{n} {p.shape}", f"{p.data.nbytes:,}", "", ""])
+        total_params += sum(p.data.size for _, p in params)
+        total_bytes += sum(p.data.nbytes for _, p in params)
+        total_out += out.nbytes if out is not None else 0
+    rows += [
+        None,
+        ["total", "", f"{total_params:,} parameters", f"{total_bytes:,}", "", f"{total_out:,}"],
+    ]
+    headers = ["layer", "type", "parameters", "param bytes", "output", "out bytes"]
+    return box_table(headers, rows, [False, False, False, True, False, True])
+
+
+# %% [markdown]
+# ## Part 8: integration test: a network learns
+#
+# Everything together: a 2-16-2 MLP learns to separate two interleaved half-moons with
+# plain gradient descent written in three lines. The table is `describe` on your model.
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_nn_integration", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
+def _two_moons(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    angle = rng.uniform(0, np.pi, n)
+    labels = rng.integers(0, 2, n)
+    x = np.stack([np.cos(angle) + labels, np.sin(angle) * (1 - 2 * labels) + 0.5 * labels], axis=1)
+    return (x + rng.normal(0, 0.1, x.shape)).astype(np.float32), labels
+
+
+_rng = np.random.default_rng(6)
+_x, _labels = _two_moons(200, _rng)
+_model = Sequential(Linear(2, 16, generator=_rng), Tanh(), Linear(16, 2, generator=_rng))
+print(describe(_model, (200, 2)))
+_losses = []
+for _step in range(300):
+    _model.zero_grad()
+    _loss = cross_entropy(_model(_x), _labels)
+    _loss.backward()
+    for _p in _model.parameters():
+        _p.data -= 0.5 * _p.grad
+    _losses.append(_loss.item())
+_accuracy = (_model(_x).data.argmax(1) == _labels).mean()
+print(f"loss {_losses[0]:.3f} -> {_losses[-1]:.3f}, training accuracy {_accuracy:.1%}")
+assert _losses[-1] < 0.5 * _losses[0], (
+    f"the loss should at least halve in 300 steps: {_losses[0]:.3f} -> {_losses[-1]:.3f}"
+)
+assert _accuracy > 0.95, (
+    f"the MLP should separate the two moons (> 95 % accuracy), got {_accuracy:.1%}"
+)
+_restored = Sequential(Linear(2, 16), Tanh(), Linear(16, 2))
+_restored.load_state_dict(_model.state_dict())
+np.testing.assert_array_equal(
+    _restored(_x).data,
+    _model(_x).data,
+    err_msg="a model loaded from state_dict() should compute exactly the same outputs",
+)
+
+# %% [markdown]
+# ## What you built
+#
+# - `Parameter` and `Module`: parameters found from attributes with dotted names,
+#   `zero_grad`, `train`/`eval`, and strict `state_dict`/`load_state_dict`.
+# - `Linear` with PyTorch's layout and initialisation, seeded through a generator, and
+#   an error that names the layer and both shapes when an input does not fit.
+# - `ReLU`, `Tanh`, `Sigmoid`, `Sequential`; `mse_loss`/`MSELoss`, and
+#   `cross_entropy`/`CrossEntropyLoss` as one `Function` that cannot overflow.
+# - `describe`: parameters and activations, with bytes, measured from a live model.
+#
+# **Where it goes next.** The three-line update in the last test is an optimizer.
+# Module 03 turns it into `SGD` and `Adam` with PyTorch's exact update rules, and
+# measures what they cost in memory per parameter.

@@ -1,0 +1,125 @@
+"""The diagrams in module 03's markdown are re-rendered from the exported `tinytorch.optim`
+(and from the formulas the text states) and must match the text character for character.
+
+Run `python tests/test_optim_diagrams.py` to print the current renderings.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from tinytorch.autograd import Variable
+from tinytorch.nn import Linear, ReLU, Sequential, box_table, cross_entropy
+from tinytorch.optim import SGD, Adam, AdamW, memory_table
+
+SOURCE = Path(__file__).resolve().parents[1] / "modules" / "03_optim" / "optim.py"
+
+
+def markdown_block(name: str) -> str:
+    """The fenced block between `<!-- name -->` and `<!-- /name -->`, without `# ` and fences."""
+    text = SOURCE.read_text(encoding="utf-8")
+    pattern = rf"# <!-- {re.escape(name)} -->\n(.*?)# <!-- /{re.escape(name)} -->"
+    match = re.search(pattern, text, re.S)
+    assert match, f"marker <!-- {name} --> not found in {SOURCE.name}"
+    lines = [line[2:] if line.startswith("# ") else line[1:] for line in match[1].splitlines()]
+    assert lines[0] == "```" and lines[-1] == "```", f"block {name} should be one fenced code block"
+    return "\n".join(lines[1:-1])
+
+
+def prose() -> str:
+    """The module's text with comment markers removed and lines joined."""
+    lines = SOURCE.read_text(encoding="utf-8").splitlines()
+    return " ".join(line.lstrip("# ") for line in lines)
+
+
+def mlp() -> Sequential:
+    rng = np.random.default_rng(0)
+    return Sequential(
+        Linear(784, 256, generator=rng),
+        ReLU(),
+        Linear(256, 128, generator=rng),
+        ReLU(),
+        Linear(128, 10, generator=rng),
+    )
+
+
+MEMORY_OPTIMIZERS = {
+    "SGD": lambda ps: SGD(ps, lr=0.1),
+    "SGD(momentum=0.9)": lambda ps: SGD(ps, lr=0.1, momentum=0.9),
+    "Adam": lambda ps: Adam(ps),
+    "Adam(amsgrad=True)": lambda ps: Adam(ps, amsgrad=True),
+    "AdamW": lambda ps: AdamW(ps),
+}
+
+
+def render_memory_table() -> str:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((128, 784)).astype(np.float32)
+    y = rng.integers(0, 10, 128)
+    optimizers = {}
+    for label, make in MEMORY_OPTIMIZERS.items():
+        model = mlp()
+        optimizer = make(model.parameters())
+        cross_entropy(model(x), y).backward()
+        optimizer.step()
+        optimizers[label] = optimizer
+    return memory_table(optimizers)
+
+
+def render_adam_trace() -> str:
+    p = Variable(np.array([1.0]), requires_grad=True)
+    optimizer = Adam([p], lr=0.1)
+    beta1, beta2 = 0.9, 0.999
+    lines = []
+    for t in range(1, 4):
+        before = p.data[0]
+        p.grad = 2 * p.data
+        optimizer.step()
+        state = optimizer.state[p]
+        m, v = state["exp_avg"][0], state["exp_avg_sq"][0]
+        m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
+        lines.append(
+            f"t={t}  g={p.grad[0]:.6f}  m={m:.6f}  v={v:.6f}  m̂={m_hat:.6f}  v̂={v_hat:.6f}  "
+            f"p: {before:.6f} -> {p.data[0]:.6f}"
+        )
+    return "\n".join(lines)
+
+
+GPT3_PARAMETERS, FLOAT32 = 175 * 10**9, 4
+
+
+def render_gpt3_table() -> str:
+    one_copy = GPT3_PARAMETERS * FLOAT32
+    rows = [
+        ["parameters", f"{one_copy:,}"],
+        ["gradients", f"{one_copy:,}"],
+        ["SGD(momentum) buffer", f"{one_copy:,}"],
+        ["Adam exp_avg + exp_avg_sq", f"{2 * one_copy:,}"],
+        None,
+        ["training with Adam, total", f"{4 * one_copy:,}"],
+    ]
+    return box_table(["175e9 parameters, float32", "bytes"], rows, [False, True])
+
+
+def test_memory_table_is_measured_from_live_optimizers():
+    assert markdown_block("memory:mlp") == render_memory_table()
+    parameters = mlp().parameters()
+    count = sum(p.data.size for p in parameters)
+    nbytes = sum(p.data.nbytes for p in parameters)
+    assert f"float32, {count:,} parameters, {nbytes:,} bytes" in prose()
+
+
+def test_adam_trace_is_what_adam_does():
+    assert markdown_block("trace:adam") == render_adam_trace()
+
+
+def test_gpt3_scale_table_matches_the_formula():
+    assert markdown_block("scale:gpt3") == render_gpt3_table()
+
+
+if __name__ == "__main__":
+    for render in (render_memory_table, render_adam_trace, render_gpt3_table):
+        print(render(), end="\n\n")
