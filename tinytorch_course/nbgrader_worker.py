@@ -111,7 +111,28 @@ def read_scores(api, module: str, student: str, notebook: str) -> dict:
             for g in submission.grades
         ]
     grades.sort(key=lambda g: order.get(g["name"], len(order)))
-    return {"grades": grades, "stopped": stop_reason(cells)}
+    return {
+        "grades": grades,
+        "stopped": stop_reason(cells),
+        "other_error": first_other_error(cells),
+    }
+
+
+def first_other_error(cells: list[dict]) -> str | None:
+    """The first error in a cell that is not a test cell (a broken solution cell), if any."""
+    for index, cell in enumerate(cells):
+        if cell.get("cell_type") != "code" or cell.get("metadata", {}).get("nbgrader", {}).get(
+            "grade"
+        ):
+            continue
+        problem = cell_problem(cell)
+        if (
+            problem
+            and not problem.startswith(NOT_RUN)
+            and not problem.startswith("wrote to stderr")
+        ):
+            return f"cell {index}: {problem}"
+    return None
 
 
 def grade(api, job: str) -> None:

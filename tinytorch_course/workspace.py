@@ -1,0 +1,166 @@
+"""`workspace DIR`: a student's own copy of the course, made from the verified release.
+
+    DIR/
+      settings.ini                    [course] workspace = true, the module list
+      pyproject.toml                  [tool.nbdev]: `nbdev-export` here builds DIR/tinytorch/
+      modules/NN_name/name.ipynb      the stubbed notebooks: the student's work
+      modules/NN_name/tinytorch       -> ../../tinytorch (so a kernel started by Jupyter in
+                                      the notebook's folder imports the student's package)
+      tinytorch/                      the student's own package (exported once at creation,
+                                      so later modules can already import its names)
+
+Later modules import `tinytorch`, which in a workspace is the student's own export: the
+runner (`tinytorch-course test`) puts DIR first on PYTHONPATH, and the symlink in each
+module folder does the same for a notebook opened in Jupyter, where an installed
+`tinytorch` (the reference) would otherwise win. No existing file is overwritten without
+`force`, and then each overwritten notebook is first copied to `.tinytorch/backups/`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .project import PACKAGE_DIR, SETTINGS_FILE, CourseError, Project
+from .release import find_leaks, release_dir, released_notebook
+
+PYPROJECT = """\
+# A TinyTorch workspace: your notebooks are in modules/, and `nbdev-export` (run in this
+# folder) writes your own package to tinytorch/ from them. Later modules import it.
+[tool.nbdev]
+lib_path = "tinytorch"
+nbs_path = "modules"
+# nbdev-clean would otherwise strip the nbgrader metadata that grading depends on.
+allowed_cell_metadata_keys = ["nbgrader"]
+jupyter_hooks = false
+clean_ids = false
+put_version_in_init = false
+black_formatting = false
+"""
+
+README = """\
+# {title}: your workspace
+
+- Work through `modules/NN_name/name.ipynb` in order; replace each
+  `raise NotImplementedError(...)` with your code and run the test cell below it.
+- `nbdev-export` (in this folder) writes your code to `tinytorch/`; later modules
+  import it, so export after finishing each module.
+- `tinytorch-course test NN` runs a module's test cells against your code and shows the
+  points per test.
+"""
+
+
+def settings_text(project: Project) -> str:
+    """The workspace's settings.ini: the course's modules and time limits."""
+    modules = "".join(f"\n    {m.key}" for m in project.modules)
+    notebook_timeout = project.setting("grading", "notebook_timeout", 300)
+    cell_timeout = project.setting("grading", "cell_timeout", 120)
+    return (
+        "# A TinyTorch student workspace, made by `tinytorch-course workspace`.\n"
+        "[course]\n"
+        f"course_id = {project.course_id}\n"
+        f"title = {project.settings.get('course', 'title', fallback='TinyTorch')}\n"
+        "workspace = true\n"
+        f"modules ={modules}\n\n"
+        "[grading]\n"
+        f"notebook_timeout = {notebook_timeout:g}\n"
+        f"cell_timeout = {cell_timeout:g}\n"
+    )
+
+
+def _planned_files(project: Project, target: Path) -> dict[Path, Path | str]:
+    """Each file of the new workspace and where its content comes from."""
+    files: dict[Path, Path | str] = {
+        target / SETTINGS_FILE: settings_text(project),
+        target / "pyproject.toml": PYPROJECT,
+        target / "README.md": README.format(
+            title=project.settings.get("course", "title", fallback="TinyTorch")
+        ),
+    }
+    for module in project.modules:
+        source = release_dir(project, module)
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            files[target / "modules" / module.key / path.relative_to(source)] = path
+    return files
+
+
+def _backup(target: Path, paths: list[Path]) -> Path:
+    folder = target / ".tinytorch" / "backups" / time.strftime("%Y%m%d-%H%M%S")
+    for path in paths:
+        copy = folder / path.relative_to(target)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, copy)
+    return folder
+
+
+def export_workspace(target: Path) -> None:
+    """Run nbdev-export in the workspace (what the student runs) and check it wrote files."""
+    env = {k: v for k, v in os.environ.items() if k != "IN_TEST"}  # IN_TEST makes nbdev a no-op
+    command = [sys.executable, "-c", "from nbdev.doclinks import nbdev_export; nbdev_export()"]
+    result = subprocess.run(
+        command, cwd=target, env=env, capture_output=True, text=True, encoding="utf-8"
+    )
+    if result.returncode != 0:
+        raise CourseError(f"nbdev-export in {target} failed:\n{result.stderr.strip()}")
+
+
+def _link_package(target: Path, module_folder: Path) -> None:
+    link = module_folder / PACKAGE_DIR
+    if link.is_symlink() or link.exists():
+        return
+    try:
+        link.symlink_to(Path("..") / ".." / PACKAGE_DIR, target_is_directory=True)
+    except OSError:  # no symlinks (Windows without developer mode): the runner still works
+        pass
+
+
+def create_workspace(project: Project, target: Path, force: bool = False, log=print) -> Path:
+    """Create (or, with `force`, refresh) a student workspace at `target` from the release."""
+    if project.is_workspace:
+        raise CourseError("this is already a workspace: run `workspace` in the course repository")
+    target = target.resolve()
+    if target == project.root.resolve():
+        raise CourseError("the workspace cannot be the course repository itself")
+    missing = [m.key for m in project.modules if not released_notebook(project, m).exists()]
+    if missing:
+        raise CourseError(
+            f"not released: {', '.join(missing)}; run `tinytorch-course release` first"
+        )
+    leaks = find_leaks(project)
+    if leaks:
+        raise CourseError(
+            "the release is not safe to give to a student:\n" + "\n".join(f"  {x}" for x in leaks)
+        )
+    files = _planned_files(project, target)
+    existing = [path for path in files if path.exists()]
+    if existing and not force:
+        names = ", ".join(str(p.relative_to(target)) for p in existing[:6])
+        more = f" and {len(existing) - 6} more" if len(existing) > 6 else ""
+        raise CourseError(
+            f"{target} already has {names}{more}: not overwritten. Use --force to replace them "
+            "(each replaced notebook is first copied to .tinytorch/backups/)"
+        )
+    notebooks = [p for p in existing if p.suffix == ".ipynb"]
+    if notebooks:
+        log(f"backed up {len(notebooks)} notebooks to {_backup(target, notebooks)}")
+    for path, source in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(source, Path):
+            shutil.copyfile(source, path)
+        else:
+            path.write_text(source, encoding="utf-8")
+    for module in project.modules:
+        _link_package(target, target / "modules" / module.key)
+    export_workspace(target)
+    log(
+        f"workspace ready: {target} ({len(project.modules)} modules; your package: {target / PACKAGE_DIR})"
+    )
+    log(
+        f"next: cd {target}, open modules/{project.modules[0].key}/{project.modules[0].notebook.name}; "
+        "after each module run `nbdev-export`, then `tinytorch-course test NN`"
+    )
+    return target
