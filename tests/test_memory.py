@@ -120,9 +120,23 @@ def test_opening_numbers_come_from_the_formulas():
         f"{total_saving(config, 2, layers):.0%} at 2".replace("%", " %"),
         f"{total_saving(config, 8, layers):.0%} at 8".replace("%", " %"),
         f"about {2100e9 / per_sequence:.0f} sequences in fp32",
+        f"2 + 2 + 12 = 16 bytes per parameter (Rajbhandari et al. 2020, ZeRO), the same "
+        f"{16 * count / 1e9:.0f} GB",
+        f"16-bit activations take "
+        f"{activation_bytes(config, 1, 2) / per_sequence:.0%} of the fp32".replace("%", " %"),
     ]
     for claim in claims:
         assert claim in text, f"the opening should say {claim!r} (computed from the formulas)"
+    weights = 32 * (512 * 512 + 512) * 4  # the benchmark's MLP, float32
+    activation = 256 * 512 * 4
+    for claim in (
+        f"has {weights / 2**20:.0f} MiB of weights",
+        f"holds another {32 * 3 * activation / 2**20:.0f} MiB (3 activations of "
+        f"{activation // 1024} KiB per block), and Adam and the gradients add "
+        f"{3 * weights / 2**20:.0f} MiB more",
+        f"that is {3 * 3 * activation / 2**20:.1f} MiB for three blocks",
+    ):
+        assert claim in text, f"the module should say {claim!r} (computed here)"
     # the seed's own right-hand column: 700 + 700 + 300 + 1400
     assert "is 3100 GB, not 2700, so its own numbers give 37 %" in text
     assert round(100 * (1 - 3100 / 4900)) == 37
@@ -421,3 +435,47 @@ def test_scale_picture_lines_are_plain_ascii_numbers_not_mojibake():
     assert re.search(r"Total:\s+\d+ GB", text) and "â" not in text
     memory = training_memory(GPT3_175B, 2, segments=GPT3_175B.n_layers)
     assert set(memory) == {"Parameters", "Gradients", "Optimizer", "Activations"}
+
+
+# ------------------------------------------------------------------ the student's release
+
+
+def stubbed(source: str) -> str:
+    """The module as nbgrader releases it: solution regions become `raise
+    NotImplementedError()`, hidden tests disappear."""
+    out, skipping = [], False
+    for line in source.splitlines():
+        marker = line.strip()
+        if marker in ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS"):
+            skipping = True
+            if marker == "### BEGIN SOLUTION":
+                out.append(line.replace("### BEGIN SOLUTION", "raise NotImplementedError()"))
+        elif marker in ("### END SOLUTION", "### END HIDDEN TESTS"):
+            skipping = False
+        elif not skipping:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.slow
+def test_released_notebook_runs_and_fails_only_in_graded_cells():
+    jupytext = pytest.importorskip("jupytext")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = jupytext.reads(stubbed(SOURCE.read_text(encoding="utf-8")), fmt="py:percent")
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    client = nbclient.NotebookClient(
+        notebook, timeout=120, kernel_name="python3", allow_errors=True
+    )
+    client.execute(cwd=str(SOURCE.parent))
+    failing, graded = [], []
+    for index, cell in enumerate(notebook.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            graded.append(meta["grade_id"])
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if errors and not meta.get("grade"):
+            failing.append(f"cell {index}: {errors[0]['ename']}: {errors[0]['evalue']}")
+        if meta.get("grade"):
+            assert errors, f"{meta['grade_id']} passes with every solution stubbed"
+    assert not failing, failing
+    assert len(graded) == 8
