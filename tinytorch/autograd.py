@@ -6,12 +6,15 @@
 __all__ = ['as_float_array', 'Variable', 'operand', 'plain_index', 'is_grad_enabled', 'set_grad_enabled', 'no_grad',
            'enable_grad', 'Function', 'shape_error', 'Add', 'Sub', 'Mul', 'Div', 'Neg', 'unbroadcast', 'call_backward',
            'reduce_to_shape', 'topological_order', 'accumulate_grad', 'backpropagate', 'initial_gradient',
-           'power_derivative', 'Pow', 'Exp', 'Log', 'Tanh', 'Sigmoid', 'ReLU', 'MatMul', 'matmul', 'expand_reduced',
-           'Sum', 'Mean', 'Max', 'Reshape', 'Transpose', 'is_basic_index', 'GetItem', 'LogSoftmax', 'log_softmax',
-           'exp', 'log', 'tanh', 'sigmoid', 'relu', 'GradcheckError', 'gradcheck']
+           'format_value', 'operands', 'names_in', 'names_from_scopes', 'Labels', 'GraphDrawing', 'draw_graph', 'trace',
+           'explain', 'power_derivative', 'Pow', 'Exp', 'Log', 'Tanh', 'Sigmoid', 'ReLU', 'MatMul', 'matmul',
+           'expand_reduced', 'Sum', 'Mean', 'Max', 'Reshape', 'Transpose', 'is_basic_index', 'GetItem', 'LogSoftmax',
+           'log_softmax', 'exp', 'log', 'tanh', 'sigmoid', 'relu', 'GradcheckError', 'gradcheck']
 
-# %% ../modules/01_autograd/autograd.ipynb #0a1c1bf4
+# %% ../modules/01_autograd/autograd.ipynb #e2d17a3c
 import contextlib
+import io
+import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -593,6 +596,375 @@ def initial_gradient(root: Variable, gradient) -> np.ndarray:
             f"shape {root.shape}: they must match"
         )
     return gradient
+
+# %% ../modules/01_autograd/autograd.ipynb #9487a5aa
+_INFIX = {"Add": " + ", "Sub": " - ", "Mul": "*", "Div": "/", "Pow": "**", "MatMul": " @ "}
+_SYMBOLS = {
+    "Add": "+",
+    "Sub": "-",
+    "Mul": "×",
+    "Div": "÷",
+    "Pow": "**",
+    "MatMul": "@",
+    "Neg": "neg",
+}
+_ONE_OPERAND = {"Sum", "Mean", "Max", "Reshape", "Transpose", "GetItem", "LogSoftmax"}
+_METHOD_STYLE = {"Sum": "sum", "Mean": "mean", "Max": "max", "LogSoftmax": "log_softmax"}
+_TIGHT = {"Mul", "Div", "Pow", "Neg", "Transpose", "GetItem", "Reshape", *_METHOD_STYLE}
+
+
+def format_value(value) -> str:
+    """A number as `7` or `0.333333`; a larger array as `[...]` with 4 significant digits."""
+    array = np.asarray(value)
+    if array.size == 1:
+        return f"{array.item():g}"
+    if array.size <= 6:
+        return np.array2string(array, precision=4, separator=", ", suppress_small=True)
+    return f"<array of shape {array.shape}>"
+
+
+def operands(op: type, inputs: Sequence) -> list:
+    """The inputs of a call to `op` that are values (Variables, numbers, arrays), not
+    settings such as an axis, a shape or an index."""
+    if op.__name__ in _ONE_OPERAND:
+        return list(inputs[:1])
+    return [
+        x
+        for x in inputs
+        if isinstance(x, (Variable, np.ndarray, int, float)) and not isinstance(x, bool)
+    ]
+
+
+def names_in(frame) -> dict[int, str]:
+    """The variable names that refer to Variables in `frame` (a caller's code), so that
+    drawings and traces can say `y` where the code says `y`."""
+    if frame is None:
+        return {}
+    return names_from_scopes(frame.f_locals, frame.f_globals)
+
+
+def names_from_scopes(*scopes: dict) -> dict[int, str]:
+    """{id(variable): name} for the Variables in these namespaces (first name wins)."""
+    found: dict[int, str] = {}
+    for scope in scopes:
+        for name, value in list(scope.items()):
+            if isinstance(value, Variable) and not name.startswith("_"):
+                found.setdefault(id(value), name)
+    return found
+
+
+class Labels:
+    """How to write a Variable in a diagram: its `name`, else the name your code gave
+    it, else the expression that computed it (`x*y + b`), else its value."""
+
+    longest = 24  # an expression longer than this is called t1, t2, ... instead
+
+    def __init__(self, names: dict[int, str]):
+        self.names = dict(names)
+        self.temporaries = 0
+
+    def name(self, value) -> str | None:
+        if isinstance(value, Variable):
+            return value.name or self.names.get(id(value))
+        return None
+
+    def label(self, value) -> str:
+        if not isinstance(value, Variable):
+            return format_value(value)
+        if self.name(value):
+            return self.name(value)
+        if value.grad_fn is not None and hasattr(value.grad_fn, "inputs"):
+            text = self.expression(value)
+            if len(text) > self.longest:
+                self.temporaries += 1
+                text = self.names[id(value)] = f"t{self.temporaries}"
+            return text
+        return format_value(value.data)
+
+    def expression(self, variable: Variable) -> str:
+        """The op that made `variable`, written with its operands' labels: `x*y + b`."""
+        fn = variable.grad_fn
+        op = type(fn).__name__
+        args = operands(type(fn), fn.inputs)
+        texts = [self._operand_text(op, a, position) for position, a in enumerate(args)]
+        if op in _INFIX and len(texts) == 2:
+            return _INFIX[op].join(texts)
+        if op == "Neg":
+            return f"-{texts[0]}"
+        if op in _METHOD_STYLE:
+            axis = fn.inputs[1] if len(fn.inputs) > 1 else None
+            return f"{texts[0]}.{_METHOD_STYLE[op]}({'' if axis is None else f'axis={axis}'})"
+        if op == "Transpose":
+            return f"{texts[0]}.T"
+        if op == "GetItem":
+            return f"{texts[0]}[...]"
+        if op == "Reshape":
+            return f"{texts[0]}.reshape{tuple(fn.inputs[1])}"
+        name = op.lower() if op in ("Exp", "Log", "Tanh", "Sigmoid", "ReLU") else op
+        return f"{name}({', '.join(texts)})"
+
+    def _operand_text(self, op: str, value, position: int) -> str:
+        text = self.label(value)
+        is_infix = (
+            self.name(value) is None
+            and isinstance(value, Variable)
+            and value.grad_fn is not None
+            and type(value.grad_fn).__name__ in _INFIX
+        )
+        binds_tighter = op in _TIGHT or (op == "Sub" and position == 1)
+        return f"({text})" if is_infix and binds_tighter else text
+
+    def derivative(self, of: str, value) -> str:
+        """`∂z/∂x`, with parentheses around an expression: `∂z/∂(x*y)`."""
+        text = self.label(value)
+        return f"∂{of}/∂{text}" if text.isidentifier() else f"∂{of}/∂({text})"
+
+# %% ../modules/01_autograd/autograd.ipynb #6bd83d1a
+class GraphDrawing:
+    """Lays out the graph that made a Variable as text: each op's operands stacked on the
+    left, joined by a bracket to the op, whose result flows to the right. A sub-result
+    used twice is drawn once, then referred to by its label."""
+
+    def __init__(self, root: Variable, labels: Labels, backward: bool = False, max_ops: int = 40):
+        self.root, self.labels, self.backward = root, labels, backward
+        self.max_ops, self.drawn = max_ops, set()
+        self.of = labels.name(root) or "L"
+        self.stub, self.arrow = (" ←──", "←── ") if backward else (" ──", "──> ")
+
+    def render(self) -> str:
+        lines, _ = self.block(self.root)
+        return "\n".join(line.rstrip() for line in lines)
+
+    def node_text(self, value, is_root: bool = False) -> str:
+        if self.backward:
+            text = self.labels.derivative(self.of, value)
+            if is_root and value.data.size == 1:
+                return f"{text} = 1"
+            grad = value.grad if isinstance(value, Variable) else None
+            return f"{text} = {format_value(grad)}" if grad is not None and grad.size == 1 else text
+        name = self.labels.name(value)
+        if name and isinstance(value, Variable) and value.grad_fn is not None:
+            return f"{name} = {self.labels.expression(value)}"
+        return self.labels.label(value)
+
+    def children(self, variable: Variable) -> list:
+        fn = variable.grad_fn
+        args = operands(type(fn), fn.inputs)
+        if self.backward:  # only what receives a gradient
+            args = [a for a in args if isinstance(a, Variable) and a.requires_grad]
+        return args
+
+    def block(self, value) -> tuple[list[str], int]:
+        """(lines, the row where this value's arrow leaves to the right)."""
+        is_op = (
+            isinstance(value, Variable)
+            and value.grad_fn is not None
+            and hasattr(value.grad_fn, "inputs")
+        )
+        if is_op and id(value) in self.drawn:  # drawn already: refer to it
+            label = self.labels.label(value)
+            return [self.labels.derivative(self.of, value) if self.backward else label], 0
+        if not is_op:
+            return [self.node_text(value)], 0
+        self.drawn.add(id(value))
+        if len(self.drawn) > self.max_ops:
+            raise ValueError(
+                f"draw_graph draws up to {self.max_ops} operations and this graph has more: "
+                "draw a smaller part of it (pass draw_graph(..., max_ops=N) to raise the limit)"
+            )
+        symbol = (
+            f"[{_SYMBOLS.get(type(value.grad_fn).__name__, type(value.grad_fn).__name__.lower())}]"
+        )
+        result = f"{symbol}{self.arrow}{self.node_text(value, value is self.root)}"
+        blocks = [self.block(child) for child in self.children(value)]
+        if len(blocks) == 1:
+            lines, anchor = blocks[0]
+            lines = list(lines)
+            lines[anchor] += f"{self.stub}{result}"
+            return lines, anchor
+        return self.join(blocks, "──" + result)
+
+    def join(self, blocks: list[tuple[list[str], int]], result: str) -> tuple[list[str], int]:
+        """Stack operand blocks, right-aligned, and bracket their arrows into one op."""
+        widths = [max(max(map(len, lines)), len(lines[a]) + len(self.stub)) for lines, a in blocks]
+        column = max(widths)
+        rows: list[str] = []
+        anchors: list[int] = []
+        for index, ((lines, anchor), width) in enumerate(zip(blocks, widths, strict=True)):
+            if index:
+                rows.append("")
+            indent = " " * (column - width)
+            for row, line in enumerate(lines):
+                if row == anchor:
+                    anchors.append(len(rows))
+                    rows.append(indent + (line + self.stub).ljust(width, "─"))
+                else:
+                    rows.append(indent + line.ljust(width))
+        first, last = anchors[0], anchors[-1]
+        junction = (first + last) // 2
+        for row in range(len(rows)):
+            rows[row] = rows[row].ljust(column)
+            if row == first:
+                rows[row] += "┐"
+            elif row == last:
+                rows[row] += "┘"
+            elif first < row < last:
+                middle = row in anchors
+                rows[row] += (
+                    ("┼" if middle else "├") if row == junction else ("┤" if middle else "│")
+                )
+            if row == junction:
+                rows[row] += result
+        return rows, junction
+
+
+def draw_graph(root: Variable, backward: bool = False, max_ops: int = 40) -> str:
+    """The graph that computed `root`, drawn as text. `backward=True` draws the
+    gradients flowing back instead (∂root/∂ each Variable that requires grad).
+    Labels are Variable names, else the names in your code, else expressions."""
+    labels = Labels(names_in(sys._getframe(1)))
+    return GraphDrawing(root, labels, backward, max_ops).render()
+
+# %% ../modules/01_autograd/autograd.ipynb #1f6d8c05
+class trace:
+    """`with trace():` prints each operation as autograd records it and, after
+    `backward()`, each step of the chain rule with its numbers.
+
+        x = Variable(5.0, requires_grad=True)
+        with trace():
+            y = x + 2
+            z = y * 3
+            z.backward()
+    """
+
+    def __init__(self, file=None, scope: dict | None = None):
+        self.file, self.scope = file, scope
+        self.outputs: dict[Function, Variable] = {}
+        self.steps: list[tuple] = []
+        self._frame = None
+        self._previous = None
+
+    def __enter__(self) -> "trace":
+        global _tracer
+        self._frame = sys._getframe(1)
+        self._previous, _tracer = _tracer, self
+        return self
+
+    def __exit__(self, *exc_info) -> bool:
+        global _tracer
+        _tracer, self._previous = self._previous, None
+        self._frame = None
+        return False
+
+    def say(self, text: str) -> None:
+        print(text, file=self.file or sys.stdout)
+
+    def labels(self) -> Labels:
+        if self.scope is not None:
+            return Labels(names_from_scopes(self.scope))
+        return Labels(names_in(self._frame))
+
+    def record_operation(self, ctx: Function, inputs: tuple, output: Variable) -> None:
+        labels = self.labels()
+        op = type(ctx).__name__
+        args = ", ".join(labels.label(x) for x in operands(type(ctx), inputs))
+        if output.grad_fn is None:
+            self.say(f"Computes without tracking: {op}({args}) = {format_value(output.data)}")
+            return
+        self.outputs[ctx] = output
+        line = f"Tracks operation: {op}({args}) = {format_value(output.data)}"
+        saved = getattr(ctx, "_saved", ())
+        if saved:
+            line += f"   saves {', '.join(format_value(v) for v in saved)} for backward"
+        self.say(line)
+
+    def begin_backward(self, root: Variable, seed: np.ndarray) -> None:
+        self.steps = [("seed", root, seed)]
+
+    def record_backward(self, fn: Function, grad_output: np.ndarray, grads: list) -> None:
+        self.steps.append((fn, grad_output, grads))
+
+    def end_backward(self, root: Variable) -> None:
+        labels = self.labels()
+        of = labels.name(root) or "L"
+        _, _, seed = self.steps[0]
+        start = (
+            "start with gradient 1" if np.all(seed == 1) else "the gradient passed to backward()"
+        )
+        rows = [(f"∂{of}/∂{of} = {format_value(seed)}", start)]
+        reached = set()
+        for fn, grad_output, grads in self.steps[1:]:
+            output = self.outputs.get(fn)
+            op = type(fn).__name__
+            for value, grad in zip(fn.inputs, grads, strict=True):
+                if grad is None:
+                    continue
+                equals = "+=" if id(value) in reached else "="
+                reached.add(id(value))
+                target = labels.derivative(of, value)
+                if (
+                    output is not None
+                    and np.size(grad_output) == 1
+                    and np.size(grad) == 1
+                    and grad_output != 0
+                ):
+                    local = np.asarray(grad).item() / np.asarray(grad_output).item()
+                    outer = labels.derivative(of, output)
+                    inner = f"∂({labels.expression(output)})/∂{labels.label(value)}"
+                    numbers = f"{format_value(grad_output)} × {format_value(local)} = {format_value(grad)}"
+                    text = f"{target} {equals} {outer} × {inner} = {numbers}"
+                else:
+                    text = f"{target} {equals} {format_value(grad)}"
+                rows.append((text, f"{op}.backward"))
+        width = max(len(text) for text, _ in rows)
+        self.say(f"Backward pass ({labels.label(root)}.backward()):")
+        for text, note in rows:
+            self.say(f"    {text.ljust(width)}   {note}")
+        for variable in topological_order(root):
+            if variable.is_leaf and variable.grad is not None:
+                self.say(f"Result: {labels.label(variable)}.grad = {format_value(variable.grad)}")
+        self.steps = []
+
+
+def explain(code: str, **leaves) -> str:
+    """Run `code` (one statement per line) with `trace()` on and return each line of it
+    beside what autograd did for it. Keyword arguments become leaf Variables with
+    `requires_grad=True`; `Variable` and `np` are available to the code.
+
+        print(explain("y = x + 2\nz = y * 3\nz.backward()", x=5.0))
+    """
+    scope = {"Variable": Variable, "np": np}
+    scope.update({name: Variable(value, requires_grad=True) for name, value in leaves.items()})
+    tracer = trace(scope=scope)
+    rows = [
+        (f"{name} = Variable({value!r}, requires_grad=True)", f"Creates leaf {name}")
+        for name, value in leaves.items()
+    ]
+    for line in code.strip().splitlines():
+        before = {name: value for name, value in scope.items()}
+        tracer.file = io.StringIO()
+        with tracer:
+            exec(line, scope)
+        said = tracer.file.getvalue().splitlines()
+        for name, value in scope.items():
+            if (
+                isinstance(value, Variable)
+                and before.get(name) is not value
+                and value.grad_fn is None
+            ):
+                said.append(
+                    f"Creates leaf {name}"
+                    + (" (requires_grad=True)" if value.requires_grad else "")
+                )
+        rows.append((line, said[0] if said else ""))
+        rows.extend(("", more) for more in said[1:])
+    width = max(len("Your code:"), *(len(code_line) for code_line, _ in rows)) + 4
+    lines = [
+        f"{'Your code:'.ljust(width)}What autograd does:",
+        f"{'─' * 10}".ljust(width) + "─" * 19,
+    ]
+    lines += [f"{code_line.ljust(width)}{said}".rstrip() for code_line, said in rows]
+    return "\n".join(lines)
 
 # %% ../modules/01_autograd/autograd.ipynb #6c8bb5d8
 def power_derivative(a, b):
