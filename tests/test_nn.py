@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinytorch.autograd import Variable
+from tinytorch.autograd import Variable, gradcheck
 from tinytorch.nn import (
+    CrossEntropy,
     CrossEntropyLoss,
     Linear,
+    LinearFunction,
     Module,
     MSELoss,
     Parameter,
@@ -98,7 +100,9 @@ def test_zero_grad_sets_none_train_eval_recurse():
     model.zero_grad()
     assert all(p.grad is None for p in model.parameters())
     assert model.eval() is model
-    assert [m.training for _, m in model.named_modules()] == [False] * 13  # the tower, 3 blocks, 3 layers each
+    assert [m.training for _, m in model.named_modules()] == [
+        False
+    ] * 13  # the tower, 3 blocks, 3 layers each
     model.train()
     assert all(m.training for _, m in model.named_modules())
 
@@ -203,6 +207,31 @@ def test_linear_forward_and_backward_match_numpy():
     np.testing.assert_allclose(layer.weight.grad, upstream.T @ x, rtol=1e-5)
     np.testing.assert_allclose(layer.bias.grad, upstream.sum(0), rtol=1e-5)
     assert layer.weight.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("x_shape", [(4, 3), (2, 5, 3), (3,)])
+def test_linear_function_passes_gradcheck_for_batches_of_any_rank(x_shape):
+    r = rng(7)
+    x = Variable(r.standard_normal(x_shape), requires_grad=True)
+    w = Variable(r.standard_normal((2, 3)), requires_grad=True)
+    b = Variable(r.standard_normal(2), requires_grad=True)
+    assert gradcheck(LinearFunction.apply, (x, w, b))
+    assert gradcheck(lambda x, w: LinearFunction.apply(x, w, None), (x, w))
+
+
+def test_cross_entropy_function_passes_gradcheck():
+    z = Variable(rng(8).standard_normal((5, 4)), requires_grad=True)
+    t = np.array([0, 3, 3, 1, 2])
+    assert gradcheck(lambda z: CrossEntropy.apply(z, t, 1 / 5), (z,))
+    assert gradcheck(lambda z: cross_entropy(z, t, reduction="sum"), (z,))
+
+
+def test_first_layer_does_not_compute_a_gradient_for_its_input():
+    layer = Linear(3, 2, generator=rng())
+    y = layer(np.ones((4, 3), dtype=np.float32))
+    assert y.grad_fn.needs_input_grad[0] is False
+    y.sum().backward()
+    assert layer.weight.grad.shape == (2, 3)
 
 
 def test_linear_accepts_a_single_sample_and_a_variable_input():

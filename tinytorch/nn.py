@@ -12,8 +12,8 @@ import numpy as np
 from .autograd import Function, Variable, no_grad
 
 # %% auto #0
-__all__ = ['Parameter', 'Module', 'state_dict_problems', 'Linear', 'ReLU', 'Tanh', 'Sigmoid', 'Sequential', 'mse_loss', 'MSELoss',
-           'CrossEntropy', 'cross_entropy', 'CrossEntropyLoss', 'box_table', 'describe']
+__all__ = ['Parameter', 'Module', 'state_dict_problems', 'LinearFunction', 'Linear', 'ReLU', 'Tanh', 'Sigmoid', 'Sequential',
+           'mse_loss', 'MSELoss', 'CrossEntropy', 'cross_entropy', 'CrossEntropyLoss', 'box_table', 'describe']
 
 # %% ../modules/02_nn/nn.ipynb #15f8f7e8
 class Parameter(Variable):
@@ -149,9 +149,34 @@ def state_dict_problems(module: Module, state: dict) -> list[str]:
             )
     return problems
 
-# %% ../modules/02_nn/nn.ipynb #af9d5bdd
+# %% ../modules/02_nn/nn.ipynb #a9335fe6
 def _as_variable(x) -> Variable:
     return x if isinstance(x, Variable) else Variable(x)
+
+
+class LinearFunction(Function):
+    """x @ weight.T + bias as one graph node, with the gradients written out."""
+
+    @staticmethod
+    def forward(ctx, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        ctx.save_for_backward(x, weight)
+        out = x @ weight.T
+        if bias is not None:
+            out += bias
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output: np.ndarray):
+        x, weight = ctx.saved_tensors
+        needs_x, needs_weight, needs_bias = ctx.needs_input_grad
+        grad_x = grad_output @ weight if needs_x else None
+        if needs_weight or needs_bias:
+            rows = grad_output.reshape(-1, grad_output.shape[-1])  # a batch of any rank
+            grad_weight = rows.T @ x.reshape(-1, x.shape[-1]) if needs_weight else None
+            grad_bias = rows.sum(axis=0) if needs_bias else None
+        else:
+            grad_weight = grad_bias = None
+        return grad_x, grad_weight, grad_bias
 
 
 class Linear(Module):
@@ -178,18 +203,17 @@ class Linear(Module):
 
     def forward(self, x) -> Variable:
         x = _as_variable(x)
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"{self!r}: input of shape {x.shape} does not fit weight of shape "
-                f"{self.weight.shape}: the input's last dimension must be {self.in_features}"
-            )
         if x.dtype != self.weight.dtype:
             raise TypeError(
                 f"{self!r}: input dtype {x.dtype} differs from weight dtype {self.weight.dtype}; "
                 f"convert the input (x.astype(np.{self.weight.dtype}))"
             )
-        out = x @ self.weight.T
-        return out + self.bias if self.bias is not None else out
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"{self!r}: input of shape {x.shape} does not fit weight of shape "
+                f"{self.weight.shape}: the input's last dimension must be {self.in_features}"
+            )
+        return LinearFunction.apply(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (
@@ -275,7 +299,7 @@ class MSELoss(Module):
     def forward(self, prediction, target) -> Variable:
         return mse_loss(prediction, target, self.reduction)
 
-# %% ../modules/02_nn/nn.ipynb #d011d2f7
+# %% ../modules/02_nn/nn.ipynb #bd34cadd
 class CrossEntropy(Function):
     """Mean (or summed) cross-entropy of logits (N, C) against class indices (N,),
     through a log-softmax that subtracts each row's maximum."""
@@ -320,8 +344,8 @@ def _class_targets(targets, logits_shape: tuple) -> np.ndarray:
             f"cross_entropy: logits of shape {logits_shape} need targets of shape ({batch},), "
             f"got {targets.shape}"
         )
-    bad = np.flatnonzero((targets < 0) | (targets >= classes))
-    if bad.size:
+    if batch and (targets.min() < 0 or targets.max() >= classes):
+        bad = np.flatnonzero((targets < 0) | (targets >= classes))
         raise IndexError(
             f"cross_entropy: target {targets[bad[0]]} at position {bad[0]} is out of range for "
             f"{classes} classes (valid class indices: 0 .. {classes - 1})"

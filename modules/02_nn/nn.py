@@ -54,9 +54,12 @@
 #     ∂L/∂b = ∂L/∂y summed over the N rows           = (out,)
 # ```
 #
-# You do not write that backward pass: the `@`, `.T` and `+` of module 01 already know
-# their own. This module only *arranges* operations you have, so every gradient of a
-# network comes from code you have already tested.
+# Your engine could run this graph as it stands: `x @ self.weight.T + self.bias` records
+# three nodes (a transpose, a matmul, an add), and their backward passes produce exactly
+# these three gradients. `Linear` is the layer a network spends most of its time in, so
+# in Part 3 you write it as *one* `Function` whose backward is the three lines above:
+# one node instead of three, and `∂L/∂W` computed directly in the `(out, in)` layout of
+# the weight instead of as `(in, out)` followed by a transposed copy.
 
 # %% [markdown]
 # ## Memory layout of a real network
@@ -517,15 +520,54 @@ assert np.all(_model.inner.first.data == 7), (
 # `np.random.default_rng()` if none), weight first, then bias, so that the same seed
 # gives the same layer. Store both as `dtype` (float32 unless asked otherwise).
 #
-# In `forward`, check the input's last dimension before multiplying: numpy's own error
-# ("matmul: Input operand 1 has a mismatch in its core dimension 0 ...") names neither the
-# layer nor what was expected. Raise a `ValueError` naming the layer and both shapes.
+# **Forward and backward as one `Function`.** `LinearFunction.forward(ctx, x, weight, bias)`
+# returns `x @ weight.T + bias` (bias may be `None`) and saves `x` and `weight`;
+# `backward(ctx, grad_output)` returns the three gradients of the diagram at the top:
+# `grad_output @ weight`, `grad_output.T @ x`, and `grad_output` summed over the batch
+# rows. Compute a gradient only when `ctx.needs_input_grad` says that input needs one:
+# the input batch of the first layer never does, and its gradient is the largest matmul
+# of the backward pass.
+#
+# In `Linear.forward`, check the input's last dimension before multiplying: numpy's own
+# error ("matmul: Input operand 1 has a mismatch in its core dimension 0 ...") names
+# neither the layer nor what was expected. Raise a `ValueError` naming the layer and both
+# shapes. (A dtype check, given, refuses a float64 batch into a float32 layer, which
+# numpy would silently compute in float64.)
 
 
 # %% nbgrader={"grade": false, "grade_id": "nn_linear", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
 def _as_variable(x) -> Variable:
     return x if isinstance(x, Variable) else Variable(x)
+
+
+class LinearFunction(Function):
+    """x @ weight.T + bias as one graph node, with the gradients written out."""
+
+    @staticmethod
+    def forward(ctx, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        ### BEGIN SOLUTION
+        ctx.save_for_backward(x, weight)
+        out = x @ weight.T
+        if bias is not None:
+            out += bias
+        return out
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad_output: np.ndarray):
+        ### BEGIN SOLUTION
+        x, weight = ctx.saved_tensors
+        needs_x, needs_weight, needs_bias = ctx.needs_input_grad
+        grad_x = grad_output @ weight if needs_x else None
+        if needs_weight or needs_bias:
+            rows = grad_output.reshape(-1, grad_output.shape[-1])  # a batch of any rank
+            grad_weight = rows.T @ x.reshape(-1, x.shape[-1]) if needs_weight else None
+            grad_bias = rows.sum(axis=0) if needs_bias else None
+        else:
+            grad_weight = grad_bias = None
+        return grad_x, grad_weight, grad_bias
+        ### END SOLUTION
 
 
 class Linear(Module):
@@ -554,19 +596,18 @@ class Linear(Module):
 
     def forward(self, x) -> Variable:
         x = _as_variable(x)
+        if x.dtype != self.weight.dtype:
+            raise TypeError(
+                f"{self!r}: input dtype {x.dtype} differs from weight dtype {self.weight.dtype}; "
+                f"convert the input (x.astype(np.{self.weight.dtype}))"
+            )
         ### BEGIN SOLUTION
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"{self!r}: input of shape {x.shape} does not fit weight of shape "
                 f"{self.weight.shape}: the input's last dimension must be {self.in_features}"
             )
-        if x.dtype != self.weight.dtype:
-            raise TypeError(
-                f"{self!r}: input dtype {x.dtype} differs from weight dtype {self.weight.dtype}; "
-                f"convert the input (x.astype(np.{self.weight.dtype}))"
-            )
-        out = x @ self.weight.T
-        return out + self.bias if self.bias is not None else out
+        return LinearFunction.apply(x, self.weight, self.bias)
         ### END SOLUTION
 
     def extra_repr(self) -> str:
@@ -622,6 +663,27 @@ np.testing.assert_allclose(
 np.testing.assert_allclose(
     _layer.bias.grad, np.full(256, 5.0), err_msg="bias.grad should be N = 5 per output"
 )
+_w = Variable(_layer.weight.data.astype(np.float64), requires_grad=True)
+_b = Variable(_layer.bias.data.astype(np.float64), requires_grad=True)
+_x64 = Variable(_x.astype(np.float64), requires_grad=True)
+_upstream = np.random.default_rng(2).standard_normal((5, 256))
+(_x64 @ _w.T + _b).backward(_upstream)
+_fused = [Variable(v.data.copy(), requires_grad=True) for v in (_x64, _w, _b)]
+LinearFunction.apply(*_fused).backward(_upstream)
+for _name, _composite, _one in zip(["x", "weight", "bias"], [_x64, _w, _b], _fused, strict=True):
+    assert _one.grad is not None and _one.grad.shape == _composite.grad.shape, (
+        f"LinearFunction.backward: the gradient for {_name} should have shape {_composite.grad.shape}, "
+        f"got {None if _one.grad is None else _one.grad.shape}"
+    )
+    np.testing.assert_allclose(
+        _one.grad,
+        _composite.grad,
+        rtol=1e-10,
+        err_msg=(
+            f"LinearFunction.backward: the gradient for {_name} differs from the one the three-node "
+            "graph x @ W.T + b gives"
+        ),
+    )
 _message = ""
 try:
     _layer(np.zeros((5, 100), dtype=np.float32))
@@ -894,8 +956,8 @@ def _class_targets(targets, logits_shape: tuple) -> np.ndarray:
             f"cross_entropy: logits of shape {logits_shape} need targets of shape ({batch},), "
             f"got {targets.shape}"
         )
-    bad = np.flatnonzero((targets < 0) | (targets >= classes))
-    if bad.size:
+    if batch and (targets.min() < 0 or targets.max() >= classes):
+        bad = np.flatnonzero((targets < 0) | (targets >= classes))
         raise IndexError(
             f"cross_entropy: target {targets[bad[0]]} at position {bad[0]} is out of range for "
             f"{classes} classes (valid class indices: 0 .. {classes - 1})"
