@@ -1750,9 +1750,29 @@ class trace:
         print(text, file=self.file or sys.stdout)
 
     def labels(self) -> Labels:
+        """Names from the code between the `with trace():` line and the running op:
+        the outermost (your) frame first; the engine's own frames are skipped."""
         if self.scope is not None:
             return Labels(names_from_scopes(self.scope))
-        return Labels(names_in(self._frame))
+        engine_files = {
+            code.co_filename
+            for code in (
+                Variable.backward.__code__,
+                Function.apply.__func__.__code__,
+                trace.labels.__code__,
+            )
+        }
+        frames, frame = [], sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_filename not in engine_files or frame is self._frame:
+                frames.append(frame)
+            if frame is self._frame:
+                break
+            frame = frame.f_back
+        scopes = [f.f_locals for f in reversed(frames)]
+        if self._frame is not None:
+            scopes.append(self._frame.f_globals)
+        return Labels(names_from_scopes(*scopes))
 
     def record_operation(self, ctx: Function, inputs: tuple, output: Variable) -> None:
         labels = self.labels()
