@@ -124,6 +124,14 @@ def test_gpt3_scale_table_and_prose_match_the_formula():
     assert f"About {round(mlp_billions / 1e9)} of GPT-3's 175 billion" in text
 
 
+def test_overflow_claims_hold():
+    text = " ".join(line.lstrip("# ") for line in SOURCE.read_text(encoding="utf-8").splitlines())
+    assert "(`exp(1000)` is `inf` in float64 and `exp(89)` already is in float32)" in text
+    with np.errstate(over="ignore"):
+        assert np.isinf(np.exp(1000.0)) and np.isinf(np.exp(np.float32(89)))
+    assert np.isfinite(np.exp(np.float32(88)))
+
+
 def test_memory_prose_matches_table():
     model = Sequential(Linear(784, 256), ReLU(), Linear(256, 128), ReLU(), Linear(128, 10))
     gradient_bytes = sum(p.data.nbytes for p in model.parameters())

@@ -96,10 +96,11 @@ def render_gpt3_table() -> str:
     rows = [
         ["parameters", f"{one_copy:,}"],
         ["gradients", f"{one_copy:,}"],
-        ["SGD(momentum) buffer", f"{one_copy:,}"],
         ["Adam exp_avg + exp_avg_sq", f"{2 * one_copy:,}"],
-        None,
         ["training with Adam, total", f"{4 * one_copy:,}"],
+        None,
+        ["SGD(momentum) buffer instead", f"{one_copy:,}"],
+        ["training with SGD, total", f"{3 * one_copy:,}"],
     ]
     return box_table(["175e9 parameters, float32", "bytes"], rows, [False, True])
 

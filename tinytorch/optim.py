@@ -281,7 +281,7 @@ def load_optimizer_state_dict(optimizer: Optimizer, saved: dict) -> None:
         mine.update({k: v for k, v in theirs.items() if k != "params"})
     optimizer.state = {parameters[i]: _copy_state(b) for i, b in saved["state"].items()}
 
-# %% ../modules/03_optim/optim.ipynb #928149ce
+# %% ../modules/03_optim/optim.ipynb #5217fc36
 def state_bytes(optimizer: Optimizer) -> int:
     """Bytes of every numpy array the optimizer keeps in its state."""
     return sum(
@@ -297,9 +297,10 @@ def memory_table(optimizers: dict[str, Optimizer]) -> str:
         param_bytes = sum(p.data.nbytes for p in parameters)
         names = list(dict.fromkeys(k for s in optimizer.state.values() for k in s))
         used = state_bytes(optimizer)
-        rows.append([label, ", ".join(names) or "(none)", f"{used:,}", f"{used / param_bytes:.2f}"])
-    return box_table(
-        ["optimizer", "state per parameter", "state bytes", "× params"],
-        rows,
-        [False, False, True, True],
-    )
+        per_parameter = used / sum(p.data.size for p in parameters)
+        names = ", ".join(names) or "(none)"
+        rows.append(
+            [label, names, f"{used:,}", f"{per_parameter:.2f}", f"{used / param_bytes:.2f}"]
+        )
+    headers = ["optimizer", "state per parameter", "state bytes", "bytes/param", "× params"]
+    return box_table(headers, rows, [False, False, True, True, True])

@@ -22,9 +22,10 @@
 #     loss.backward()                          your engine fills p.grad
 #
 #     opt.step()                               for every p with a gradient:
-#                                                m ← β1·m + (1-β1)·g      (new array)
-#                                                v ← β2·v + (1-β2)·g²     (new array)
-#                                                p ← p - lr·m̂ / (√v̂ + ε)  (in place)
+#                                                m ← β1·m + (1-β1)·g   (m, v: zeros
+#                                                v ← β2·v + (1-β2)·g²   at step 1)
+#                                                p ← p - lr·m̂ / (√v̂ + ε)
+#                                              all in place, in p's dtype
 #
 #     opt.zero_grad()                          every p.grad ← None
 #
@@ -70,15 +71,15 @@
 #
 # <!-- memory:mlp -->
 # ```
-# ┌────────────────────┬───────────────────────────────────────────┬─────────────┬──────────┐
-# │ optimizer          │ state per parameter                       │ state bytes │ × params │
-# ├────────────────────┼───────────────────────────────────────────┼─────────────┼──────────┤
-# │ SGD                │ (none)                                    │           0 │     0.00 │
-# │ SGD(momentum=0.9)  │ momentum_buffer                           │     940,584 │     1.00 │
-# │ Adam               │ step, exp_avg, exp_avg_sq                 │   1,881,168 │     2.00 │
-# │ Adam(amsgrad=True) │ step, exp_avg, exp_avg_sq, max_exp_avg_sq │   2,821,752 │     3.00 │
-# │ AdamW              │ step, exp_avg, exp_avg_sq                 │   1,881,168 │     2.00 │
-# └────────────────────┴───────────────────────────────────────────┴─────────────┴──────────┘
+# ┌────────────────────┬───────────────────────────────────────────┬─────────────┬─────────────┬──────────┐
+# │ optimizer          │ state per parameter                       │ state bytes │ bytes/param │ × params │
+# ├────────────────────┼───────────────────────────────────────────┼─────────────┼─────────────┼──────────┤
+# │ SGD                │ (none)                                    │           0 │        0.00 │     0.00 │
+# │ SGD(momentum=0.9)  │ momentum_buffer                           │     940,584 │        4.00 │     1.00 │
+# │ Adam               │ step, exp_avg, exp_avg_sq                 │   1,881,168 │        8.00 │     2.00 │
+# │ Adam(amsgrad=True) │ step, exp_avg, exp_avg_sq, max_exp_avg_sq │   2,821,752 │       12.00 │     3.00 │
+# │ AdamW              │ step, exp_avg, exp_avg_sq                 │   1,881,168 │        8.00 │     2.00 │
+# └────────────────────┴───────────────────────────────────────────┴─────────────┴─────────────┴──────────┘
 # ```
 # <!-- /memory:mlp -->
 #
@@ -114,20 +115,21 @@
 #
 # <!-- scale:gpt3 -->
 # ```
-# ┌───────────────────────────┬───────────────────┐
-# │ 175e9 parameters, float32 │ bytes             │
-# ├───────────────────────────┼───────────────────┤
-# │ parameters                │   700,000,000,000 │
-# │ gradients                 │   700,000,000,000 │
-# │ SGD(momentum) buffer      │   700,000,000,000 │
-# │ Adam exp_avg + exp_avg_sq │ 1,400,000,000,000 │
-# ├───────────────────────────┼───────────────────┤
-# │ training with Adam, total │ 2,800,000,000,000 │
-# └───────────────────────────┴───────────────────┘
+# ┌──────────────────────────────┬───────────────────┐
+# │ 175e9 parameters, float32    │ bytes             │
+# ├──────────────────────────────┼───────────────────┤
+# │ parameters                   │   700,000,000,000 │
+# │ gradients                    │   700,000,000,000 │
+# │ Adam exp_avg + exp_avg_sq    │ 1,400,000,000,000 │
+# │ training with Adam, total    │ 2,800,000,000,000 │
+# ├──────────────────────────────┼───────────────────┤
+# │ SGD(momentum) buffer instead │   700,000,000,000 │
+# │ training with SGD, total     │ 2,100,000,000,000 │
+# └──────────────────────────────┴───────────────────┘
 # ```
 # <!-- /scale:gpt3 -->
 #
-# Half of that total is Adam's state, before a single activation is stored. This is
+# Half of Adam's total is its own state, before a single activation is stored. This is
 # why large runs shard optimizer state across devices (ZeRO, Rajbhandari et al., 2020)
 # or choose optimizers that keep less of it.
 
@@ -139,7 +141,7 @@
 #     ────────────────────────                 ─────────────────────
 #     velocity = {id(p): None for p in ...}    opt = SGD(model.parameters(), lr=0.1,
 #     for p in model.parameters():                       momentum=0.9, nesterov=True)
-#         g = p.grad + wd * p.data             opt.step()
+#         g = p.grad                           opt.step()
 #         v = velocity[id(p)]                  opt.zero_grad()
 #         v = g if v is None else mu*v + g
 #         velocity[id(p)] = v                  switching to Adam: one line
@@ -859,8 +861,9 @@ for _make in (
 # ## Part 6: the memory picture, measured
 #
 # `memory_table` takes optimizers that have taken at least one step and measures what
-# they hold: the names of the state entries and the bytes of every array in the state,
-# divided by the bytes of the parameters. It drew the table at the top of this module.
+# they hold: the names of the state entries, the bytes of every array in the state, those
+# bytes per parameter (per number being trained), and as a multiple of the parameters'
+# own bytes. It drew the table at the top of this module.
 
 
 # %% nbgrader={"grade": false, "grade_id": "optim_memory", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -880,12 +883,13 @@ def memory_table(optimizers: dict[str, Optimizer]) -> str:
         param_bytes = sum(p.data.nbytes for p in parameters)
         names = list(dict.fromkeys(k for s in optimizer.state.values() for k in s))
         used = state_bytes(optimizer)
-        rows.append([label, ", ".join(names) or "(none)", f"{used:,}", f"{used / param_bytes:.2f}"])
-    return box_table(
-        ["optimizer", "state per parameter", "state bytes", "× params"],
-        rows,
-        [False, False, True, True],
-    )
+        per_parameter = used / sum(p.data.size for p in parameters)
+        names = ", ".join(names) or "(none)"
+        rows.append(
+            [label, names, f"{used:,}", f"{per_parameter:.2f}", f"{used / param_bytes:.2f}"]
+        )
+    headers = ["optimizer", "state per parameter", "state bytes", "bytes/param", "× params"]
+    return box_table(headers, rows, [False, False, True, True, True])
 
 
 # %% [markdown]
