@@ -103,6 +103,18 @@ def test_opening_picture_is_what_the_calculator_renders():
     assert not misaligned_boxes(rendered.splitlines())
 
 
+def activations_per_nn_block() -> int:
+    """How many batch × width arrays the graph of an nn Linear + ReLU block holds (live)."""
+    batch, width, depth = 8, 16, 4
+    model = mlp(depth, width, seed=0)
+    loss = model(Variable(np.ones((batch, width)))).sum()
+    ledger = memory_ledger(loss)
+    held = ledger.bytes["activations"] + ledger.bytes["intermediates"] - loss.data.nbytes
+    per_block, rest = divmod(held, batch * width * 8 * depth)
+    assert rest == 0, f"the graph holds {held} bytes: not a whole number of activations per block"
+    return per_block
+
+
 def test_opening_numbers_come_from_the_formulas():
     text = " ".join(markdown_text().split())  # line breaks inside sentences do not matter
     config, layers = GPT3_175B, GPT3_175B.n_layers
@@ -128,10 +140,12 @@ def test_opening_numbers_come_from_the_formulas():
     for claim in claims:
         assert claim in text, f"the opening should say {claim!r} (computed from the formulas)"
     weights = 32 * (512 * 512 + 512) * 4  # the benchmark's MLP, float32
+    per_block = activations_per_nn_block()
+    assert f"so a Linear + ReLU block keeps {per_block} A:" in text
     activation = 256 * 512 * 4
     for claim in (
         f"has {weights / 2**20:.0f} MiB of weights",
-        f"holds another {32 * 3 * activation / 2**20:.0f} MiB (3 activations of "
+        f"holds another {32 * per_block * activation / 2**20:.0f} MiB ({per_block} activations of "
         f"{activation // 1024} KiB per block), and Adam and the gradients add "
         f"{3 * weights / 2**20:.0f} MiB more",
         f"that is {3 * 3 * activation / 2**20:.1f} MiB for three blocks",

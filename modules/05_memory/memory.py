@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Memory
 #
-# > Measure what a training step keeps alive, and trade compute for memory with gradient checkpointing.
+# > Measure what a training step keeps alive; trade compute for memory with checkpointing.
 
 # %% [markdown]
 # ## What we're building today
@@ -20,8 +20,8 @@
 #     loss = loss_fn(model(x), y)             x, y, and every array a       inputs,
 #                                             backward formula will read    activations
 #     loss.backward()                         ∂L/∂W, ∂L/∂b for every W, b   gradients
-#                                             (saved activations freed)
 #     opt.step()                              m and v for every W, b        optimizer state
+#     del loss   (or the next loss = ...)     the graph is released
 # ```
 #
 # Three tools, each checked against a measurement:
@@ -88,13 +88,14 @@
 #     del loss           nothing refers to the graph any more          held: 0 A
 # ```
 #
-# With `B = 256, W = 512` (`A` = 512 KiB) that is 4.5 MiB for three blocks and 48 MiB
-# for the benchmark's 32. So the graph holds 3 activations per block, and it holds them until you drop the loss
+# So the graph holds 3 activations per block, and holds them until you drop the loss
 # (`del loss`, or the next step's `loss = ...`): the peak grows linearly with depth.
-# (PyTorch frees each activation as soon as backward has used it, so its memory falls
-# during backward; the peak, at the end of forward, is the same story.) The test file of
-# this module checks these counts against the ledger of a live graph. Gradient
-# checkpointing changes the line.
+# With `B = 256, W = 512` (`A` = 512 KiB) that is 4.5 MiB for three blocks. (`nn.Linear`
+# of module 02 fuses the matmul and the bias into one op, so a Linear + ReLU block keeps
+# 2 A: the Linear's input and the ReLU's input.) (PyTorch frees each activation as soon as backward has used
+# it, so its memory falls during backward; the peak, at the end of forward, is the same
+# story.) This module's tests check these counts against the ledger of a live graph.
+# Gradient checkpointing changes the line.
 
 # %% [markdown]
 # ## Gradient checkpointing: keep √n, recompute the rest
@@ -131,11 +132,11 @@
 #
 # A GPT-3-like model (96 layers, `d_model` 12288, 96 heads, sequence 2048, vocabulary
 # 50257, Brown et al. 2020). Assumed, as the seed's 700 GB implies: everything in
-# float32, Adam, and one model replica holding a micro-batch of 4 sequences. Parameters `12·L·h² + 13·L·h + V·h + s·h + 2h`;
-# activations per layer from Korthikanti et al. (2022, "Reducing Activation
-# Recomputation in Large Transformer Models"): `p·(16·sbh + 2·as²b) + (2·sbh + as²b)`
-# bytes with `p` bytes per value and 1-byte dropout masks (their `sbh(34 + 5as/h)` at
-# `p = 2`). GB = 10⁹ bytes. Every number below is computed by `render_gpt3_comparison()`
+# float32, Adam, and one model replica holding a micro-batch of 4 sequences.
+# Parameters `12·L·h² + 13·L·h + V·h + s·h + 2h`; activations per layer from
+# Korthikanti et al. (2022, "Reducing Activation Recomputation in Large Transformer
+# Models"): `p·(16·sbh + 2·as²b) + (2·sbh + as²b)` bytes with `p` bytes per value and
+# 1-byte dropout masks (their `sbh(34 + 5as/h)` at `p = 2`). GB = 10⁹ bytes. Every number below is computed by `render_gpt3_comparison()`
 # in this module (a test re-renders this text):
 #
 # ```
@@ -178,8 +179,8 @@
 # ## Before and after
 #
 # Before: "the model is small, why is the step so big?" The benchmark's 32-block MLP
-# (width 512) has 32 MiB of weights, yet at batch 256 its graph holds another 48 MiB
-# (3 activations of 512 KiB per block), and Adam and the gradients add 96 MiB more.
+# (width 512) has 32 MiB of weights, yet at batch 256 its graph holds another 32 MiB
+# (2 activations of 512 KiB per block), and Adam and the gradients add 96 MiB more.
 # After this module you can point at each megabyte: which array, which layer, kept for
 # which backward formula, and you have a switch (`checkpoint_sequential`) that gives
 # most of the graph's share back for about a third more compute.
