@@ -208,6 +208,15 @@ from tinytorch.autograd import Function, Variable, no_grad
 #   the prefix `name.i.`;
 # - a parameter reached twice (two layers sharing one weight) is yielded once, under
 #   the first name, so an optimizer never updates it twice.
+#
+# The given helper `_children()` already does the attribute part: it yields
+# `(name, value)` for every attribute that is a `Parameter` or a `Module`, with lists
+# of Modules expanded to `name.0`, `name.1`, ... Your `named_parameters` recurses into
+# the Modules, builds the dotted names and skips repeats (a set of `id(parameter)`).
+# Then write `zero_grad` (every `.grad` to `None`, as PyTorch 2 does by default) and
+# `train(mode)` (set `training` on this module and every sub-module, which the given
+# `named_modules()` lists; `eval()` is `train(False)`). `state_dict` and `load_state_dict` are given; they use your
+# `named_parameters` and a checker you write in Part 2.
 
 
 # %% nbgrader={"grade": false, "grade_id": "nn_module", "locked": false, "schema_version": 3, "solution": true, "task": false}

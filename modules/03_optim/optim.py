@@ -763,9 +763,13 @@ assert_same_history(
 #    "param_groups": [{"lr": 0.001, "betas": (0.9, 0.999), ..., "params": [0, 1]}]}
 # ```
 #
-# `state_dict()` returns copies of the arrays; `load_state_dict` checks that the groups
-# and their sizes match and that every buffer has its parameter's shape (naming the
-# position, the buffer and both shapes otherwise), then installs copies.
+# You write `optimizer_state_dict` (what `opt.state_dict()` returns): number the
+# parameters across the groups in order, put a *copy* of each parameter's state under its
+# number (arrays copied, so later steps do not change a saved state), and list each
+# group's settings with `"params"` replaced by the numbers. The given
+# `load_optimizer_state_dict` checks that the groups and their sizes match and that
+# every buffer has its parameter's shape (naming the position, the buffer and both
+# shapes otherwise), then installs copies.
 
 
 # %% nbgrader={"grade": false, "grade_id": "optim_state_dict", "locked": false, "schema_version": 3, "solution": true, "task": false}
