@@ -11,22 +11,20 @@ import sys
 
 
 def show_autograd() -> None:
-    """The seed's worked example, f(x) = (x + 2) * 3 at x = 5, traced by the live engine."""
-    from tinytorch.autograd import Variable, draw_graph, trace
+    """The seed's worked example, f(x) = (x + 2) * 3 at x = 5, traced by the live engine:
+    each line of code beside what autograd does for it, then the graph both ways."""
+    from tinytorch.autograd import Variable, draw_graph, explain
 
     print("f(x) = (x + 2) * 3 at x = 5, computed by tinytorch.autograd\n")
-    with trace():
-        x = Variable(5.0, requires_grad=True, name="x")
-        y = x + 2
-        y.name = "y"
-        z = y * 3
-        z.name = "z"
-        z.backward()
-    print()
+    print(explain("y = x + 2\nz = y * 3\nz.backward()", x=5.0))
+    x = Variable(5.0, requires_grad=True, name="x")
+    z = (x + 2) * 3
+    z.backward(retain_graph=True)
+    print("\nForward pass (the graph autograd recorded):\n")
     print(draw_graph(z))
-    print(
-        f"\nx.grad = {x.grad.item():g}   (dz/dx = 3: the chain rule, computed, not derived by hand)"
-    )
+    print("\nBackward pass (gradients flowing back):\n")
+    print(draw_graph(z, backward=True))
+    print(f"\nx.grad = {x.grad.item():g}")
 
 
 def main(argv: list[str] | None = None) -> int:
