@@ -30,7 +30,13 @@ import numpy as np
 
 from tinytorch import nn, optim
 from tinytorch.autograd import Variable
-from tinytorch.memory import checkpoint_sequential, memory_ledger, render_ledgers, segment_bounds
+from tinytorch.memory import (
+    checkpoint_sequential,
+    memory_ledger,
+    render_layout,
+    render_ledgers,
+    segment_bounds,
+)
 
 MEMORY_TARGET = 0.35
 TIME_TARGET = 1.40
@@ -163,6 +169,13 @@ def main(argv: list[str] | None = None) -> int:
                 ("plain", plain_ledger, None),
                 (f"checkpoint_sequential, {segments} segments", ckpt_ledger, None),
             ]
+        )
+    )
+    print()
+    print(
+        render_layout(
+            [("plain", plain_ledger), ("ckpt", ckpt_ledger)],
+            f"End of forward: plain vs checkpoint_sequential ({segments} segments)",
         )
     )
     return 0 if (memory_ok and time_ok and same_grads and same_params) else 1

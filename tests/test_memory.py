@@ -20,10 +20,12 @@ from tinytorch.memory import (
     activation_bytes,
     checkpoint,
     checkpoint_sequential,
+    format_bytes,
     layer_activation_bytes,
     memory_ledger,
     owning_array,
     render_gpt3_comparison,
+    render_layout,
     render_ledgers,
     segment_bounds,
     smallest_batch_saving,
@@ -278,6 +280,27 @@ def test_ledger_boxes_are_rectangles_with_wide_characters_in_titles():
     text = render_ledgers([("plain 模型", ledger, 123456), ("checkpointed", ledger, None)])
     assert not misaligned_boxes(text.splitlines())
     assert isinstance(ledger, Ledger) and ledger.total == sum(ledger.bytes.values())
+
+
+def test_layout_is_the_openings_picture_with_live_numbers():
+    plain_loss, _ = _mlp_forward(np.float32)
+    model = mlp(4, 96, seed=2, dtype=np.float32)
+    x = Variable(np.ones((200, 96), np.float32))
+    plain, ckpt = memory_ledger(plain_loss), memory_ledger(checkpoint_sequential(model, 2, x).sum())
+    text = render_layout([("plain", plain), ("ckpt", ckpt)], "plain vs checkpointed", [1, None])
+    lines = text.splitlines()
+    assert not misaligned_boxes(lines)
+    assert len({len(line) for line in lines}) == 1  # the outer box is one rectangle
+    for name, ledger in (("plain", plain), ("ckpt", ckpt)):
+        for key in ledger.bytes:
+            row = f"│ {name}"
+            assert any(row in line and format_bytes(ledger.bytes[key]) in line for line in lines)
+        assert f"{name} {format_bytes(ledger.total)}" in text
+    assert "Lives across training steps:" in text and "tracemalloc measured (plain)" in text
+    single = render_layout([("yours", plain)], "one run")
+    assert f"{plain.buffers['activations']} buffers" in single and not misaligned_boxes(
+        single.splitlines()
+    )
 
 
 # ------------------------------------------------------------------ checkpointing

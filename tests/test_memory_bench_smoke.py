@@ -35,5 +35,7 @@ def test_quick_benchmark_reports_ratios_identical_gradients_and_ledgers():
     assert "gradients identical (np.array_equal, 16 parameters): yes" in output
     assert "parameters identical after 3 steps: yes" in output
     lines = output.splitlines()
-    assert sum("Saved for backward" in line for line in lines) == 1  # one row, two boxes
+    # one row of the side-by-side boxes, one box of the layout
+    assert sum("Saved for backward" in line for line in lines) == 2
+    assert "End of forward: plain vs checkpoint_sequential (3 segments)" in output
     assert not misaligned_boxes(lines)

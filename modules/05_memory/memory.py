@@ -788,7 +788,9 @@ def memory_ledger(
 
 
 # %% [markdown]
-# The ledger renders as the opening's layout, with your model's numbers (given code):
+# The ledger renders two ways (given code): a compact box per ledger (`render_ledger`,
+# `render_ledgers` to put several side by side), and the opening's layout with your
+# model's numbers, several runs in one picture (`render_layout`).
 
 
 # %%
@@ -824,6 +826,68 @@ def render_ledgers(columns: Sequence[tuple[str, Ledger, int | None]]) -> str:
     return side_by_side(
         [render_ledger(ledger, title, measured) for title, ledger, measured in columns]
     )
+
+
+LAYOUT_ROWS = (
+    ("Lives across training steps:", ("parameters", "gradients", "optimizer")),
+    ("The graph, until the loss is dropped:", ("inputs", "activations", "intermediates")),
+)
+
+
+def _layout_cell(key: str, runs: Sequence[tuple[str, Ledger]]) -> list[str]:
+    """The lines inside one small box: the category, then a value per run."""
+    if len(runs) == 1:
+        ledger = runs[0][1]
+        count = ledger.buffers[key]
+        return [
+            CATEGORIES[key],
+            format_bytes(ledger.bytes[key]),
+            f"{count} buffer{'s' * (count != 1)}",
+        ]
+    return [CATEGORIES[key], *((name, format_bytes(ledger.bytes[key])) for name, ledger in runs)]
+
+
+def render_layout(
+    runs: Sequence[tuple[str, Ledger]], title: str, measured: Sequence[int | None] = ()
+) -> str:
+    """The opening's training-memory layout with live numbers: one small box per category,
+    each listing every run (a name and its bytes), totals and measurements below."""
+    cells = {key: _layout_cell(key, runs) for _, keys in LAYOUT_ROWS for key in keys}
+    texts = [c if isinstance(c, str) else f"{c[0]} {c[1]}" for cell in cells.values() for c in cell]
+    inner = max(_display_width(text) for text in texts) + 2
+
+    def cell_line(item: str | tuple[str, str]) -> str:
+        if isinstance(item, str):
+            text = item
+            left = (inner - _display_width(text)) // 2
+            return "│" + " " * left + text + " " * (inner - left - _display_width(text)) + "│"
+        name, value = item
+        gap = inner - 2 - _display_width(name) - _display_width(value)
+        return f"│ {name}{' ' * gap}{value} │"
+
+    body = []
+    for heading, keys in LAYOUT_ROWS:
+        height = max(len(cells[key]) for key in keys)
+        boxes = []
+        for key in keys:
+            lines = [cell_line(item) for item in cells[key]]
+            lines += ["│" + " " * inner + "│"] * (height - len(lines))
+            boxes.append(["┌" + "─" * inner + "┐", *lines, "└" + "─" * inner + "┘"])
+        body += [heading, *side_by_side(boxes).splitlines(), ""]
+    totals = ", ".join(f"{name} {format_bytes(ledger.total)}" for name, ledger in runs)
+    body.append(f"Total: {totals}")
+    body.append("Graph nodes: " + ", ".join(f"{name} {ledger.nodes}" for name, ledger in runs))
+    for (name, _), value in zip(runs, measured, strict=False):
+        if value is not None:
+            body.append(f"tracemalloc measured ({name}): {format_bytes(value)}")
+    width = max(_display_width(line) for line in [title, *body]) + 4
+    lines = [
+        "┌" + "─" * width + "┐",
+        "│" + _pad(_pad("", (width - _display_width(title)) // 2) + title, width) + "│",
+    ]
+    lines.append("├" + "─" * width + "┤")
+    lines += ["│  " + _pad(line, width - 2) + "│" for line in body]
+    return "\n".join([*lines, "└" + "─" * width + "┘"])
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_ledger", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
@@ -879,7 +943,11 @@ _after_opt = memory_ledger(_loss, optimizer=_state)
 assert _after_opt.bytes["optimizer"] == sum(W.data.nbytes for W, _ in _params), (
     "arrays held by the optimizer (here a dict with a list of moments) belong under 'optimizer'"
 )
-print(_after_opt.render("Your 3-layer MLP, after backward"))
+print(
+    render_layout(
+        [("yours", _after_opt)], "Your 3-layer MLP after backward, with a stand-in optimizer state"
+    )
+)
 ### BEGIN HIDDEN TESTS
 _xt = Variable(np.ascontiguousarray(_x.data.T))
 _via_view = memory_ledger(_mlp_loss(_params, _xt.T))  # .T: a view, no new buffer
@@ -1394,14 +1462,12 @@ assert abs(_ledger.total - _run.retained) <= 0.10 * _run.retained, (
     "with parameters, gradients, Adam state and a live graph"
 )
 print(
-    render_ledgers(
-        [
-            ("16 layers, plain", _plain_ledger, None),
-            ("16 layers, 4 checkpointed segments", _ckpt_ledger, None),
-        ]
+    render_layout(
+        [("plain", _plain_ledger), ("4 segments", _ckpt_ledger)],
+        "16 layers with Adam, at the end of forward: plain vs checkpointed",
     )
 )
-print(render_ledgers([("A whole step: model, Adam, graph", _ledger, _run.retained)]))
+print(render_layout([("step", _ledger)], "A whole step: model, Adam, graph", [_run.retained]))
 
 # %% [markdown]
 # ## What you built, and where it goes next
