@@ -343,6 +343,19 @@ def test_cross_entropy_matches_the_formula_at_every_scale(scale):
     np.testing.assert_allclose(logits.grad, want_grad, rtol=1e-9, atol=1e-15)
 
 
+def test_cross_entropy_equals_the_graph_of_module_01_ops():
+    z = rng(9).standard_normal((7, 4)).astype(np.float32)
+    t = np.array([3, 0, 1, 1, 2, 0, 3])
+    composite_logits = Variable(z, requires_grad=True)
+    composite = -(composite_logits.log_softmax(axis=1)[np.arange(7), t]).mean()
+    composite.backward()
+    fused_logits = Variable(z.copy(), requires_grad=True)
+    fused = cross_entropy(fused_logits, t)
+    fused.backward()
+    assert fused.item() == pytest.approx(composite.item(), rel=1e-6)
+    np.testing.assert_allclose(fused_logits.grad, composite_logits.grad, rtol=1e-5, atol=1e-7)
+
+
 def test_cross_entropy_with_logits_of_1e4_in_float32_is_finite():
     z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, 1e4], [1e4, 1e4, 1e4]], dtype=np.float32)
     logits = Variable(z, requires_grad=True)

@@ -122,8 +122,8 @@
 # <!-- /trace:cross_entropy -->
 #
 # The gradient `softmax - onehot` is the reason cross-entropy gets a `Function` of its
-# own below: one node whose backward is a subtraction, instead of a chain of `exp`, `sum`,
-# `log` and indexing nodes that each store an array.
+# own below: one graph node whose backward is a subtraction, instead of a chain of
+# log-softmax, indexing, mean and negation nodes.
 
 # %% [markdown]
 # ## Real-world context: one layer at large-model scale
@@ -904,6 +904,11 @@ assert "(3, 1)" in _message and "(3,)" in _message, (
 #   ∂loss/∂z[i, c]       = (softmax(z)[i, c] - [c == t[i]]) / N
 # ```
 #
+# With module 01's operations this is one line,
+# `-(logits.log_softmax(axis=1)[np.arange(N), targets]).mean()`: four graph nodes (the
+# log-softmax, the indexing, the mean, the minus sign) and four backward passes. The last
+# line above says the whole backward is one subtraction, so here it becomes one node.
+#
 # Write it as a `Function` (module 01's contract): `forward(ctx, logits, targets, scale)`
 # returns the loss as a 0-d array and saves what `backward` needs (the softmax, the
 # targets and the scale, which is `1/N` for the mean and `1` for the sum);
@@ -1046,6 +1051,24 @@ for _bad_targets, _error, _needle in [
         assert _needle in str(error), (
             f"the error for targets {_bad_targets!r} should mention {_needle!r}: {error}"
         )
+_z3 = Variable(np.random.default_rng(8).standard_normal((6, 4)), requires_grad=True)
+_t3 = np.array([3, 0, 1, 1, 2, 0])
+_composite = -(_z3.log_softmax(axis=1)[np.arange(6), _t3]).mean()
+_composite.backward()
+_fused = Variable(_z3.data.copy(), requires_grad=True)
+_fused_loss = cross_entropy(_fused, _t3)
+_fused_loss.backward()
+assert abs(_fused_loss.item() - _composite.item()) < 1e-12, (
+    f"cross_entropy gives {_fused_loss.item()}, the three-node graph with module 01's "
+    f"log_softmax gives {_composite.item()}"
+)
+np.testing.assert_allclose(
+    _fused.grad,
+    _z3.grad,
+    rtol=1e-10,
+    atol=1e-15,
+    err_msg="CrossEntropy.backward differs from the gradient of the three-node graph",
+)
 ### BEGIN HIDDEN TESTS
 _one = Variable(np.array([[0.0, 0.0, 0.0, 0.0]], dtype=np.float64), requires_grad=True)
 _l = cross_entropy(_one, np.array([2]), reduction="sum")
