@@ -20,6 +20,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'tinytorch.memory._Segment.__init__': ('05_memory/memory.html#_segment.__init__', 'tinytorch/memory.py'),
                                   'tinytorch.memory._Segment.parameters': ( '05_memory/memory.html#_segment.parameters',
                                                                             'tinytorch/memory.py'),
+                                  'tinytorch.memory._char_width': ('05_memory/memory.html#_char_width', 'tinytorch/memory.py'),
                                   'tinytorch.memory._checkpoint_node': ('05_memory/memory.html#_checkpoint_node', 'tinytorch/memory.py'),
                                   'tinytorch.memory._contents_of': ('05_memory/memory.html#_contents_of', 'tinytorch/memory.py'),
                                   'tinytorch.memory._display_width': ('05_memory/memory.html#_display_width', 'tinytorch/memory.py'),

@@ -10,9 +10,10 @@ __all__ = ['GPT3_175B', 'OPTIMIZER_VALUES_PER_PARAM', 'CATEGORIES', 'LAYOUT_ROWS
            'memory_ledger', 'format_bytes', 'render_ledger', 'render_ledgers', 'render_layout', 'Traced', 'traced',
            'checkpoint', 'segment_bounds', 'checkpoint_sequential']
 
-# %% ../modules/05_memory/memory.ipynb #4fb8ca10
+# %% ../modules/05_memory/memory.ipynb #c75cc89d
 import math
 import tracemalloc
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,11 +121,16 @@ def smallest_batch_saving(
             return batch
     raise ValueError(f"no batch up to {largest} saves {target:.0%} with {segments} segments")
 
-# %% ../modules/05_memory/memory.ipynb #12c555f6
-def _display_width(text: str) -> int:
-    import unicodedata
+# %% ../modules/05_memory/memory.ipynb #2423c969
+def _char_width(char: str) -> int:
+    if unicodedata.combining(char) or char in "\u200b\u200d\ufe0f":
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
 
-    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+
+def _display_width(text: str) -> int:
+    """Monospace columns: wide characters (CJK, most emoji) take 2, combining marks 0."""
+    return sum(_char_width(char) for char in text)
 
 
 def _pad(text: str, width: int, right: bool = False) -> str:
@@ -176,7 +182,10 @@ def render_memory_column(title: str, memory: dict[str, int], note: str = "") -> 
 
 
 def render_gpt3_comparison(
-    config: TransformerConfig = GPT3_175B, batch: int = 4, bytes_per_value: int = 4
+    config: TransformerConfig = GPT3_175B,
+    batch: int = 4,
+    bytes_per_value: int = 4,
+    name: str = "GPT-3 175B",
 ) -> str:
     """The opening's picture: no checkpointing, every layer, √n segments, with savings."""
     root_n = round(math.sqrt(config.n_layers))
@@ -194,7 +203,7 @@ def render_gpt3_comparison(
             note = note.replace("%", " % of the total saved")
         blocks.append(render_memory_column(title, memory, note))
     precision = {4: "fp32", 2: "16-bit"}.get(bytes_per_value, f"{bytes_per_value} B/value")
-    heading = f"GPT-3 175B, {precision}, Adam, batch {batch} × {config.seq_len} tokens"
+    heading = f"{name}, {precision}, Adam, batch {batch} × {config.seq_len} tokens"
     return heading + "\n\n" + side_by_side(blocks)
 
 # %% ../modules/05_memory/memory.ipynb #0060d0f3

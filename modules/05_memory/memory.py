@@ -192,6 +192,7 @@
 #| export
 import math
 import tracemalloc
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,7 +208,8 @@ from tinytorch.autograd import Function, Variable, enable_grad, is_grad_enabled,
 #
 # - **Parameters of a GPT-style decoder** with `L` layers of width `h`: attention has
 #   four `h × h` matrices (Q, K, V, output) and the MLP two `h × 4h` ones, so `12·h²`
-#   weights a layer, plus `13·h` biases and layer-norm gains (4h + h + 4h + h + 2·2h).
+#   weights a layer, plus `13·h` biases and layer-norm gains and shifts (attention
+#   3h + h, MLP 4h + h, two layer norms 2·2h).
 #   Add the token embedding `V·h`, the learned positions `s·h` and the final layer norm
 #   `2h`.
 # - **Training state**: weights, one gradient per weight, and the optimizer's values
@@ -369,10 +371,15 @@ def smallest_batch_saving(
 
 # %%
 #| export
-def _display_width(text: str) -> int:
-    import unicodedata
+def _char_width(char: str) -> int:
+    if unicodedata.combining(char) or char in "\u200b\u200d\ufe0f":
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
 
-    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+
+def _display_width(text: str) -> int:
+    """Monospace columns: wide characters (CJK, most emoji) take 2, combining marks 0."""
+    return sum(_char_width(char) for char in text)
 
 
 def _pad(text: str, width: int, right: bool = False) -> str:
@@ -424,7 +431,10 @@ def render_memory_column(title: str, memory: dict[str, int], note: str = "") -> 
 
 
 def render_gpt3_comparison(
-    config: TransformerConfig = GPT3_175B, batch: int = 4, bytes_per_value: int = 4
+    config: TransformerConfig = GPT3_175B,
+    batch: int = 4,
+    bytes_per_value: int = 4,
+    name: str = "GPT-3 175B",
 ) -> str:
     """The opening's picture: no checkpointing, every layer, √n segments, with savings."""
     root_n = round(math.sqrt(config.n_layers))
@@ -442,7 +452,7 @@ def render_gpt3_comparison(
             note = note.replace("%", " % of the total saved")
         blocks.append(render_memory_column(title, memory, note))
     precision = {4: "fp32", 2: "16-bit"}.get(bytes_per_value, f"{bytes_per_value} B/value")
-    heading = f"GPT-3 175B, {precision}, Adam, batch {batch} × {config.seq_len} tokens"
+    heading = f"{name}, {precision}, Adam, batch {batch} × {config.seq_len} tokens"
     return heading + "\n\n" + side_by_side(blocks)
 
 
@@ -1046,9 +1056,9 @@ assert abs(_ledger.total - _run.retained) <= 0.10 * _run.retained, (
 #   x ──> [Checkpoint(fn)] ──> y                 x' = Variable(x.data, requires_grad)
 #          saves x only                          y' = fn(x')        grad enabled: a
 #          (fn ran under no_grad)                                   fresh inner graph
-#                                                y'.backward(∂L/∂y)
-#                                                return x'.grad, and ∂L/∂W for every
-#                                                parameter W that fn used
+#                                                y'.backward(∂L/∂y): every W that
+#                                                fn used gets W.grad += ∂L/∂W
+#                                                return x'.grad
 # ```
 #
 # Parameters used inside `fn` need care. The inner `backward` reaches them (the
@@ -1065,7 +1075,12 @@ assert abs(_ledger.total - _run.retained) <= 0.10 * _run.retained, (
 # - if no input and no parameter requires grad, it also just calls `fn`;
 # - if the recomputed output does not depend on anything that requires grad, backward
 #   raises a `RuntimeError` naming `fn` (there is nothing to recompute through);
-# - `fn` must return a `Variable`; the inputs must be `Variable`s.
+# - `fn` must return a `Variable`; the inputs must be `Variable`s;
+# - the error for "output does not depend on the inputs" comes in backward, not at the
+#   call: under `no_grad()` the forward records nothing that could tell;
+# - `fn` must compute the same thing when run again. Randomness inside it (dropout)
+#   would draw new numbers in the recompute; PyTorch saves and restores the random
+#   generator's state for that. Our layers are deterministic, so we need not.
 
 
 # %% nbgrader={"grade": false, "grade_id": "memory_checkpoint", "locked": false, "schema_version": 3, "solution": true, "task": false}
