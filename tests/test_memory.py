@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tinytorch import nn, optim
 from tinytorch.autograd import Variable, no_grad
@@ -169,6 +171,33 @@ def test_views_and_slices_count_their_base_buffer_once():
         assert owning_array(view) is base
         assert not counter.add(view, "gradients")
     assert counter.bytes_by_category() == {"activations": base.nbytes}
+
+
+VIEWS = [
+    lambda a: a.T,
+    lambda a: a[1:],
+    lambda a: a[:, ::2],
+    lambda a: a.reshape(-1)[: a.size // 2].reshape(-1, 1) if a.flags.c_contiguous else a[::-1],
+    lambda a: a[None],
+    lambda a: a.view(),
+]
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    st.lists(st.integers(2, 5), min_size=1, max_size=4),
+    st.lists(st.tuples(st.integers(0, 3), st.lists(st.integers(0, len(VIEWS) - 1), max_size=4))),
+)
+def test_any_mix_of_views_counts_each_base_once(sizes, picks):
+    bases = [np.zeros((n, n + 1)) for n in sizes]
+    counter = BufferCounter()
+    for which, chain in picks:
+        array = bases[which % len(bases)]
+        for index in chain:
+            array = VIEWS[index](array)
+        counter.add(array, "activations")
+    used = {which % len(bases) for which, _ in picks}
+    assert counter.bytes_by_category().get("activations", 0) == sum(bases[i].nbytes for i in used)
 
 
 def test_a_shared_parameter_and_a_reused_input_are_counted_once():
