@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = ['as_float_array', 'Variable', 'operand', 'plain_index', 'is_grad_enabled', 'set_grad_enabled', 'no_grad',
            'enable_grad', 'Function', 'shape_error', 'Add', 'Sub', 'Mul', 'Div', 'Neg', 'unbroadcast', 'call_backward',
-           'reduce_to_shape', 'topological_order', 'accumulate_grad', 'backpropagate', 'initial_gradient',
-           'format_value', 'operands', 'names_in', 'names_from_scopes', 'Labels', 'GraphDrawing', 'draw_graph', 'trace',
-           'explain', 'power_derivative', 'Pow', 'Exp', 'Log', 'Tanh', 'Sigmoid', 'ReLU', 'MatMul', 'matmul',
-           'expand_reduced', 'Sum', 'Mean', 'Max', 'Reshape', 'Transpose', 'is_basic_index', 'GetItem', 'LogSoftmax',
-           'log_softmax', 'exp', 'log', 'tanh', 'sigmoid', 'relu', 'GradcheckError', 'gradcheck']
+           'reduce_to_shape', 'count_consumers', 'topological_order', 'accumulate_grad', 'backpropagate',
+           'initial_gradient', 'format_value', 'operands', 'names_in', 'names_from_scopes', 'Labels', 'GraphDrawing',
+           'draw_graph', 'trace', 'explain', 'power_derivative', 'Pow', 'Exp', 'Log', 'Tanh', 'Sigmoid', 'ReLU',
+           'MatMul', 'matmul', 'expand_reduced', 'Sum', 'Mean', 'Max', 'Reshape', 'Transpose', 'is_basic_index',
+           'GetItem', 'LogSoftmax', 'log_softmax', 'exp', 'log', 'tanh', 'sigmoid', 'relu', 'GradcheckError',
+           'gradcheck']
 
 # %% ../modules/01_autograd/autograd.ipynb #e2d17a3c
 import contextlib
@@ -19,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-# %% ../modules/01_autograd/autograd.ipynb #83f35002
+# %% ../modules/01_autograd/autograd.ipynb #9016f4f8
 def as_float_array(data) -> np.ndarray:
     """`data` as a floating numpy array: numbers, lists and integer or boolean arrays
     become float32; floating numpy arrays (and numpy floating scalars) keep their dtype.
@@ -41,7 +42,8 @@ def as_float_array(data) -> np.ndarray:
         return array.astype(np.float32)
     described = str(array.dtype) if keeps_dtype else type(data).__name__
     if isinstance(data, (list, tuple)) and array.size:
-        described += f" of {type(array.flat[0]).__name__}"
+        kinds = sorted({type(item).__name__.rstrip("_") for item in array.flat})
+        described += f" holding {' and '.join(kinds)}"
     raise TypeError(
         "Variable data must be numbers (a number, a list of numbers or a numeric numpy "
         f"array), got {described}"
@@ -470,7 +472,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad
 
-# %% ../modules/01_autograd/autograd.ipynb #68ac27b6
+# %% ../modules/01_autograd/autograd.ipynb #0e73eaee
 def call_backward(fn: Function, grad_output: np.ndarray) -> list:
     """Run `fn`'s backward and check what it returns: one gradient (or None) per input
     of forward; each reduced to its input's shape if broadcasting stretched it, and
@@ -485,9 +487,10 @@ def call_backward(fn: Function, grad_output: np.ndarray) -> list:
             f"{name}.backward returned {len(grads)} gradient(s), but {name}.apply was called "
             f"with {len(inputs)} input(s): return one gradient (or None) per input, in order"
         )
+    needs = fn.needs_input_grad
     checked = []
-    for index, (grad, needed) in enumerate(zip(grads, fn.needs_input_grad, strict=True)):
-        if grad is None or not needed:
+    for index, grad in enumerate(grads):
+        if grad is None or not needs[index]:
             checked.append(None)
             continue
         data = inputs[index].data
@@ -514,30 +517,55 @@ def reduce_to_shape(fn: Function, index: int, grad: np.ndarray, shape: tuple) ->
         )
     return unbroadcast(grad, shape)
 
-# %% ../modules/01_autograd/autograd.ipynb #b4a62433
-def topological_order(root: Variable) -> list[Variable]:
-    """Every Variable that `root` depends on and that requires grad, each once, ordered
-    so that each comes before the Variables it was computed from (root first).
-
-    Iterative depth-first search: a 100 000-op chain would overflow Python's recursion limit."""
-    order = []
-    visited = set()
-    stack = [(root, False)]
+# %% ../modules/01_autograd/autograd.ipynb #65bcd491
+def count_consumers(root: Variable) -> dict[Variable, int]:
+    """For every Variable that `root` depends on and that requires grad: how many op
+    inputs consume it, i.e. how many gradients it will receive. Iterative (an explicit
+    stack, no recursion), and each Variable is expanded once."""
+    consumers = {root: 0}
+    stack = [root]
     while stack:
-        node, children_done = stack.pop()
-        if children_done:
-            order.append(node)
+        fn = stack.pop().grad_fn
+        if fn is None:
             continue
-        if node in visited:
-            continue
-        visited.add(node)
-        stack.append((node, True))
+        for index, needed in enumerate(fn.needs_input_grad):
+            if not needed:
+                continue
+            parent = fn.inputs[index]
+            if parent in consumers:
+                consumers[parent] += 1
+            else:
+                consumers[parent] = 1
+                stack.append(parent)
+    return consumers
+
+
+def topological_order(root: Variable) -> list[Variable]:
+    """Every Variable that `root` depends on and that requires grad, each once, in an
+    order where each comes after every Variable computed from it (root first): the
+    order in which backward can visit them.
+
+    Kahn's algorithm: a Variable is *ready* once all its consumers have been visited,
+    because then its gradient is complete. A ready leaf is visited at once, so that
+    its gradient moves into `.grad` instead of waiting in memory."""
+    waiting = count_consumers(root)
+    order = []
+    ready = [root]
+    while ready:
+        node = ready.pop()
+        order.append(node)
         fn = node.grad_fn
-        if fn is not None:
-            for parent, needed in zip(fn.inputs, fn.needs_input_grad, strict=True):
-                if needed and parent not in visited:
-                    stack.append((parent, False))
-    order.reverse()
+        if fn is None:
+            continue
+        for index, needed in enumerate(fn.needs_input_grad):
+            if needed:
+                parent = fn.inputs[index]
+                waiting[parent] -= 1
+                if waiting[parent] == 0:
+                    if parent.grad_fn is None:
+                        order.append(parent)  # a ready leaf has nothing to wait for: visit it now
+                    else:
+                        ready.append(parent)
     return order
 
 
@@ -566,8 +594,9 @@ def backpropagate(root: Variable, grad_output: np.ndarray, retain_graph: bool = 
             continue
         if node._retains_grad:
             accumulate_grad(node, grad)
-        for parent, parent_grad in zip(fn.inputs, call_backward(fn, grad), strict=True):
+        for index, parent_grad in enumerate(call_backward(fn, grad)):
             if parent_grad is not None:
+                parent = fn.inputs[index]
                 grads[parent] = grads[parent] + parent_grad if parent in grads else parent_grad
         if not retain_graph:
             fn._saved = _FREED

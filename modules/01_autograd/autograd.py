@@ -424,7 +424,8 @@ def as_float_array(data) -> np.ndarray:
         return array.astype(np.float32)
     described = str(array.dtype) if keeps_dtype else type(data).__name__
     if isinstance(data, (list, tuple)) and array.size:
-        described += f" of {type(array.flat[0]).__name__}"
+        kinds = sorted({type(item).__name__.rstrip("_") for item in array.flat})
+        described += f" holding {' and '.join(kinds)}"
     raise TypeError(
         "Variable data must be numbers (a number, a list of numbers or a numeric numpy "
         f"array), got {described}"
@@ -1179,9 +1180,10 @@ def call_backward(fn: Function, grad_output: np.ndarray) -> list:
             f"{name}.backward returned {len(grads)} gradient(s), but {name}.apply was called "
             f"with {len(inputs)} input(s): return one gradient (or None) per input, in order"
         )
+    needs = fn.needs_input_grad
     checked = []
-    for index, (grad, needed) in enumerate(zip(grads, fn.needs_input_grad, strict=True)):
-        if grad is None or not needed:
+    for index, grad in enumerate(grads):
+        if grad is None or not needs[index]:
             checked.append(None)
             continue
         data = inputs[index].data
@@ -1226,17 +1228,30 @@ def reduce_to_shape(fn: Function, index: int, grad: np.ndarray, shape: tuple) ->
 # ```
 #
 # Two classic mistakes this avoids. A recursive walk hits Python's recursion limit
-# (about 1,000 frames) on a chain of a few thousand ops; yours uses an explicit stack,
+# (about 1,000 frames) on a chain of a few thousand ops; yours uses explicit stacks,
 # so a 100,000-op chain works. And a walk that follows every *path* instead of every
 # *node* visits a node once per path: a chain of 60 diamonds has 2⁶⁰ paths, while
 # your engine does 60 × 3 node visits.
 #
-# Three small functions do the work:
+# Four small functions do the work:
 #
-# - `topological_order(root)`: depth-first search with an explicit stack of
-#   `(node, children_done)` pairs; a node is appended after all its parents (the
-#   Variables it was computed from) are, and the list is reversed at the end. Follow
-#   only inputs that need grad (`fn.needs_input_grad`).
+# - `count_consumers(root)`: walk the graph once from `root` with an explicit stack and
+#   count, for each Variable, how many op inputs consume it: how many gradients it will
+#   receive. Follow only inputs that need grad (`fn.needs_input_grad`).
+# - `topological_order(root)`: **Kahn's algorithm**. Start with `[root]` as the stack
+#   of *ready* Variables. Pop one, append it to the order, and for each parent
+#   subtract 1 from its count; at 0 all its consumers are done, so it is ready. A
+#   ready leaf can be appended at once (it has no parents to wait for), which moves
+#   its gradient into `.grad` early instead of holding it in memory.
+#
+# ```text
+# d = b + c,  b = a * 2,  c = a * 3        consumers: d 0, b 1, c 1, a 2
+#
+# pop d   order [d]             b: 1 -> 0 ready, c: 1 -> 0 ready
+# pop c   order [d, c]          a: 2 -> 1
+# pop b   order [d, c, b]       a: 1 -> 0, a leaf: order [d, c, b, a]
+# ```
+#
 # - `accumulate_grad(variable, grad)`: the first gradient is *copied* into `.grad` (an
 #   array that backward returned may be shared with another input, or read-only);
 #   later ones are added in place, so gradients accumulate across `backward()` calls,
@@ -1254,30 +1269,57 @@ def reduce_to_shape(fn: Function, index: int, grad: np.ndarray, shape: tuple) ->
 
 # %% nbgrader={"grade": false, "grade_id": "engine", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
-def topological_order(root: Variable) -> list[Variable]:
-    """Every Variable that `root` depends on and that requires grad, each once, ordered
-    so that each comes before the Variables it was computed from (root first).
-
-    Iterative depth-first search: a 100 000-op chain would overflow Python's recursion limit."""
+def count_consumers(root: Variable) -> dict[Variable, int]:
+    """For every Variable that `root` depends on and that requires grad: how many op
+    inputs consume it, i.e. how many gradients it will receive. Iterative (an explicit
+    stack, no recursion), and each Variable is expanded once."""
     ### BEGIN SOLUTION
-    order = []
-    visited = set()
-    stack = [(root, False)]
+    consumers = {root: 0}
+    stack = [root]
     while stack:
-        node, children_done = stack.pop()
-        if children_done:
-            order.append(node)
+        fn = stack.pop().grad_fn
+        if fn is None:
             continue
-        if node in visited:
-            continue
-        visited.add(node)
-        stack.append((node, True))
+        for index, needed in enumerate(fn.needs_input_grad):
+            if not needed:
+                continue
+            parent = fn.inputs[index]
+            if parent in consumers:
+                consumers[parent] += 1
+            else:
+                consumers[parent] = 1
+                stack.append(parent)
+    return consumers
+    ### END SOLUTION
+
+
+def topological_order(root: Variable) -> list[Variable]:
+    """Every Variable that `root` depends on and that requires grad, each once, in an
+    order where each comes after every Variable computed from it (root first): the
+    order in which backward can visit them.
+
+    Kahn's algorithm: a Variable is *ready* once all its consumers have been visited,
+    because then its gradient is complete. A ready leaf is visited at once, so that
+    its gradient moves into `.grad` instead of waiting in memory."""
+    ### BEGIN SOLUTION
+    waiting = count_consumers(root)
+    order = []
+    ready = [root]
+    while ready:
+        node = ready.pop()
+        order.append(node)
         fn = node.grad_fn
-        if fn is not None:
-            for parent, needed in zip(fn.inputs, fn.needs_input_grad, strict=True):
-                if needed and parent not in visited:
-                    stack.append((parent, False))
-    order.reverse()
+        if fn is None:
+            continue
+        for index, needed in enumerate(fn.needs_input_grad):
+            if needed:
+                parent = fn.inputs[index]
+                waiting[parent] -= 1
+                if waiting[parent] == 0:
+                    if parent.grad_fn is None:
+                        order.append(parent)  # a ready leaf has nothing to wait for: visit it now
+                    else:
+                        ready.append(parent)
     return order
     ### END SOLUTION
 
@@ -1310,8 +1352,9 @@ def backpropagate(root: Variable, grad_output: np.ndarray, retain_graph: bool = 
             continue
         if node._retains_grad:
             accumulate_grad(node, grad)
-        for parent, parent_grad in zip(fn.inputs, call_backward(fn, grad), strict=True):
+        for index, parent_grad in enumerate(call_backward(fn, grad)):
             if parent_grad is not None:
+                parent = fn.inputs[index]
                 grads[parent] = grads[parent] + parent_grad if parent in grads else parent_grad
         if not retain_graph:
             fn._saved = _FREED
