@@ -12,27 +12,18 @@ import configparser
 import copy
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import copy_course
+from fixtures.grading.released import cli, private_released_copy
 
 from tinytorch_course.grade import read_table
 from tinytorch_course.project import Project
-from tinytorch_course.release import release, released_notebook
+from tinytorch_course.release import released_notebook
 
 pytestmark = pytest.mark.slow
 
-NOTEBOOK_TIMEOUT = 15  # seconds; the infinite loop costs this much
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "tinytorch_course", *args]
-    return subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, encoding="utf-8", timeout=900
-    )
+NOTEBOOK_TIMEOUT = 10  # seconds; the infinite loop costs this much
 
 
 def set_timeouts(root: Path, notebook: float, cell: float) -> None:
@@ -139,10 +130,9 @@ def digest(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """Release every module, submit the class, grade it once with the CLI."""
-    root = copy_course(tmp_path_factory.mktemp("grading") / "course")
+    root = private_released_copy(tmp_path_factory, "grading")
     set_timeouts(root, notebook=NOTEBOOK_TIMEOUT, cell=NOTEBOOK_TIMEOUT)
     project = Project(root)
-    release(project, log=lambda *_: None)
     first = project.modules[0]
     for module in project.modules:
         write_submission(root, "ref", module, solved(project, module))

@@ -16,10 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import copy_course
+from fixtures.grading.released import cli, private_released_copy
 
 from tinytorch_course.project import Module, Project
-from tinytorch_course.release import release
 from tinytorch_course.runner import kernel_env, run_module
 
 pytestmark = pytest.mark.slow
@@ -27,13 +26,6 @@ pytestmark = pytest.mark.slow
 STUB = re.compile(
     r"^(?P<indent>[ \t]*)# YOUR CODE HERE\n[ \t]*raise NotImplementedError\(.*\)$", re.MULTILINE
 )
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "tinytorch_course", *args]
-    return subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, encoding="utf-8", timeout=600
-    )
 
 
 def solution_bodies(module: Module) -> list[str]:
@@ -65,8 +57,7 @@ def fill_in(notebook_path: Path, bodies: list[str]) -> None:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     base = tmp_path_factory.mktemp("workspace")
-    root = copy_course(base / "course")
-    release(Project(root), log=lambda *_: None)
+    root = private_released_copy(tmp_path_factory, "workspace-course")
     result = cli("workspace", str(base / "student"), cwd=root)
     assert result.returncode == 0, result.stderr
     return {"course": Project(root), "dir": base / "student", "stdout": result.stdout}

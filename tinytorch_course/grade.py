@@ -210,9 +210,12 @@ def _row(submission: Submission, result: dict) -> GradeRow:
     for g in grades:
         if g["score"] < g["max_score"]:
             row.failed.append(f"{g['name']}: {g['error'] or 'no points'}")
+    other = result.get("other_error")
+    feedback = result.get("feedback_error")
     problems = [
         result.get("stopped") or "",
-        result.get("feedback_error") and "no feedback file" or "",
+        f"error outside the tests: {other}" if other else "",
+        f"no feedback file: {_first_line(feedback)}" if feedback else "",
     ]
     row.problem = "; ".join(p for p in problems if p)
     return row

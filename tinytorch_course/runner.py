@@ -68,6 +68,16 @@ def error_message(outputs: list) -> str | None:
     return None
 
 
+def stderr_message(outputs: list) -> str | None:
+    """The first line a cell wrote to stderr, or None: nbgrader scores a graded test cell
+    that writes to stderr (a warning, say) 0 points, so `test` must fail it too."""
+    for output in outputs:
+        if output.get("output_type") == "stream" and output.get("name") == "stderr":
+            first = next((line for line in output.get("text", "").splitlines() if line.strip()), "")
+            return f"wrote to stderr, which nbgrader scores 0: {first.strip()}"
+    return None
+
+
 def _notebook_for(project: Project, module: Module):
     """The notebook to run: a workspace's own `.ipynb` (the student's work), or the
     notebook generated in memory from the repository's `.py` source."""
@@ -111,6 +121,7 @@ def run_module(
         ran = cell.get("execution_count") is not None
         message = error_message(cell.get("outputs", []))
         if meta.get("grade"):
+            message = message or stderr_message(cell.get("outputs", []))
             passed = ran and message is None
             why = message or ("" if ran else "did not run (the notebook stopped before this cell)")
             result.cells.append(

@@ -28,6 +28,8 @@ from pathlib import Path
 from .project import PACKAGE_DIR, SETTINGS_FILE, CourseError, Project
 from .release import find_leaks, release_dir, released_notebook
 
+# Folders beside the package that notebooks read at run time (data, not solutions).
+DATA_FOLDERS = ("tinytorch_datasets",)
 PYPROJECT = """\
 # A TinyTorch workspace: your notebooks are in modules/, and `nbdev-export` (run in this
 # folder) writes your own package to tinytorch/ from them. Later modules import it.
@@ -81,6 +83,11 @@ def _planned_files(project: Project, target: Path) -> dict[Path, Path | str]:
             title=project.settings.get("course", "title", fallback="TinyTorch")
         ),
     }
+    for name in DATA_FOLDERS:
+        folder = project.root / name
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+            if path.is_file() and "__pycache__" not in path.parts:
+                files[target / path.relative_to(project.root)] = path
     for module in project.modules:
         source = release_dir(project, module)
         for path in sorted(p for p in source.rglob("*") if p.is_file()):
