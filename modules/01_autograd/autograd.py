@@ -121,7 +121,7 @@
 # │ │ 0.81 MB                        │ │ 1.63 MB                        │ │
 # │ └────────────────────────────────┘ └────────────────────────────────┘ │
 # │                                                                       │
-# │ Total: 3,590,816 B = 3.59 MB (0.81 + 0.33 + 0.81 + 1.63)              │
+# │ Total: 814,120 × 2 + 334,336 + 1,628,240 = 3,590,816 B = 3.59 MB      │
 # │                                                                       │
 # └───────────────────────────────────────────────────────────────────────┘
 # ```
@@ -1962,9 +1962,9 @@ except Exception as error:  # the released notebook runs this before your engine
 # ```
 #
 # The textbook derivative `out · (1 - out)` is also imprecise: near `out = 1` the
-# subtraction `1 - out` keeps few correct digits (in float32, sigmoid(9) = 0.99987661,
-# and `1 - out` has only about 4 correct digits left). `e / (1 + e)**2` is the same
-# number computed without the subtraction.
+# subtraction `1 - out` keeps few correct digits (in float32, sigmoid(9) rounds to
+# 0.9998766, and `1 - out` = 0.00012338 where the true value is 0.00012339: about 4
+# correct digits left). `e / (1 + e)**2` is the same number without the subtraction.
 #
 # For `Pow`, where the exponent is 0 the derivative is 0 (and `a ** -1` may be infinite
 # at `a = 0`); `power_derivative` handles both a number and an array exponent. The
