@@ -207,6 +207,24 @@ def test_backward_with_explicit_gradient():
     np.testing.assert_allclose(x.grad, [2.0, 0.0, 60.0])
 
 
+def test_backward_does_not_alias_the_callers_gradient_array():
+    """.grad is the engine's own buffer: accumulating into it must not write into the
+    array the caller passed as `gradient` (nor may the caller's later edits leak in)."""
+    x = leaf([1.0, 2.0])
+    seed = np.array([1.0, 1.0])
+    x.backward(gradient=seed)
+    x.backward(gradient=seed)
+    np.testing.assert_array_equal(seed, [1.0, 1.0])
+    seed[:] = 100.0
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
+
+
+def test_backward_on_a_leaf_gives_it_the_gradient():
+    x = Variable(np.array(3.0), requires_grad=True)
+    x.backward()
+    assert float(x.grad) == 1.0
+
+
 def test_backward_gradient_may_be_a_variable():
     x = leaf([1.0, 2.0])
     (x * 3).backward(gradient=Variable(np.array([1.0, 2.0])))
@@ -369,6 +387,30 @@ def test_custom_function_needs_input_grad_and_none_gradients():
     assert s.grad is None
 
 
+class Power(Function):
+    """x ** p with the exponent p a plain number passed through apply."""
+
+    @staticmethod
+    def forward(ctx, x, p):
+        assert isinstance(p, int), "non-Variable arguments reach forward unchanged"
+        ctx.save_for_backward(x)
+        ctx.p = p
+        return x**p
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * ctx.p * x ** (ctx.p - 1), None
+
+
+def test_custom_function_with_a_non_variable_argument():
+    x = leaf([1.0, 2.0])
+    y = Power.apply(x, 3)
+    np.testing.assert_allclose(y.data, [1.0, 8.0])
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [3.0, 12.0])
+
+
 def test_custom_function_passes_gradcheck():
     x = leaf([0.5, -1.0, 2.0])
     assert gradcheck(lambda v: Cube.apply(v).sum(), [x]) is True
@@ -507,8 +549,21 @@ def test_custom_backward_with_wrong_gradient_shape_names_function_input_and_shap
         ({"a": 1}, "dict"),
         (object(), "object"),
         (np.array(["x"]), ("<U1", "str")),
+        ("1.5", "str"),
+        ([1.0, None], "None"),
+        (1 + 2j, "complex"),
     ],
-    ids=["str", "str_list", "None", "dict", "object", "string_array"],
+    ids=[
+        "str",
+        "str_list",
+        "None",
+        "dict",
+        "object",
+        "string_array",
+        "numeric_string",
+        "list_with_None",
+        "complex",
+    ],
 )
 def test_non_numeric_data_is_refused_with_its_type(data, type_name):
     with pytest.raises(TypeError) as error:
@@ -578,3 +633,16 @@ def test_gradcheck_uses_the_contract_defaults():
     assert gradcheck(lambda v: scaled_wrong(1 + 1e-4).apply(v).sum(), [x]) is True
     with pytest.raises(RuntimeError):
         gradcheck(lambda v: scaled_wrong(1.01).apply(v).sum(), [x])
+
+
+def test_gradcheck_of_a_non_scalar_output_and_a_constant_input():
+    x, c = leaf([0.5, -1.0, 2.0]), Variable(np.array([1.0, 2.0, 3.0]))
+    assert gradcheck(lambda v, k: (v * k).tanh(), [x, c]) is True
+
+
+def test_gradcheck_leaves_its_inputs_untouched():
+    data = np.array([0.5, -1.0, 2.0])
+    x = leaf(data)
+    gradcheck(lambda v: (v * v).sum(), [x])
+    np.testing.assert_array_equal(x.data, data)
+    assert x.grad is None

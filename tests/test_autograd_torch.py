@@ -197,6 +197,25 @@ def test_op_matches_torch(name):
     assert_same(tt_fn, torch_fn, arrays)
 
 
+# ------------------------------------------------------------------------ max ties
+
+
+@pytest.mark.parametrize(
+    "tt_fn, torch_fn",
+    [
+        (lambda a: a.max(), lambda a: a.max()),
+        (lambda a: a.max(axis=1), lambda a: a.amax(dim=1)),
+        (lambda a: a.max(axis=(0, 1), keepdims=True), lambda a: a.amax(dim=(0, 1), keepdim=True)),
+    ],
+    ids=["all", "axis", "tuple_keepdims"],
+)
+def test_max_with_ties_shares_the_gradient_as_torch(tt_fn, torch_fn):
+    """Finite differences are undefined at a tie, so the rule is PyTorch's: max() over
+    everything and amax over axes split the gradient evenly among the tied maxima."""
+    data = np.array([[3.0, 1.0, 3.0], [2.0, 2.0, 0.0]])
+    assert_same(tt_fn, torch_fn, [data])
+
+
 # ------------------------------------------------------------------ composite graphs
 
 
