@@ -124,3 +124,26 @@ def test_wide_and_deep_lattice_visits_each_node_once():
     # Each layer maps the sum s to 4 copies of s/4, whose sum is s again; the first
     # layer takes x to 4 copies of x, so out = 4x.
     assert float(x.grad) == 4.0
+
+
+def test_consumers_outside_the_backpropagated_graph_are_ignored():
+    """`shared` also feeds a graph that is never backpropagated: backward from `a` must
+    not wait for gradients from it (a dependency count over every consumer would)."""
+    reset_counts()
+    x = Variable(np.array([1.0, 2.0]), requires_grad=True)
+    shared = CountedIdentity.apply(x * 2.0)
+    unrelated = shared * 5.0  # noqa: F841 - alive, but not part of a's graph
+    a = (shared * 3.0).sum()
+    a.backward()
+    assert len(CountedIdentity.calls) == 1
+    np.testing.assert_array_equal(x.grad, [6.0, 6.0])
+
+
+def test_a_non_leaf_used_twice_by_one_op():
+    """h * h: one consumer, two edges into h; h's gradient is 2h, reached once."""
+    reset_counts()
+    x = Variable(np.array([0.5, -1.0]), requires_grad=True)
+    h = CountedIdentity.apply(x * 3.0)
+    (h * h).sum().backward()
+    assert len(CountedIdentity.calls) == 1
+    np.testing.assert_allclose(x.grad, 2 * (3.0 * x.data) * 3.0)

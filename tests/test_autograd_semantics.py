@@ -452,6 +452,18 @@ def test_reshape_to_a_different_size_names_both_shapes():
     assert "reshape" in message.lower() and "(3, 4)" in message and "(5,)" in message, message
 
 
+@pytest.mark.parametrize(
+    "shape, axes", [((2, 3), (0, 5)), ((2, 3, 4), (0, 7)), ((3,), (0, 1)), ((2, 3), (-3, 0))]
+)
+def test_transpose_with_an_axis_out_of_range_is_refused(shape, axes):
+    """An axis that does not exist is a mistake, not something to wrap around modulo
+    ndim (PyTorch: IndexError "Dimension out of range")."""
+    with pytest.raises((IndexError, ValueError)) as error:
+        leaf(np.ones(shape)).transpose(*axes)
+    bad_axis = next(a for a in axes if not -len(shape) <= a < len(shape))
+    assert str(bad_axis) in str(error.value), str(error.value)
+
+
 def test_non_scalar_backward_without_gradient_says_so():
     y = leaf([1.0, 2.0]) * 2
     with pytest.raises(RuntimeError, match="scalar") as error:
