@@ -251,6 +251,12 @@ def expect(condition, message: str) -> None:
         raise AssertionError(message)
 
 
+def floats(values, dtype=np.float64) -> np.ndarray:
+    """A floating numpy array: a Variable of it does not need Part 1's `as_float_array`,
+    so each part's test depends only on the parts it tests."""
+    return np.array(values, dtype=dtype)
+
+
 def show(value) -> str:
     return np.array2string(np.asarray(value, dtype=np.float64), precision=5, separator=", ")
 
@@ -900,7 +906,7 @@ class Scale(Function):
         return grad_output * 2, None
 
 
-x = Variable([1.0, 2.0], requires_grad=True)
+x = Variable(floats([1.0, 2.0]), requires_grad=True)
 y = Twice.apply(x)
 expect(isinstance(y, Variable), f"Function.apply returned {type(y).__name__}, expected a Variable")
 expect(
@@ -924,7 +930,7 @@ expect(
     list(s.grad_fn.needs_input_grad) == [True, False],
     f"needs_input_grad of Scale.apply(x, 3) is {s.grad_fn.needs_input_grad}, expected [True, False]",
 )
-constant = Twice.apply(Variable([1.0]))
+constant = Twice.apply(Variable(floats([1.0])))
 expect(
     not constant.requires_grad and constant.grad_fn is None,
     "an op on Variables that do not require grad records nothing (grad_fn None)",
@@ -1083,7 +1089,7 @@ check_op_backward(Sub, np.subtract, [a, b])
 check_op_backward(Mul, np.multiply, [a, b])
 check_op_backward(Div, np.divide, [a, nonzero])
 check_op_backward(Neg, np.negative, [a])
-x = Variable([1.0, 2.0, 4.0], requires_grad=True)
+x = Variable(floats([1.0, 2.0, 4.0], np.float32), requires_grad=True)
 for text, got, want, op in [
     ("x + 1", x + 1, [2.0, 3.0, 5.0], Add),
     ("1 + x", 1 + x, [2.0, 3.0, 5.0], Add),
@@ -1405,7 +1411,7 @@ expect_close(
 expect_close(unbroadcast(g, ()), g.sum(), "unbroadcast(g of shape (2, 3), ())")
 
 # the opening's example: z = x*y + b
-x, y, b = (Variable(v, requires_grad=True) for v in (2.0, 3.0, 1.0))
+x, y, b = (Variable(floats(v), requires_grad=True) for v in (2.0, 3.0, 1.0))
 z = x * y + b
 z.backward()
 for name, leaf, want in (("x", x, 3.0), ("y", y, 2.0), ("b", b, 1.0)):
@@ -1413,7 +1419,7 @@ for name, leaf, want in (("x", x, 3.0), ("y", y, 2.0), ("b", b, 1.0)):
     expect_close(leaf.grad, want, f"∂z/∂{name} for z = x*y + b at x=2, y=3, b=1")
 
 # a diamond: each node once, in reverse topological order
-a = Variable(1.0, requires_grad=True)
+a = Variable(floats(1.0), requires_grad=True)
 left, right = a * 2, a * 3
 d = left + right
 order = topological_order(d)
@@ -1445,7 +1451,7 @@ check_gradients(
 )
 
 # accumulation across backward() calls, and retain_grad
-w = Variable([1.0, 2.0], requires_grad=True)
+w = Variable(floats([1.0, 2.0]), requires_grad=True)
 (w * 3).backward(np.ones(2))
 (w * 4).backward(np.ones(2))
 expect_close(w.grad, [7.0, 7.0], "w.grad after backward of w*3 then of w*4 (gradients accumulate)")
@@ -1457,7 +1463,7 @@ expect_close(hidden.grad, [5.0, 5.0], "hidden.grad of a non-leaf that called ret
 expect((w * 2).grad is None, "a non-leaf keeps no .grad unless it calls retain_grad()")
 
 # a freed graph refuses a second backward
-p = Variable([1.0, 2.0], requires_grad=True)
+p = Variable(floats([1.0, 2.0]), requires_grad=True)
 q = p * p
 q.backward(np.ones(2))
 raises(RuntimeError, lambda: q.backward(np.ones(2)), "retain_graph")
@@ -1472,7 +1478,7 @@ expect_close(
 )
 
 # graph sizes that break recursive or path-following engines
-chain = start = Variable(1.0, requires_grad=True)
+chain = start = Variable(floats(1.0), requires_grad=True)
 for _ in range(5000):
     chain = chain + 1.0
 chain.backward()
@@ -1481,28 +1487,30 @@ expect_close(
     1.0,
     "the gradient through a 5,000-op chain (a recursive engine overflows the stack)",
 )
-diamond = top = Variable(np.float64(1.0), requires_grad=True)
+diamond = top = Variable(floats(1.0), requires_grad=True)
 for _ in range(60):
     diamond = diamond * 1.0 + diamond * 1.0
 diamond.backward()
 expect_close(top.grad, 2.0**60, "the gradient through 60 diamonds (2**60 paths, 180 nodes)")
 ### BEGIN HIDDEN TESTS
-chain = start = Variable(1.0, requires_grad=True)
+chain = start = Variable(floats(1.0), requires_grad=True)
 for _ in range(100_000):
     chain = chain * 1.0
 chain.backward()
 expect_close(start.grad, 1.0, "the gradient through a 100,000-op chain")
 raises(
-    RuntimeError, lambda: Variable([1.0, 2.0], requires_grad=True).__mul__(2).backward(), "scalar"
+    RuntimeError,
+    lambda: Variable(floats([1.0, 2.0]), requires_grad=True).__mul__(2).backward(),
+    "scalar",
 )
 raises(
     ValueError,
-    lambda: (Variable([1.0, 2.0], requires_grad=True) * 2).backward(np.ones(3)),
+    lambda: (Variable(floats([1.0, 2.0]), requires_grad=True) * 2).backward(np.ones(3)),
     "(3,)",
     "(2,)",
 )
-raises(RuntimeError, lambda: Variable([1.0]).backward(), "require")
-triple = Variable(2.0, requires_grad=True)
+raises(RuntimeError, lambda: Variable(floats([1.0])).backward(), "require")
+triple = Variable(floats(2.0), requires_grad=True)
 (triple * triple * triple).backward()
 expect_close(triple.grad, 12.0, "d(x*x*x)/dx at 2")
 ### END HIDDEN TESTS
@@ -2129,17 +2137,17 @@ check_gradients(lambda a: a.sigmoid(), lambda a: 1 / (1 + np.exp(-a)), [values],
 check_gradients(lambda a: a.relu(), lambda a: np.maximum(a, 0), [away_from_zero], "a.relu()")
 with warnings.catch_warnings():
     warnings.simplefilter("error")  # an overflow warning fails the test
-    x = Variable([-1000.0, 0.0, 1000.0], requires_grad=True)
+    x = Variable(floats([-1000.0, 0.0, 1000.0]), requires_grad=True)
     s = x.sigmoid()
     s.backward(np.ones(3))
 expect_close(s.data, [0.0, 0.5, 1.0], "sigmoid at -1000, 0, 1000 (must not overflow)")
 expect_close(x.grad, [0.0, 0.25, 0.0], "sigmoid's gradient at -1000, 0, 1000")
 ### BEGIN HIDDEN TESTS
-zero = Variable([0.0, 1.0], requires_grad=True)
+zero = Variable(floats([0.0, 1.0]), requires_grad=True)
 (zero**0).backward(np.ones(2))
 expect_close(zero.grad, [0.0, 0.0], "d(a**0)/da (0 even at a = 0)")
-base = Variable([0.0, 2.0], requires_grad=True)
-exponent = Variable([2.0, 3.0], requires_grad=True)
+base = Variable(floats([0.0, 2.0]), requires_grad=True)
+exponent = Variable(floats([2.0, 3.0]), requires_grad=True)
 (base**exponent).backward(np.ones(2))
 expect_close(exponent.grad, [0.0, 8.0 * np.log(2.0)], "d(a**b)/db where a = 0 is taken as 0")
 y = Variable(np.array([0.0, 2.0], dtype=np.float32), requires_grad=True)
@@ -2371,7 +2379,7 @@ for axis in (None, 0, 1, -1, (0, 2)):
                 [data],
                 f"a.{method}(axis={axis}, keepdims={keepdims}) for a of shape (2, 3, 4)",
             )
-ties = Variable([[1.0, 5.0, 2.0], [7.0, 0.0, 7.0]], requires_grad=True)
+ties = Variable(floats([[1.0, 5.0, 2.0], [7.0, 0.0, 7.0]]), requires_grad=True)
 ties.max(axis=1).backward(np.array([1.0, 1.0], dtype=np.float32))
 expect_close(
     ties.grad,
@@ -2379,7 +2387,7 @@ expect_close(
     "max's gradient when two elements tie for the maximum (they share it)",
 )
 ### BEGIN HIDDEN TESTS
-scalar = Variable(3.0, requires_grad=True)
+scalar = Variable(floats(3.0), requires_grad=True)
 scalar.sum().backward()
 expect_close(scalar.grad, 1.0, "sum of a 0-d Variable")
 check_gradients(
@@ -2494,7 +2502,7 @@ check_gradients(
     [data],
     "a[:, [0, 2, 2]] (a repeated index)",
 )
-picked = Variable([10.0, 20.0, 30.0], requires_grad=True)
+picked = Variable(floats([10.0, 20.0, 30.0]), requires_grad=True)
 picked[np.array([0, 0, 2])].backward(np.ones(3, dtype=np.float32))
 expect_close(
     picked.grad,
@@ -2608,7 +2616,7 @@ check_gradients(
 )
 with warnings.catch_warnings():
     warnings.simplefilter("error")
-    big = log_softmax(Variable([[1000.0, 0.0, -1000.0]]))
+    big = log_softmax(Variable(floats([[1000.0, 0.0, -1000.0]])))
 expect_close(
     big.data, [[0.0, -1000.0, -2000.0]], "log_softmax([1000, 0, -1000]) (must not overflow)"
 )
@@ -2752,7 +2760,7 @@ expect_close(
 
 # 2. a 2-8-2 tanh network learns XOR with a log-softmax cross-entropy loss
 rng = np.random.default_rng(0)
-xor_inputs = Variable([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+xor_inputs = Variable(floats([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]))
 xor_labels = np.array([0, 1, 1, 0])
 W1 = Variable(rng.normal(0, 1, (2, 8)), requires_grad=True)
 b1 = Variable(np.zeros(8), requires_grad=True)
