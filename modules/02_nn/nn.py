@@ -1187,7 +1187,9 @@ def describe(model: Module, input_shape: tuple, dtype=np.float32) -> str:
 # ## Part 8: integration test: a network learns
 #
 # Everything together: a 2-16-2 MLP learns to separate two interleaved half-moons with
-# plain gradient descent written in three lines. The table is `describe` on your model.
+# plain gradient descent written in three lines. The table is `describe` on your model;
+# the graph at the end is the one your engine records for its loss: one node per
+# `Linear`, one per activation, one for the loss.
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_nn_integration", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
@@ -1225,6 +1227,14 @@ np.testing.assert_array_equal(
     _model(_x).data,
     err_msg="a model loaded from state_dict() should compute exactly the same outputs",
 )
+from tinytorch.autograd import draw_graph
+
+for _name, _parameter in _model.named_parameters():
+    _parameter.name = _name  # draw_graph labels a Variable with its name
+print("\nThe graph your engine records for the loss of this model (module 01's draw_graph):")
+_batch = Variable(_x, name="x")
+_loss = cross_entropy(_model(_batch), _labels)
+print(draw_graph(_loss))
 
 # %% [markdown]
 # ## What you built
