@@ -182,6 +182,24 @@ def test_grads_accumulate_across_backward_calls():
     np.testing.assert_allclose(x.grad, 2 * (2 * np.array([1.0, 2.0])))
 
 
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max"])
+def test_grads_accumulate_when_the_first_one_came_straight_from_a_reduction(reduce):
+    """A reduction's backward can hand out a broadcast (read-only) view; the leaf's
+    .grad must still be a buffer of its own that later backward calls add into."""
+    x = leaf([[1.0, 2.0], [3.0, 4.0]])
+    getattr(x, reduce)().backward()
+    first = x.grad.copy()
+    getattr(x, reduce)().backward()
+    np.testing.assert_allclose(x.grad, 2 * first)
+
+
+def test_each_leaf_gets_its_own_grad_buffer():
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    (a + b).sum().backward()
+    a.grad += 10.0
+    np.testing.assert_allclose(b.grad, [1.0, 1.0])
+
+
 def test_retain_graph_allows_a_second_backward_that_accumulates():
     x = leaf([1.0, 2.0])
     y = (x * x).sum()

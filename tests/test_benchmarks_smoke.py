@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_autograd.py"
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
-# Runs the benchmark with `import torch` failing, as on a machine without torch.
+# Runs the benchmark with `import torch` and `import threadpoolctl` failing, as on a
+# machine with neither (the CI job on Python 3.10).
 WITHOUT_TORCH = (
-    "import runpy, sys; sys.modules['torch'] = None; "
+    "import runpy, sys; sys.modules['torch'] = None; sys.modules['threadpoolctl'] = None; "
     f"sys.argv = [{str(SCRIPT)!r}, '--quick']; "
     f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')"
 )
@@ -55,8 +56,9 @@ def test_quick_benchmark_reports_ratios_against_torch():
     assert all("goal <= 1.0" in line for line in per_op)
 
 
-def test_quick_benchmark_runs_without_torch():
+def test_quick_benchmark_runs_without_torch_and_threadpoolctl():
     output = run([sys.executable, "-c", WITHOUT_TORCH]).stdout
     assert "torch not installed: skipping the PyTorch columns" in output
+    assert "threadpoolctl not installed: numpy's BLAS and torch both set to 1" in output
     assert_common_report(output)
     assert not [line for line in ratio_lines(output) if "per op" in line]
