@@ -289,6 +289,9 @@ def test_sequential_order_indexing_and_names():
     np.testing.assert_allclose(model(x).data, model[2](model[1](model[0](x))).data)
     with pytest.raises(IndexError):
         model[3]
+    head = model[1:]
+    assert isinstance(head, Sequential) and len(head) == 2 and head[1] is model[2]
+    assert [n for n, _ in head.named_parameters()] == ["1.weight", "1.bias"]
 
 
 def test_sequential_refuses_something_that_is_not_a_module():

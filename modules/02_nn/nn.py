@@ -774,8 +774,13 @@ class Sequential(Module):
     def __len__(self) -> int:
         return sum(1 for name in vars(self) if name.isdigit())
 
-    def __getitem__(self, index: int) -> Module:
-        return getattr(self, str(range(len(self))[index]))
+    def __getitem__(self, index: int | slice) -> Module:
+        """Layer `index` (negative counts from the end); a slice gives a Sequential of
+        those layers (the same layer objects, so they share parameters)."""
+        positions = range(len(self))[index]
+        if isinstance(positions, range):
+            return Sequential(*(getattr(self, str(i)) for i in positions))
+        return getattr(self, str(positions))
 
     def __iter__(self) -> Iterator[Module]:
         return (self[i] for i in range(len(self)))
