@@ -148,10 +148,24 @@
 # %%
 #| default_exp training
 
+# %% [markdown]
+# One systems detail before numpy is imported. numpy hands matrix products to a BLAS
+# library (OpenBLAS in the pip wheels), which by default starts one thread per core.
+# The products in this module are small (a batch of 32 rows times 64 or 256 columns),
+# too small to split usefully, and on a busy machine the extra threads mostly wait for
+# each other: on the 2-core machine this module was written on, with other jobs running,
+# the digits training of Part 8 took about 30 s with 2 OpenBLAS threads and 2 s with 1.
+# The variable only takes effect if it is set before numpy loads OpenBLAS (restart the
+# kernel to change it). `benchmarks/bench_training.py --threads N` compares thread
+# counts on a larger network.
+
+# %%
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 # %%
 #| export
-from __future__ import annotations
-
 import hashlib
 import math
 import sys
@@ -493,6 +507,9 @@ def _epoch_labels(loader) -> list[int]:
     return [int(v) for _, yb in loader for v in yb]
 
 
+_ds10 = TensorDataset(np.arange(10) * 10, np.arange(10))
+
+
 _a = DataLoader(_ds10, batch_size=4, shuffle=True, seed=0)
 _b = DataLoader(_ds10, batch_size=4, shuffle=True, seed=0)
 _a1, _a2 = _epoch_labels(_a), _epoch_labels(_a)
@@ -530,6 +547,7 @@ print("DataLoader shuffle: permutations, reproducible with a seed, new order eac
 # that names the argument.
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_loader_errors", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+_ds10 = TensorDataset(np.arange(10) * 10, np.arange(10))
 check_raises(
     ValueError,
     ["batch_size", "0"],
@@ -578,7 +596,8 @@ DIGITS_SHA256 = "b3b9c8cc11d765ce4264d8748bf3edbafa5038d91c93cf713ddbd6ae8652b41
 
 def digits_path() -> Path:
     """Where `digits.npz` is: the installed `tinytorch_datasets` package, or the
-    `tinytorch_datasets/` folder beside the `tinytorch` package or above the working folder."""
+    `tinytorch_datasets/` folder of a checkout (beside the `tinytorch` or `tinytorch_course`
+    package, as in a student workspace) or above the working folder."""
     try:
         import tinytorch_datasets
 
@@ -586,12 +605,12 @@ def digits_path() -> Path:
     except ImportError:
         pass
     candidates = []
-    try:
-        import tinytorch
-
-        candidates.append(Path(tinytorch.__file__).resolve().parent.parent)
-    except ImportError:
-        pass
+    for package in ("tinytorch", "tinytorch_course"):  # a checkout: the folder beside them
+        try:
+            module = __import__(package)
+        except ImportError:
+            continue
+        candidates.append(Path(module.__file__).resolve().parent.parent)
     candidates += [Path.cwd(), *Path.cwd().resolve().parents]
     for folder in candidates:
         if (folder / "tinytorch_datasets" / "digits.npz").is_file():
@@ -776,7 +795,7 @@ class Standardize:
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
 
-    def fit(self, x: np.ndarray) -> Standardize:
+    def fit(self, x: np.ndarray) -> "Standardize":
         """Store the mean and standard deviation of each column of `x` (the training set)."""
         ### BEGIN SOLUTION
         x = np.asarray(x)
@@ -815,7 +834,7 @@ if not np.allclose(_out, [[0.0, 1.0]], atol=1e-6):
     )
 check_equal(_out.dtype, np.dtype(np.float32), "dtype after standardising float32 input")
 ### BEGIN HIDDEN TESTS
-_big = Standardize().fit(x_digits[_train])(x_digits[_train])
+_big = Standardize().fit(x_digits[:1000])(x_digits[:1000])
 if not np.allclose(_big.mean(axis=0), 0, atol=1e-5):
     raise AssertionError("standardised training pixels should have mean 0 per pixel")
 ### END HIDDEN TESTS
@@ -1152,9 +1171,9 @@ print(
 # ```
 #   row = round((value - low) / (high - low) * (height - 1))       0 = bottom row
 #
-#   high ┤ value == high   -> row height - 1 (top)
+#   high ├ value == high   -> row height - 1 (top)
 #        │
-#   low  ┤ value == low    -> row 0 (bottom)
+#   low  ├ value == low    -> row 0 (bottom)
 # ```
 #
 # and epoch `i` of `n` to column `round(i * (width - 1) / (n - 1))`. When every value is
@@ -1209,7 +1228,7 @@ def ascii_chart(
     for index, row in enumerate(grid):
         label = labels.get(index, "")
         lines.append(
-            f"{label:>{pad}} ┤{''.join(row)}│" if label else " " * pad + " │" + "".join(row) + "│"
+            f"{label:>{pad}} ├{''.join(row)}│" if label else " " * pad + " │" + "".join(row) + "│"
         )
     lines.append(" " * pad + " └" + "─" * width + "┘")
     axis = f"1{n:>{width - 1}}" if n > 1 else "1"
@@ -1279,7 +1298,7 @@ if len({len(line) for line in _lines}) != 1:
     raise AssertionError(
         "ascii_chart lines differ in width: " + str([len(line) for line in _lines])
     )
-_plot_rows = [line for line in _lines if "│" in line or "┤" in line]
+_plot_rows = [line for line in _lines if "│" in line and "┌" not in line and "└" not in line]
 check_equal(len(_plot_rows), 6, "rows inside the chart's box (height=6)")
 if "*" not in _plot_rows[-1] or "o" not in _plot_rows[0]:
     raise AssertionError(
