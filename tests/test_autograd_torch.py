@@ -7,6 +7,9 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from tinytorch.autograd import Variable
 
@@ -195,6 +198,75 @@ def test_op_matches_torch(name):
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     arrays = [random_input(rng, shape, domain) for shape, domain in specs]
     assert_same(tt_fn, torch_fn, arrays)
+
+
+# ------------------------------------------------- random shapes, as in the gradient tests
+
+FEW = settings(deadline=None, max_examples=15, suppress_health_check=[HealthCheck.too_slow])
+BROADCAST_PAIRS = hnp.mutually_broadcastable_shapes(
+    num_shapes=2, min_dims=0, max_dims=3, max_side=3
+)
+BINARY = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "pow": lambda a, b: a**b,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@FEW
+@given(shapes=BROADCAST_PAIRS, seed=st.integers(0, 2**32 - 1))
+def test_binary_ops_with_random_broadcasting_match_torch(name, shapes, seed):
+    rng = np.random.default_rng(seed)
+    shape_a, shape_b = shapes.input_shapes
+    a = random_input(rng, shape_a, "positive" if name == "pow" else "any")
+    b = random_input(rng, shape_b, "nonzero" if name == "div" else "any")
+    assert_same(BINARY[name], BINARY[name], [a, b], seed)
+
+
+@st.composite
+def batched_matmul_shapes(draw):
+    n, k, m = (draw(st.integers(1, 3)) for _ in range(3))
+    batch_a, batch_b = draw(
+        hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=3)
+    ).input_shapes
+    shape_a = (k,) if draw(st.booleans()) else (*batch_a, n, k)
+    shape_b = (k,) if draw(st.booleans()) else (*batch_b, k, m)
+    return shape_a, shape_b
+
+
+@FEW
+@given(shapes=batched_matmul_shapes(), seed=st.integers(0, 2**32 - 1))
+def test_matmul_with_random_shapes_matches_torch(shapes, seed):
+    rng = np.random.default_rng(seed)
+    arrays = [random_input(rng, shape, "any") for shape in shapes]
+    assert_same(lambda a, b: a @ b, lambda a, b: a @ b, arrays, seed)
+
+
+@st.composite
+def shape_and_axes(draw):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    axes = draw(st.lists(st.integers(0, len(shape) - 1), min_size=1, unique=True))
+    return shape, tuple(axes)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "max"])
+@FEW
+@given(case=shape_and_axes(), keepdims=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_reductions_over_random_axes_match_torch(name, case, keepdims, seed):
+    shape, axes = case
+    data = random_input(np.random.default_rng(seed), shape, "distinct")
+    torch_name = "amax" if name == "max" else name
+
+    def mine(a):
+        return getattr(a, name)(axis=axes, keepdims=keepdims)
+
+    def theirs(a):
+        return getattr(a, torch_name)(dim=axes, keepdim=keepdims)
+
+    assert_same(mine, theirs, [data], seed)
 
 
 # ------------------------------------------------------------------------ max ties
