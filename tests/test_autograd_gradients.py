@@ -499,6 +499,10 @@ INDEXES = {
     "two_int_arrays": (np.array([0, 3, 0]), np.array([1, 1, 1])),
     "int_array_and_slice": (np.array([2, 2]), slice(0, 2)),
     "negative_int_array": (np.array([-1, -1, 0]),),
+    "int_and_list": (1, [0, 0, 2]),
+    "ellipsis_and_list": (Ellipsis, [2, 2]),
+    "nested_list": ([[0, 1], [1, 1]],),
+    "broadcast_int_arrays": (np.array([[0], [3]]), np.array([0, 2, 2])),
 }
 
 
