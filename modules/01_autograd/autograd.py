@@ -613,17 +613,15 @@ class Variable:
 
     def transpose(self, *axes):
         """No axes: reverse all axes (numpy's `.T`). Two axes: swap them (PyTorch's
-        `transpose(dim0, dim1)`). One axis per dimension: that permutation (numpy)."""
+        `transpose(dim0, dim1)`). A tuple of one axis per dimension: that permutation
+        (numpy's `transpose(axes)`, also `permute`)."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        if len(axes) == 2 and self.ndim != 2:
+            return self.permute(*axes[0])
+        if len(axes) == 2:
             order = list(range(self.ndim))
-            first, second = (a % self.ndim for a in axes)
+            first, second = (checked_axis(a, self.shape, "transpose") for a in axes)
             order[first], order[second] = order[second], order[first]
             axes = tuple(order)
-        elif len(axes) == 2:
-            first, second = (a % 2 for a in axes)
-            axes = None if first != second else (0, 1)
         return Transpose.apply(self, axes or None)
 
     def permute(self, *axes):
@@ -639,7 +637,15 @@ class Variable:
         return LogSoftmax.apply(self, axis)
 
 
-_NUMBERS = (int, float)
+def checked_axis(axis: int, shape: tuple, op: str) -> int:
+    """`axis` as a non-negative index into `shape`; an axis that does not exist is an
+    IndexError naming it (never wrapped around silently)."""
+    if not -len(shape) <= axis < len(shape):
+        raise IndexError(
+            f"{op}: axis {axis} is out of range for a Variable of shape {shape} "
+            f"(expected an axis in [{-len(shape)}, {len(shape) - 1}])"
+        )
+    return axis % len(shape)
 
 
 def operand(value):
@@ -870,8 +876,14 @@ class Function:
 
 def shape_error(op: type, arrays: Sequence, error: Exception) -> ValueError:
     """A ValueError naming the op and the shapes it was given."""
-    shapes = ", ".join(str(np.shape(a)) for a in arrays if isinstance(a, np.ndarray))
-    return ValueError(f"{op.__name__}: cannot combine inputs of shapes {shapes}: {error}")
+    shapes = [str(np.shape(a)) for a in arrays if isinstance(a, np.ndarray)]
+    if len(shapes) == 1:
+        return ValueError(
+            f"{op.__name__}: invalid arguments for an input of shape {shapes[0]}: {error}"
+        )
+    return ValueError(
+        f"{op.__name__}: cannot combine inputs of shapes {', '.join(shapes)}: {error}"
+    )
 
 
 # %% [markdown]
@@ -1258,16 +1270,21 @@ def reduce_to_shape(fn: Function, index: int, grad: np.ndarray, shape: tuple) ->
 # pop b   order [d, c, b]       a: 1 -> 0, a leaf: order [d, c, b, a]
 # ```
 #
-# - `accumulate_grad(variable, grad)`: the first gradient is *copied* into `.grad` (an
-#   array that backward returned may be shared with another input, or read-only);
-#   later ones are added in place, so gradients accumulate across `backward()` calls,
-#   as in PyTorch.
+# - `accumulate_grad(variable, grad)`: the first gradient becomes `.grad`, later ones
+#   are added in place, so gradients accumulate across `backward()` calls, as in
+#   PyTorch. Careful with the first one: the array an op's backward returned may also
+#   have gone to another input (`Add` returns `grad_output` twice), or be a read-only
+#   view (`np.broadcast_to`). Two leaves sharing one buffer would see each other's
+#   later additions. So copy it (`np.array(grad, dtype=...)`), unless `is_unshared`
+#   (given) says nothing else refers to it: then adopting it saves a copy per
+#   parameter per step.
 # - `backpropagate(root, grad_output, retain_graph)`: a dict maps each Variable to its
 #   gradient so far. For each node in order: pop its gradient; a leaf accumulates it;
 #   otherwise (also accumulating it if the node `retain_grad()`s) `call_backward` turns
-#   it into input gradients, which are added into the dict. Then, unless
-#   `retain_graph`, release what the node saved: set `fn._saved = _FREED`, so that a
-#   second backward through it raises a clear error instead of using stale values.
+#   it into input gradients, and `add_input_grads` adds each into the dict (a new
+#   array, never `+=` there: the array may be shared). Then, unless `retain_graph`,
+#   release what the node saved: set `fn._saved = _FREED`, so that a second backward
+#   through it raises a clear error instead of using stale values.
 #
 # `Variable.backward()` (given in Part 1) checks its arguments with `initial_gradient`
 # and calls your `backpropagate`.
@@ -1331,13 +1348,44 @@ def topological_order(root: Variable) -> list[Variable]:
 
 
 def accumulate_grad(variable: Variable, grad: np.ndarray) -> None:
-    """Add `grad` into `variable.grad` (which starts as a copy: never share a buffer)."""
+    """Add `grad` into `variable.grad`. The first gradient becomes `.grad`: a copy,
+    unless nothing else refers to the array (then it is adopted as is, which saves a
+    copy per parameter per step); later ones are added in place."""
     ### BEGIN SOLUTION
     if variable.grad is None:
-        variable.grad = np.array(grad, dtype=variable.data.dtype)
+        variable.grad = grad if is_unshared(grad) else np.array(grad, dtype=variable.data.dtype)
     else:
         variable.grad += grad
     ### END SOLUTION
+
+
+def is_unshared(grad) -> bool:
+    """True when `grad` is a plain array that owns its memory and that nobody but the
+    caller of `accumulate_grad` refers to: no other Variable's `.grad` or `.data`, no
+    view, no saved value. Then `.grad` may take it without a copy, because nothing else
+    can see the in-place additions that follow. (PyTorch decides the same way, by
+    reference count; the count to expect is measured below, as it differs between
+    Python versions.)"""
+    return (
+        type(grad) is np.ndarray and grad.base is None and sys.getrefcount(grad) <= _UNSHARED_REFS
+    )
+
+
+def _references_to_an_unshared_array() -> int:
+    """What `sys.getrefcount` reports inside `is_unshared`, called from
+    `accumulate_grad`, called with a local variable, for an array nothing else holds."""
+
+    def accumulate(grad):
+        return probe(grad)
+
+    def probe(grad):
+        return sys.getrefcount(grad)
+
+    local = np.empty(0)
+    return accumulate(local)
+
+
+_UNSHARED_REFS = _references_to_an_unshared_array()
 
 
 def backpropagate(root: Variable, grad_output: np.ndarray, retain_graph: bool = False) -> None:
@@ -1358,12 +1406,19 @@ def backpropagate(root: Variable, grad_output: np.ndarray, retain_graph: bool = 
             continue
         if node._retains_grad:
             accumulate_grad(node, grad)
-        for index, parent_grad in enumerate(call_backward(fn, grad)):
-            if parent_grad is not None:
-                parent = fn.inputs[index]
-                grads[parent] = grads[parent] + parent_grad if parent in grads else parent_grad
+        add_input_grads(grads, fn, call_backward(fn, grad))
         if not retain_graph:
             fn._saved = _FREED
+    ### END SOLUTION
+
+
+def add_input_grads(grads: dict, fn: Function, input_grads: list) -> None:
+    """Add each input's gradient (None: no gradient) to what `grads` holds for it."""
+    ### BEGIN SOLUTION
+    for index, input_grad in enumerate(input_grads):
+        if input_grad is not None:
+            parent = fn.inputs[index]
+            grads[parent] = grads[parent] + input_grad if parent in grads else input_grad
     ### END SOLUTION
 
 
@@ -1493,6 +1548,15 @@ for _ in range(60):
 diamond.backward()
 expect_close(top.grad, 2.0**60, "the gradient through 60 diamonds (2**60 paths, 180 nodes)")
 ### BEGIN HIDDEN TESTS
+first, second = (
+    Variable(floats([1.0, 2.0]), requires_grad=True),
+    Variable(floats([3.0, 4.0]), requires_grad=True),
+)
+(first + second).backward(np.ones(2))
+expect(
+    not np.shares_memory(first.grad, second.grad),
+    "the two inputs of an Add got .grad arrays that share memory: copy the first gradient unless it is unshared",
+)
 chain = start = Variable(floats(1.0), requires_grad=True)
 for _ in range(100_000):
     chain = chain * 1.0
