@@ -74,19 +74,21 @@ class Trainer:
         self.optimizer.step()
 
     def measured_step(self, x: Variable, y: Variable):
-        """One step under tracemalloc: (peak bytes above the start, ledger at end of forward)."""
+        """One step under tracemalloc: peak bytes above the start, bytes held at the end of
+        forward, and the ledger there."""
         self.optimizer.zero_grad(set_to_none=False)
         tracemalloc.start()
         try:
             baseline = tracemalloc.get_traced_memory()[0]
             loss = self.loss(x, y)
+            after_forward = tracemalloc.get_traced_memory()[0] - baseline
             ledger = memory_ledger(loss, optimizer=self.optimizer)
             loss.backward()
             self.optimizer.step()
             peak = tracemalloc.get_traced_memory()[1] - baseline
         finally:
             tracemalloc.stop()
-        return peak, ledger
+        return peak, after_forward, ledger
 
 
 def interleaved_times(trainers: list[Trainer], x: Variable, y: Variable, repeats: int) -> list:
@@ -128,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     for trainer in (plain, ckpt):
         trainer.step(x, y)  # warm-up: allocates gradients and Adam's moments
 
-    plain_peak, plain_ledger = plain.measured_step(x, y)
-    ckpt_peak, ckpt_ledger = ckpt.measured_step(x, y)
+    plain_peak, plain_held, plain_ledger = plain.measured_step(x, y)
+    ckpt_peak, ckpt_held, ckpt_ledger = ckpt.measured_step(x, y)
     pairs = list(zip(plain.model.parameters(), ckpt.model.parameters(), strict=True))
     same_grads = all(np.array_equal(p.grad, q.grad) for p, q in pairs)
 
@@ -143,11 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     time_ok = time_ratio <= TIME_TARGET or not full
     verdict = {True: "ok", False: "FAIL"}
     target = "" if full else "   (targets apply to the full size only)"
-    print("peak memory of a step above parameters + gradients + Adam state (tracemalloc):")
-    print(f"  plain                  {mib(plain_peak)}")
-    print(f"  checkpoint_sequential  {mib(ckpt_peak)}")
+    print("memory of a step above parameters + gradients + Adam state (tracemalloc):")
+    print("                         end of forward   peak during the step")
+    print(f"  plain                  {mib(plain_held)}     {mib(plain_peak)}")
+    print(f"  checkpoint_sequential  {mib(ckpt_held)}     {mib(ckpt_peak)}")
     print(
-        f"  ratio                  {memory_ratio:8.3f}    target <= {MEMORY_TARGET}  "
+        f"  ratio                  {memory_ratio:8.3f}    (of the peaks) target <= {MEMORY_TARGET}  "
         f"{verdict[memory_ok]}{target}"
     )
     print(f"step time (median of {repeats} interleaved steps each):")

@@ -409,7 +409,7 @@ def test_checkpointing_holds_less_memory_during_a_step():
     assert peaks["checkpointed"] < 0.5 * peaks["plain"], peaks
 
 
-def test_checkpoint_node_saves_only_its_inputs():
+def test_checkpoint_node_saves_only_its_inputs_and_output():
     model = mlp(5, 64, seed=16)
     x = Variable(np.random.default_rng(17).standard_normal((32, 64)))
     loss = checkpoint_sequential(model, 5, x).sum()
@@ -417,7 +417,10 @@ def test_checkpoint_node_saves_only_its_inputs():
     assert len(graph.nodes) == 6  # five Checkpoint nodes and the sum
     assert repr(loss.grad_fn) and "Checkpoint" in type(graph.nodes[1]).__name__
     ledger = memory_ledger(loss)
-    assert ledger.bytes["activations"] == 4 * 32 * 64 * 8  # inputs of segments 2..5
+    one = 32 * 64 * 8
+    # saved: the inputs of segments 2..5 (x is an input) and the last output; nothing else
+    assert ledger.bytes["activations"] == 5 * one
+    assert ledger.bytes["intermediates"] == loss.data.nbytes
 
 
 # ------------------------------------------------------------------ bad input

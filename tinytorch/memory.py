@@ -510,7 +510,7 @@ def traced(fn: Callable[[], Any]) -> Traced:
             tracemalloc.stop()
     return Traced(result, current - before, peak - before)
 
-# %% ../modules/05_memory/memory.ipynb #e1c78d3a
+# %% ../modules/05_memory/memory.ipynb #73a5cd67
 def _name_of(fn: Callable) -> str:
     return getattr(fn, "__name__", None) or type(fn).__name__
 
@@ -523,11 +523,18 @@ def _parameters_of(fn: Any) -> list[Variable]:
 
 
 def _recompute_backward(
-    fn: Callable, arrays: Sequence[np.ndarray], needs: Sequence[bool], grad_output: np.ndarray
+    fn: Callable,
+    arrays: Sequence[np.ndarray],
+    needs: Sequence[bool],
+    grad_output: np.ndarray,
+    kept_output: np.ndarray | None = None,
 ) -> list[np.ndarray | None]:
     """Re-run `fn` with grad enabled on fresh leaves holding `arrays`, backpropagate
     `grad_output` through it (parameters used inside fn accumulate their `.grad` there),
-    and return the gradients of the inputs (None where `needs` is False)."""
+    and return the gradients of the inputs (None where `needs` is False).
+
+    `kept_output`, the output that forward computed (and the outer graph still holds),
+    replaces the recomputed copy of it, which is then freed before backward runs."""
     leaves = [
         Variable(array, requires_grad=need) for array, need in zip(arrays, needs, strict=True)
     ]
@@ -539,6 +546,8 @@ def _recompute_backward(
             "any input or parameter that requires grad, so there is nothing to backpropagate "
             f"through; call {_name_of(fn)} directly instead of checkpointing it"
         )
+    if kept_output is not None and output.data.shape == kept_output.shape:
+        output.data = kept_output  # same values (same ops, same inputs): drop the duplicate
     output.backward(grad_output)
     return [leaf.grad if need else None for leaf, need in zip(leaves, needs, strict=True)]
 
@@ -550,7 +559,6 @@ def _checkpoint_node(fn: Callable, n_inputs: int, params: Sequence[Variable]) ->
         @staticmethod
         def forward(ctx, *values):
             arrays = [v.data if isinstance(v, Variable) else v for v in values[:n_inputs]]
-            ctx.save_for_backward(*arrays)
             with no_grad():
                 output = fn(*[Variable(a) for a in arrays])
             if not isinstance(output, Variable):
@@ -558,12 +566,14 @@ def _checkpoint_node(fn: Callable, n_inputs: int, params: Sequence[Variable]) ->
                     f"checkpoint({_name_of(fn)}): fn returned "
                     f"{type(output).__name__}; it must return a Variable"
                 )
+            ctx.save_for_backward(*arrays, output.data)  # the output is kept anyway (next input)
             return output.data
 
         @staticmethod
         def backward(ctx, grad_output):
             needs = tuple(ctx.needs_input_grad[:n_inputs])
-            grads = _recompute_backward(fn, ctx.saved_tensors, needs, grad_output)
+            *arrays, kept_output = ctx.saved_tensors
+            grads = _recompute_backward(fn, arrays, needs, grad_output, kept_output)
             return (*grads, *[None] * len(params))  # params got theirs inside
 
     return Checkpoint
