@@ -1,7 +1,7 @@
 """Autograd speed: tinytorch against PyTorch eager on CPU, measured in one run.
 
-Run from the repository root: `tinytorch-course bench autograd [--quick]`
-(or `python benchmarks/bench_autograd.py [--quick]`).
+Run from the repository root: `tinytorch-course bench autograd [--quick] [--threads N]`
+(or `python benchmarks/bench_autograd.py [--quick] [--threads N]`).
 
 What it measures, interleaving tinytorch and torch repetitions and reporting medians:
 
@@ -14,10 +14,12 @@ What it measures, interleaving tinytorch and torch repetitions and reporting med
 Goals (issue 3): tinytorch/torch per-op ratio <= 1.0; per-node backward time at 10^5
 nodes within 1.5x of the time at 10^3.
 
-Threads: when threadpoolctl is installed, torch is set to numpy's BLAS thread count;
-otherwise both are set to 1 (environment variables for numpy's BLAS, set before numpy
-is imported, and torch.set_num_threads(1)). The run prints which. The ops measured are
-too small for BLAS threads to matter, but the comparison should be fair anyway.
+Threads: when threadpoolctl is installed, torch is set to numpy's BLAS thread count
+(or both to `--threads N`); otherwise both are set to 1 (environment variables for
+numpy's BLAS, set before numpy is imported, and torch.set_num_threads(1)). The run
+prints which. The numpy ops measured are too small to use BLAS threads, but torch may
+split even a tanh of 100 floats across its threads, which on a busy machine costs far
+more than it saves: `--threads 1` compares both single-threaded.
 Garbage collection is paused inside each timed region (as `timeit` does); what a
 timed region built is freed after the clock stops.
 """

@@ -207,6 +207,8 @@ def test_retain_graph_allows_a_second_backward_that_accumulates():
     np.testing.assert_allclose(x.grad, [2.0, 4.0])
     y.backward()
     np.testing.assert_allclose(x.grad, [4.0, 8.0])
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        y.backward()  # the second call did not retain the graph
 
 
 def test_zero_grad_clears_so_the_next_backward_starts_fresh():
