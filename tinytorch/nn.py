@@ -221,7 +221,7 @@ class Linear(Module):
             f"bias={self.bias is not None}"
         )
 
-# %% ../modules/02_nn/nn.ipynb #d8f71ddc
+# %% ../modules/02_nn/nn.ipynb #1c5790dc
 class ReLU(Module):
     """max(x, 0), element-wise."""
 
@@ -266,7 +266,8 @@ class Sequential(Module):
         return getattr(self, str(positions))
 
     def __iter__(self) -> Iterator[Module]:
-        return (self[i] for i in range(len(self)))
+        # vars() keeps assignment order, which is index order: one pass, no lookups.
+        return (layer for name, layer in vars(self).items() if name.isdigit())
 
     def forward(self, x) -> Variable:
         for layer in self:

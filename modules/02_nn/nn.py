@@ -783,7 +783,8 @@ class Sequential(Module):
         return getattr(self, str(positions))
 
     def __iter__(self) -> Iterator[Module]:
-        return (self[i] for i in range(len(self)))
+        # vars() keeps assignment order, which is index order: one pass, no lookups.
+        return (layer for name, layer in vars(self).items() if name.isdigit())
 
     def forward(self, x) -> Variable:
         ### BEGIN SOLUTION
