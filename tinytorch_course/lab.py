@@ -50,6 +50,8 @@ JUPYTEXT_OPTIONS = {
 SETTING_OVERRIDES = {
     "@jupyterlab/docmanager-extension:plugin": {"defaultViewers": {"python": "Jupytext Notebook"}},
     "@jupyterlab/apputils-extension:notification": {"checkForUpdates": False, "fetchNews": "false"},
+    # Start the Python kernel on opening a module instead of asking which kernel to use.
+    "@jupyterlab/notebook-extension:tracker": {"autoStartDefaultKernel": True},
 }
 
 
@@ -218,11 +220,11 @@ def cmd_lab(project: Project, args) -> int:
     try:
         print(f"TinyTorch in JupyterLab (server pid {server.process.pid}); open:")
         print(f"    {server.url()}")
-        if project.modules:
-            first = project.modules[0].source.relative_to(project.root).as_posix()
+        first = first_module_file(project)
+        if first:
             print(f"    {server.url(first)}")
         print(
-            "Each modules/NN_name/name.py opens as a notebook; saving writes the .py. "
+            "A module's name.py opens as a notebook and saving writes the .py back; "
             "Ctrl-C stops the server.",
             flush=True,
         )
@@ -231,6 +233,21 @@ def cmd_lab(project: Project, args) -> int:
         return 0
     finally:
         server.stop()
+
+
+def first_module_file(project: Project) -> str | None:
+    """The path (from the root) of the first module's source, or of its notebook in a
+    workspace, which holds notebooks only; None if neither exists."""
+    from .project import MODULES_DIR, Module
+
+    keys = project.settings.get("course", "modules", fallback="").split()
+    if not keys:
+        return None
+    module = Module(project.root / MODULES_DIR / keys[0])
+    for path in (module.source, module.notebook):
+        if path.is_file():
+            return path.relative_to(project.root).as_posix()
+    return None
 
 
 def _exit_on_sigterm(signum, frame) -> None:
