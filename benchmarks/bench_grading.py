@@ -1,0 +1,108 @@
+"""How long `grade` takes: per notebook, and for a class of N submissions (default 30).
+
+In a temporary copy of the course: release one module, submit N copies of its reference
+solution, and time `tinytorch-course grade MODULE` (worker start-up, the kernel import
+check, autograde and feedback HTML per submission). The baseline, measured in the same
+run, is plain execution of the same notebook with nbclient (what `test` does): the ratio
+says what nbgrader's sanitizing, gradebook and feedback add per notebook.
+
+    python benchmarks/bench_grading.py [--students 30] [--module 01]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tinytorch_course.build import module_notebook
+from tinytorch_course.grade import grade
+from tinytorch_course.project import Project
+from tinytorch_course.release import release, released_notebook
+from tinytorch_course.runner import kernel_env
+
+ROOT = Path(__file__).resolve().parents[1]
+COURSE = ("settings.ini", "pyproject.toml", "nbgrader_config.py")
+FOLDERS = ("modules", "tinytorch", "tinytorch_datasets")
+
+
+def copy_course(target: Path) -> Project:
+    for name in COURSE:
+        shutil.copy2(ROOT / name, target / name)
+    ignore = shutil.ignore_patterns("*.ipynb", "__pycache__", ".ipynb_checkpoints")
+    for name in FOLDERS:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, target / name, ignore=ignore)
+    return Project(target)
+
+
+def solved(project: Project, module) -> dict:
+    """The release notebook with the reference solution cells: a student who solved it."""
+    reference = {
+        c.metadata.get("nbgrader", {}).get("grade_id"): c.source
+        for c in module_notebook(module).cells
+    }
+    notebook = json.loads(released_notebook(project, module).read_text(encoding="utf-8"))
+    for cell in notebook["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("solution"):
+            cell["source"] = reference[meta["grade_id"]]
+    return notebook
+
+
+def plain_execution_seconds(project: Project, module, notebook: dict) -> float:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.reads(json.dumps(notebook), as_version=4)
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True)
+    start = time.perf_counter()
+    client.execute(cwd=str(module.folder), env=kernel_env(project))
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=30)
+    parser.add_argument(
+        "--module", default=None, help="module key, name or number (default: the first)"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tinytorch-bench-grading-") as tmp:
+        project = copy_course(Path(tmp))
+        module = project.module(args.module) if args.module else project.modules[0]
+        start = time.perf_counter()
+        release(project, module.key, log=lambda *_: None)
+        released = time.perf_counter() - start
+        notebook = solved(project, module)
+        for index in range(args.students):
+            path = (
+                project.root
+                / "submitted"
+                / f"student{index:03d}"
+                / module.key
+                / module.notebook.name
+            )
+            path.parent.mkdir(parents=True)
+            path.write_text(json.dumps(notebook), encoding="utf-8")
+        baseline = plain_execution_seconds(project, module, notebook)
+        start = time.perf_counter()
+        rows = grade(project, module.key, log=lambda *_: None)
+        total = time.perf_counter() - start
+        full = sum(row.score == module.points for row in rows)
+        per = total / args.students
+        print(f"module {module.key}: release {released:.1f}s")
+        print(f"plain nbclient execution (baseline): {baseline:.2f}s per notebook")
+        print(
+            f"grade {args.students} submissions: {total:.1f}s total, {per:.2f}s per notebook "
+            f"({per / baseline:.1f}x the baseline); {full}/{args.students} scored full marks"
+        )
+    return 0 if full == args.students else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
