@@ -49,7 +49,7 @@ def as_float_array(data) -> np.ndarray:
         f"array), got {described}"
     )
 
-# %% ../modules/01_autograd/autograd.ipynb #c41a0ea2
+# %% ../modules/01_autograd/autograd.ipynb #038b780b
 class Variable:
     """A numpy array (`data`) that records the operation that made it (`grad_fn`), so
     that `backward()` can compute the gradient of a result with respect to every
@@ -93,6 +93,10 @@ class Variable:
 
     def __len__(self) -> int:
         return len(self.data)
+
+    def __bool__(self) -> bool:
+        """Truth of a one-element Variable; numpy's error for more (never silently True)."""
+        return bool(self.data)
 
     def __repr__(self) -> str:
         text = np.array2string(self.data, separator=", ", prefix="Variable(")
@@ -276,7 +280,7 @@ def plain_index(index):
         return tuple(i.data.astype(np.intp) if isinstance(i, Variable) else i for i in index)
     return index
 
-# %% ../modules/01_autograd/autograd.ipynb #9bb6d76a
+# %% ../modules/01_autograd/autograd.ipynb #114bbb7c
 _grad_enabled = True  # switched off inside `no_grad()`
 _tracer = None  # the active `trace()`, if any
 
@@ -309,17 +313,28 @@ class set_grad_enabled(contextlib.ContextDecorator):
 
 class no_grad(set_grad_enabled):
     """Run code without recording the graph: results do not require grad and nothing
-    is saved for backward (evaluation, optimizer updates). `with no_grad():` or `@no_grad()`."""
+    is saved for backward (evaluation, optimizer updates). `with no_grad():`, or as a
+    decorator, `@no_grad()` or `@no_grad`."""
 
-    def __init__(self):
+    def __new__(cls, func=None):
+        if callable(func):  # used as a bare decorator: @no_grad
+            return cls()(func)
+        return super().__new__(cls)
+
+    def __init__(self, func=None):
         super().__init__(False)
 
 
 class enable_grad(set_grad_enabled):
     """Record the graph again inside a `no_grad()` block (e.g. to recompute a segment
-    during gradient checkpointing). `with enable_grad():` or `@enable_grad()`."""
+    during gradient checkpointing). `with enable_grad():`, `@enable_grad()` or `@enable_grad`."""
 
-    def __init__(self):
+    def __new__(cls, func=None):
+        if callable(func):
+            return cls()(func)
+        return super().__new__(cls)
+
+    def __init__(self, func=None):
         super().__init__(True)
 
 

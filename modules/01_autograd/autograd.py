@@ -485,6 +485,10 @@ class Variable:
     def __len__(self) -> int:
         return len(self.data)
 
+    def __bool__(self) -> bool:
+        """Truth of a one-element Variable; numpy's error for more (never silently True)."""
+        return bool(self.data)
+
     def __repr__(self) -> str:
         text = np.array2string(self.data, separator=", ", prefix="Variable(")
         if self.data.dtype != np.float32:
@@ -786,17 +790,28 @@ class set_grad_enabled(contextlib.ContextDecorator):
 
 class no_grad(set_grad_enabled):
     """Run code without recording the graph: results do not require grad and nothing
-    is saved for backward (evaluation, optimizer updates). `with no_grad():` or `@no_grad()`."""
+    is saved for backward (evaluation, optimizer updates). `with no_grad():`, or as a
+    decorator, `@no_grad()` or `@no_grad`."""
 
-    def __init__(self):
+    def __new__(cls, func=None):
+        if callable(func):  # used as a bare decorator: @no_grad
+            return cls()(func)
+        return super().__new__(cls)
+
+    def __init__(self, func=None):
         super().__init__(False)
 
 
 class enable_grad(set_grad_enabled):
     """Record the graph again inside a `no_grad()` block (e.g. to recompute a segment
-    during gradient checkpointing). `with enable_grad():` or `@enable_grad()`."""
+    during gradient checkpointing). `with enable_grad():`, `@enable_grad()` or `@enable_grad`."""
 
-    def __init__(self):
+    def __new__(cls, func=None):
+        if callable(func):
+            return cls()(func)
+        return super().__new__(cls)
+
+    def __init__(self, func=None):
         super().__init__(True)
 
 
