@@ -155,3 +155,18 @@ def test_module_notebook_runs_with_every_test_passing(key):
     failures = [f"{c.grade_id}: {c.message}" for c in result.cells if not c.passed] + result.errors
     assert failures == []
     assert result.score == result.max_score == 100
+
+
+def test_readme_learner_example_prints_what_it_says():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## For learners", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    for line in block.splitlines():
+        code, _, shown = line.partition("#")
+        if shown.strip() and code.strip():
+            import numpy as np
+
+            expected = eval(shown.strip(), {"array": np.array})
+            np.testing.assert_array_equal(eval(code, namespace), expected)
+        else:
+            exec(code, namespace)

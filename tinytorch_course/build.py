@@ -14,6 +14,7 @@ Three steps, each checked:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -189,6 +190,25 @@ def export(project: Project) -> None:
             )
 
 
+@contextlib.contextmanager
+def _build_lock(project: Project):
+    """One build at a time per project: two interleaved builds would each take the other's
+    freshly written notebook for a user's edit."""
+    path = project.root / ".tinytorch" / "build.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; builds are not run concurrently there
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build(project: Project, force: bool = False, log=print) -> None:
     """convert + export + verify, with the wall time of each step."""
     from .lint import lint
@@ -197,9 +217,10 @@ def build(project: Project, force: bool = False, log=print) -> None:
     if problems:
         raise CourseError("lint failed; fix these first:\n" + "\n".join(problems))
     start = time.perf_counter()
-    changed = convert(project, force=force, log=log)
-    converted = time.perf_counter()
-    export(project)
+    with _build_lock(project):
+        changed = convert(project, force=force, log=log)
+        converted = time.perf_counter()
+        export(project)
     exported = time.perf_counter()
     log(
         f"built {len(project.modules)} modules ({len(changed)} notebooks rewritten) "
