@@ -578,15 +578,15 @@ assert _c2.bytes_by_category()["inputs"] == _a.nbytes + 80
 #
 # ```
 #     loss ── grad_fn: Mean ── inputs: h2
-#                                      └─ grad_fn: ReLU ── saved: out ── inputs: z2
-#                                                                        └─ grad_fn: Add ...
-#                                                                           ... leaves: W, b, x
+#                                      └─ grad_fn: ReLU ── saved: z2 ── inputs: z2
+#                                                                       └─ grad_fn: Add ...
+#                                                                          ... leaves: W, b, x
 # ```
 #
 # The two helpers below read a node without knowing how your engine names its fields:
 # every `Variable` found on the node (directly, or in a tuple/list/dict) is an edge to
 # follow, every ndarray is an array the node holds for backward. Nodes are visited once
-# each with an explicit stack, so a 100 000-layer chain walks fine (no recursion).
+# each with an explicit stack, so a 100 000-op chain walks fine (no recursion).
 
 
 # %%
