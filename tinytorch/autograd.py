@@ -917,7 +917,7 @@ def draw_graph(root: Variable, backward: bool = False, max_ops: int = 40) -> str
     labels = Labels(names_in(sys._getframe(1)))
     return GraphDrawing(root, labels, backward, max_ops).render()
 
-# %% ../modules/01_autograd/autograd.ipynb #0268d701
+# %% ../modules/01_autograd/autograd.ipynb #31a3615a
 class trace:
     """`with trace():` prints each operation as autograd records it and, after
     `backward()`, each step of the chain rule with its numbers.
@@ -1049,7 +1049,10 @@ def explain(code: str, **leaves) -> str:
     scope.update({name: Variable(value, requires_grad=True) for name, value in leaves.items()})
     tracer = trace(scope=scope)
     rows = [
-        (f"{name} = Variable({value!r}, requires_grad=True)", f"Creates leaf {name}")
+        (
+            f"{name} = Variable({value!r}, requires_grad=True)",
+            f"Creates leaf {name} (requires_grad=True)",
+        )
         for name, value in leaves.items()
     ]
     for line in code.strip().splitlines():

@@ -1977,7 +1977,10 @@ def explain(code: str, **leaves) -> str:
     scope.update({name: Variable(value, requires_grad=True) for name, value in leaves.items()})
     tracer = trace(scope=scope)
     rows = [
-        (f"{name} = Variable({value!r}, requires_grad=True)", f"Creates leaf {name}")
+        (
+            f"{name} = Variable({value!r}, requires_grad=True)",
+            f"Creates leaf {name} (requires_grad=True)",
+        )
         for name, value in leaves.items()
     ]
     for line in code.strip().splitlines():
