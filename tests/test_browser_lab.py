@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -158,7 +159,7 @@ def course(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def course_lab(course):
+def course_lab(course, workspace_in_background):
     lab = start_lab(course, "course")
     try:
         yield lab
@@ -166,34 +167,54 @@ def course_lab(course):
         lab.stop()
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    """A student workspace of module 01, made with the course's own commands."""
-    course = copy_course(tmp_path_factory.mktemp("release") / "course")
-    _keep_only_module(course, MODULE)  # releasing one module is what this test needs
-    target = course.parent / "workspace"
-    for command in (["release", MODULE], ["workspace", str(target)]):
-        result = subprocess.run(
-            [sys.executable, "-m", "tinytorch_course", *command],
-            cwd=course,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            timeout=300,
-        )
-        assert result.returncode == 0, (
-            f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}"
-        )
-    return target
+class Background(threading.Thread):
+    """Make a student workspace of module 01 with the course's own commands (`release`,
+    `workspace`) and start `lab` in it, while the course's tests run."""
+
+    def __init__(self, folder: Path):
+        super().__init__(daemon=True)
+        self.folder, self.lab, self.error = folder, None, None
+
+    def run(self) -> None:
+        try:
+            course = copy_course(self.folder / "course")
+            _keep_only_module(course, MODULE)  # releasing one module is all this needs
+            target = self.folder / "workspace"
+            for command in (["release", MODULE], ["workspace", str(target)]):
+                result = subprocess.run(
+                    [sys.executable, "-m", "tinytorch_course", *command],
+                    cwd=course,
+                    capture_output=True,
+                    text=True,
+                    encoding="utf-8",
+                    timeout=300,
+                )
+                if result.returncode:
+                    raise AssertionError(f"{command} failed:\n{result.stdout}{result.stderr}")
+            self.lab = start_lab(target, "workspace")
+        except BaseException as error:  # reported by the fixture that waits for it
+            self.error = error
 
 
 @pytest.fixture(scope="module")
-def workspace_lab(workspace):
-    lab = start_lab(workspace, "workspace")
+def workspace_in_background(tmp_path_factory):
+    job = Background(tmp_path_factory.mktemp("release"))
+    job.start()
     try:
-        yield lab
+        yield job
     finally:
-        lab.stop()
+        job.join(300)
+        if job.lab:
+            job.lab.stop()
+
+
+@pytest.fixture(scope="module")
+def workspace_lab(workspace_in_background) -> Lab:
+    workspace_in_background.join(300)
+    if workspace_in_background.error:
+        raise workspace_in_background.error
+    assert workspace_in_background.lab, "making the workspace did not finish in 300 s"
+    return workspace_in_background.lab
 
 
 def _keep_only_module(course: Path, key: str) -> None:
