@@ -1492,6 +1492,15 @@ for name, leaf, want in (("x", x, 3.0), ("y", y, 2.0), ("b", b, 1.0)):
 a = Variable(floats(1.0), requires_grad=True)
 left, right = a * 2, a * 3
 d = left + right
+consumers = count_consumers(d)
+expect(
+    len(consumers) == 4
+    and consumers.get(a) == 2
+    and consumers.get(left) == 1
+    and consumers.get(d) == 0,
+    "count_consumers(d) for d = a*2 + a*3 should count d: 0, a*2: 1, a*3: 1, a: 2 (a feeds two ops); "
+    f"got {sorted(consumers.values())}",
+)
 order = topological_order(d)
 expect(
     len(order) == 4 and len({id(v) for v in order}) == 4,
