@@ -251,6 +251,30 @@ def test_draw_graph_backward_shows_only_what_receives_a_gradient():
     assert "∂out/∂scalar = 3 ←──" in draw_graph(out, backward=True)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_draw_graph_of_random_graphs_draws_each_op_once_with_closed_brackets(seed):
+    rng = np.random.default_rng(seed)
+    pool = [
+        Variable(float(rng.uniform(0.5, 1.5)), requires_grad=True, name=f"v{i}") for i in range(3)
+    ]
+    ops = {"+": lambda a, b: a + b, "*": lambda a, b: a * b, "-": lambda a, b: a - b}
+    for _ in range(int(rng.integers(1, 12))):
+        if rng.random() < 0.2:
+            pool.append(pool[int(rng.integers(len(pool)))].exp() * 0.1)
+        else:
+            symbol = str(rng.choice(list(ops)))
+            a, b = (pool[int(i)] for i in rng.integers(len(pool), size=2))
+            pool.append(ops[symbol](a, b))
+    root = pool[-1]
+    reachable = {id(v) for v in topological_order(root) if v.grad_fn is not None}
+    forward, backward = draw_graph(root), draw_graph(root, backward=True)
+    drawn_ops = sum(forward.count(f"[{s}]") for s in ("+", "×", "-", "exp"))
+    assert drawn_ops == len(reachable), forward  # each op node once, however many paths
+    assert connectors_are_closed(forward) and connectors_are_closed(backward), (
+        forward + "\n" + backward
+    )
+
+
 def test_draw_graph_refuses_huge_graphs_with_advice():
     x = Variable(1.0, requires_grad=True)
     for _ in range(50):
