@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from tinytorch_course.lab import (
     JUPYTEXT_OPTIONS,
     SETTING_OVERRIDES,
     first_module_file,
+    kernel_mismatch,
     lab_command,
     lab_env,
     start_lab,
@@ -143,3 +147,37 @@ def test_saving_every_module_from_jupyterlab_changes_no_byte(tmp_path):
     for module in project.modules:
         assert (kept / module.key / f"{module.name}-checkpoint.py").is_file()
     assert server.process.poll() is not None, "the server is still running after stop()"
+
+
+def test_a_python3_kernel_of_another_python_is_named(tmp_path, monkeypatch):
+    spec = tmp_path / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    other = str(tmp_path / "elsewhere" / "bin" / "python")
+    kernel = {
+        "argv": [other, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    (spec / "kernel.json").write_text(json.dumps(kernel), encoding="utf-8")
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    warning = kernel_mismatch()
+    assert warning and other in warning and sys.executable in warning
+    monkeypatch.delenv("JUPYTER_PATH")
+    assert kernel_mismatch() is None
+
+
+def test_a_busy_port_is_refused_before_starting(course_copy):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "tinytorch_course", "lab", "--no-browser", f"--port={port}"],
+            cwd=course_copy,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert f"port {port} is in use" in result.stderr

@@ -145,16 +145,41 @@ def lab_command(project: Project, port: int, token: str, open_browser: bool = Fa
     return command
 
 
+def port_is_free(port: int) -> bool:
+    """Can a server listen on `port` at 127.0.0.1 right now?"""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port(start: int = DEFAULT_PORT, tries: int = 50) -> int:
     """The first port from `start` on that nobody listens on at 127.0.0.1."""
     for port in range(start, start + tries):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        if port_is_free(port):
             return port
     raise CourseError(f"no free port in {start}-{start + tries - 1}; choose one with --port")
+
+
+def kernel_mismatch() -> str | None:
+    """A warning when Jupyter's `python3` kernel would run another Python than this one
+    (a user-installed kernel spec shadows the built-in one): that kernel may not have
+    numpy or this project's tools. None when it runs this Python."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec("python3")
+    except NoSuchKernel:
+        return "no `python3` Jupyter kernel: install ipykernel in this environment"
+    program = spec.argv[0] if spec.argv else ""
+    if not os.path.isabs(program) or os.path.realpath(program) == os.path.realpath(sys.executable):
+        return None
+    return (
+        f"the `python3` kernel ({spec.resource_dir}) runs {program}, not this Python "
+        f"({sys.executable}); notebooks may not find numpy or tinytorch there"
+    )
 
 
 def start_lab(
@@ -215,6 +240,11 @@ def cmd_lab(project: Project, args) -> int:
             "note: modules changed since the last build; run `tinytorch-course build` so that "
             "`import tinytorch` sees them"
         )
+    if args.port and not port_is_free(args.port):
+        raise CourseError(f"port {args.port} is in use on 127.0.0.1; choose another with --port")
+    warning = kernel_mismatch()
+    if warning:
+        print(f"warning: {warning}")
     server = start_lab(project, port=args.port, open_browser=not args.no_browser)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
