@@ -1203,7 +1203,12 @@ def call_backward(fn: Function, grad_output: np.ndarray) -> list:
     """Run `fn`'s backward and check what it returns: one gradient (or None) per input
     of forward; each reduced to its input's shape if broadcasting stretched it, and
     cast to its input's dtype. A wrong count or shape is an error naming the Function."""
-    grads = type(fn).backward(fn, grad_output)
+    try:
+        grads = type(fn).backward(fn, grad_output)
+    except ValueError as error:  # numpy's shape errors, said in terms of the op
+        raise ValueError(
+            f"{type(fn).__name__}.backward failed on a gradient of shape {np.shape(grad_output)}: {error}"
+        ) from error
     if type(grads) is not tuple:
         grads = tuple(grads) if type(grads) is list else (grads,)
     inputs = fn.inputs
