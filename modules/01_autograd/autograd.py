@@ -1565,12 +1565,45 @@ expect_close(
 chain = start = Variable(floats(1.0), requires_grad=True)
 for _ in range(5000):
     chain = chain + 1.0
-chain.backward()
+try:
+    chain.backward()
+except RecursionError:
+    raise AssertionError(
+        "backward() through a 5,000-op chain hit Python's recursion limit: walk the graph "
+        "with an explicit stack (a list you push to and pop from), not with recursion"
+    ) from None
 expect_close(
     start.grad,
     1.0,
     "the gradient through a 5,000-op chain (a recursive engine overflows the stack)",
 )
+
+
+class Counted(Function):
+    """x * 1, counting how often its backward runs."""
+
+    calls = 0
+
+    @staticmethod
+    def forward(ctx, a):
+        return a * 1.0
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        Counted.calls += 1
+        return grad_output
+
+
+diamond = top = Variable(floats(1.0), requires_grad=True)
+for _ in range(12):  # small first: an engine that follows every path makes 2**13 calls here
+    diamond = Counted.apply(diamond) + Counted.apply(diamond)
+diamond.backward()
+expect(
+    Counted.calls == 24,
+    f"in a chain of 12 diamonds (24 Counted nodes), Counted.backward ran {Counted.calls} times: "
+    "each node's backward must run once, after all paths into it have delivered their gradient",
+)
+expect_close(top.grad, 2.0**12, "the gradient through 12 diamonds (2**12 paths)")
 diamond = top = Variable(floats(1.0), requires_grad=True)
 for _ in range(60):
     diamond = diamond * 1.0 + diamond * 1.0
