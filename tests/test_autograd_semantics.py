@@ -200,6 +200,65 @@ def test_each_leaf_gets_its_own_grad_buffer():
     np.testing.assert_allclose(b.grad, [1.0, 1.0])
 
 
+class HalfSquare(Function):
+    """x**2 / 2, whose backward hands back the very array it saved (x) when the
+    incoming gradient is 1: an engine that adopts gradient arrays must copy this one."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x / 2
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return x if np.all(grad_output == 1) else x * grad_output
+
+
+def retained_pass_through():
+    x = leaf([1.0, 2.0])
+    y = x + 0.0  # Add hands the same gradient array to y (retained) and on to x
+    y.retain_grad()
+    (y * 2.0).sum().backward()
+    return [x.grad, y.grad]
+
+
+def gradient_argument_through_add():
+    x, y, seed = leaf([1.0, 2.0]), leaf([3.0, 4.0]), np.array([1.0, 1.0])
+    (x + y).backward(gradient=seed)
+    return [x.grad, y.grad, seed]
+
+
+def gradient_argument_through_reshape():
+    x, seed = leaf([1.0, 2.0, 3.0, 4.0]), np.ones((2, 2))
+    x.reshape((2, 2)).backward(gradient=seed)
+    return [x.grad, seed]
+
+
+def saved_input_returned_as_gradient():
+    x = leaf([1.0, 2.0])
+    HalfSquare.apply(x).backward(gradient=np.ones(2))
+    return [x.grad, x.data]
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        retained_pass_through,
+        gradient_argument_through_add,
+        gradient_argument_through_reshape,
+        saved_input_returned_as_gradient,
+    ],
+)
+def test_grads_share_no_memory_with_each_other_the_caller_or_data(scenario):
+    """Every .grad is a buffer of its own: an in-place update of one (optimizers do
+    `p.grad += ...`, `p.data -= lr * p.grad`) must not change another array."""
+    arrays = scenario()
+    for i, first in enumerate(arrays):
+        for second in arrays[i + 1 :]:
+            assert not np.shares_memory(first, second), f"{scenario.__name__}: shared buffer"
+
+
 def test_retain_graph_allows_a_second_backward_that_accumulates():
     x = leaf([1.0, 2.0])
     y = (x * x).sum()
