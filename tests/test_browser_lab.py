@@ -459,8 +459,11 @@ def test_reference_module_opens_as_notebook_and_runs_without_errors(course_lab, 
     graded = [i for i, cell in enumerate(cells) if is_graded(cell)]
     assert graded, "module 01 has no graded test cell"
     assert sorted(_count(shown[i]["prompt"]) for i in code) == list(range(1, len(code) + 1))
-    assert_diagrams_intact(shown, cells)
-    assert_boxes_aligned_on_screen(glyphs)
+    lines = assert_diagrams_intact(shown, cells)
+    measured = assert_boxes_aligned_on_screen(glyphs)
+    assert measured >= lines, f"only {measured} box characters measured for {lines} diagram lines"
+    summary = {"cells": len(cells), "diagram_lines": lines, "box_characters_measured": measured}
+    (ARTIFACTS / "module01-summary.json").write_text(json.dumps(summary), encoding="utf-8")
 
 
 def select_cell(page, index: int) -> None:
@@ -558,6 +561,10 @@ def test_released_notebook_fails_only_in_test_cells_each_with_a_hint(workspace_l
     finally:
         workspace_lab.shut_down_kernels()
 
+    report = [{"cell": i, "graded": is_graded(cells[i]), "error": m} for i, m in failures]
+    (ARTIFACTS / "workspace-failures.json").write_text(
+        json.dumps(report, indent=1), encoding="utf-8"
+    )
     assert_same_cells(shown, cells)
     assert failures, "nothing failed in the released notebook: are its solutions stubbed?"
     outside = [(i, message) for i, message in failures if not is_graded(cells[i])]
