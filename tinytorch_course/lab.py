@@ -3,20 +3,27 @@
 What the student gets, and how it is set up without touching their own Jupyter:
 
 - Percent-format `.py` files open as notebooks: jupytext's "Jupytext Notebook" is made
-  the default viewer for Python files through a settings-override file generated in
+  the default viewer for Python files by a settings-override file generated in
   `.tinytorch/jupyter/config/labconfig/`, and `JUPYTER_CONFIG_DIR` points there for
-  this server only. That hides the user's own `~/.jupyter` (server and lab config
-  files, lab settings such as theme and shortcuts, saved lab workspaces) from this
-  server; settings changed inside the course's JupyterLab are kept in `.tinytorch/`.
-  Kernel specs, lab extensions and the environment's own Jupyter config (which
-  enables jupytext's server extension) are still found as usual.
+  this server only. Nothing under `~/.jupyter` is read or written by it, which also
+  hides the user's own Jupyter config there from this server: `jupyter_server_config.*`
+  and `jupyter_lab_config.*` (a password, extra options), per-user server extensions,
+  and JupyterLab's settings (theme, shortcuts) and saved layouts; settings changed in
+  the course's JupyterLab are kept in `.tinytorch/jupyter/` instead. Still used as
+  usual: kernel specs and lab extensions (Jupyter's data dirs), the environment's own
+  Jupyter config (which enables jupytext's server extension), a global jupytext config
+  (only where the project has none), and the user's IPython profile in the kernel.
 - Saving writes back to the `.py` and nothing else: jupytext's options come from the
   project's `pyproject.toml` `[tool.jupytext]` (no version header, only nbgrader cell
-  metadata), and the same options are given to the server for a folder without one
-  (a student workspace). Checkpoints are kept under `.tinytorch/jupyter/checkpoints/`
-  instead of `.ipynb_checkpoints/` folders beside the modules.
+  metadata), and the same options are given to the server for folders without one.
+  Checkpoints go to `.tinytorch/jupyter/checkpoints/`, not to `.ipynb_checkpoints/`
+  folders beside the modules.
 - The kernel imports *this* project's `tinytorch`: it inherits `runner.kernel_env`,
-  which puts the project root first on `PYTHONPATH`.
+  which puts the project root first on `PYTHONPATH`. The kernel starts on opening a
+  module (JupyterLab sometimes still asks which one: "Python 3" is preselected).
+- In a workspace the same command opens the student's `.ipynb` notebooks. "Run All
+  Cells" stops at the first failing test cell (JupyterLab's rule); after reading its
+  hint, "Run Selected Cell and All Below" from the next cell goes on.
 """
 
 from __future__ import annotations
