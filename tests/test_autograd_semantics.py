@@ -401,6 +401,16 @@ def test_no_grad_as_decorator():
     assert update.__name__ == "update" and update.__doc__ == "Docstring kept."
 
 
+def test_no_grad_as_decorator_without_parentheses():
+    """As with torch.no_grad, `@no_grad` works like `@no_grad()`."""
+
+    @no_grad
+    def triple(v: Variable) -> Variable:
+        return v * 3
+
+    assert not triple(leaf([1.0])).requires_grad and is_grad_enabled()
+
+
 def test_backward_inside_no_grad_still_computes_gradients():
     """no_grad stops graph recording, not backpropagation through an existing graph."""
     x = leaf([1.0, 2.0])
