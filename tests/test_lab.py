@@ -106,11 +106,15 @@ def test_server_jupytext_options_are_the_projects():
 
 
 @pytest.mark.slow
-def test_saving_every_module_from_jupyterlab_changes_no_byte(tmp_path):
+def test_saving_every_module_from_jupyterlab_changes_no_byte(tmp_path, monkeypatch):
     """Open each module as a notebook through a real server and save it back the way
     JupyterLab does: each .py must stay byte-identical (no jupytext header, no UI
     metadata), nothing may be written beside it, and checkpoints go to .tinytorch/."""
     course = copy_course(tmp_path / "course", with_package=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("JUPYTER_CONFIG_DIR", raising=False)
     project = Project(course)
     paths = [m.source for m in project.modules]
     before = {p: p.read_bytes() for p in paths}
@@ -147,6 +151,7 @@ def test_saving_every_module_from_jupyterlab_changes_no_byte(tmp_path):
     for module in project.modules:
         assert (kept / module.key / f"{module.name}-checkpoint.py").is_file()
     assert server.process.poll() is not None, "the server is still running after stop()"
+    assert not (home / ".jupyter").exists(), "the server wrote into the user's ~/.jupyter"
 
 
 def test_a_python3_kernel_of_another_python_is_named(tmp_path, monkeypatch):
