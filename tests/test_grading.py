@@ -12,6 +12,7 @@ import configparser
 import copy
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -258,3 +259,37 @@ def test_regrading_gives_the_same_table_and_keeps_everything(graded):
         for student in ("ref", "h_loop"):
             submission = gradebook.find_submission(graded["first"].key, student)
             assert submission.score == float(row(graded, student)["score"])
+
+
+@pytest.fixture
+def broken_package_course(tmp_path_factory):
+    """A released course with one submission per module, whose package we then break."""
+    root = private_released_copy(tmp_path_factory, "broken-package")
+    project = Project(root)
+    for module in project.modules:
+        write_submission(root, "ref", module, solved(project, module))
+    return root, project
+
+
+def test_grading_refuses_when_the_kernel_cannot_import_the_course_package(broken_package_course):
+    root, project = broken_package_course
+    first = project.modules[0]
+    exported = root / "tinytorch" / f"{first.export_target}.py"
+    exported.write_text(
+        exported.read_text(encoding="utf-8") + "\nthis line is not python\n", encoding="utf-8"
+    )
+    result = cli("grade", cwd=root)
+    assert result.returncode != 0
+    assert "cannot import" in result.stderr and "SyntaxError" in result.stderr, result.stderr
+    assert not (root / "grades" / "grades.csv").exists(), "a table of zeros was written"
+
+
+def test_grading_refuses_a_kernel_that_imports_another_tinytorch(broken_package_course):
+    root, _ = broken_package_course
+    shutil.rmtree(root / "tinytorch")  # the environment may still hold an installed tinytorch
+    result = cli("grade", cwd=root)
+    assert result.returncode != 0
+    assert "tinytorch" in result.stderr and (
+        "cannot import" in result.stderr or "not from this course" in result.stderr
+    )
+    assert not (root / "grades" / "grades.csv").exists()

@@ -34,6 +34,8 @@ from .release import release_dir, released_notebook
 SUBMITTED_DIR = "submitted"
 GRADES_DIR = "grades"
 KILL_MARGIN_SECONDS = 60.0
+# Submissions graded at once, each in its own nbgrader worker ([grading] workers).
+DEFAULT_WORKERS = 2
 CSV_COLUMNS = ["student", "module", "score", "max_score", "failed_tests", "problem"]
 
 
@@ -251,8 +253,10 @@ def grade(project: Project, key: str | None = None, log=print) -> list[GradeRow]
         log(f"grading {len(gradable)} submissions with the kernel importing {package}")
         limit = project.setting("grading", "notebook_timeout", 300)
         start = time.perf_counter()
+        workers = int(project.setting("grading", "workers", DEFAULT_WORKERS))
+        jobs = [s.job for s in gradable]
         results = run_jobs(
-            project, "grade", [s.job for s in gradable], job_seconds=limit + KILL_MARGIN_SECONDS
+            project, "grade", jobs, job_seconds=limit + KILL_MARGIN_SECONDS, workers=workers
         )
         elapsed = time.perf_counter() - start
         rows += [_row(s, results[s.job]) for s in gradable]

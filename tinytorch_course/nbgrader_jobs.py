@@ -80,12 +80,44 @@ def _tail(path: Path, count: int = 8) -> str:
 
 
 def run_jobs(
-    project: Project, command: str, jobs: list[str], job_seconds: float, log=print
+    project: Project, command: str, jobs: list[str], job_seconds: float, workers: int = 1
 ) -> dict[str, dict]:
-    """Run `jobs` (`generate` keys or `grade` MODULE/STUDENT/NOTEBOOK) and return each one's
-    result. A job that runs past `job_seconds` is killed and reported as such; a worker
-    that cannot start at all raises CourseError (the grading itself could not run)."""
+    """Run `jobs` (`generate` keys or `grade` MODULE/STUDENT/NOTEBOOK) in `workers` parallel
+    worker processes and return each job's result. A job that runs past `job_seconds` is
+    killed and reported as such; a worker that cannot start at all raises CourseError (the
+    grading itself could not run). A job that met a locked gradebook (two workers writing
+    at once) is run again, alone."""
     require_nbgrader_config(project)
+    count = max(1, min(workers, len(jobs)))
+    shares = [jobs[i::count] for i in range(count)]
+    results: dict[str, dict] = {}
+    failures: list[BaseException] = []
+
+    def work(share: list[str]) -> None:
+        try:
+            results.update(_run_all(project, command, share, job_seconds))
+        except BaseException as error:  # re-raised below, in the caller's thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(share,)) for share in shares]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    locked = [
+        job for job, result in results.items() if "database is locked" in str(result.get("error"))
+    ]
+    if locked:
+        results.update(_run_all(project, command, locked, job_seconds))
+    return results
+
+
+def _run_all(
+    project: Project, command: str, jobs: list[str], job_seconds: float
+) -> dict[str, dict]:
+    """Run `jobs` one after another, starting a new worker after one had to be killed."""
     results: dict[str, dict] = {}
     pending = list(jobs)
     while pending:
