@@ -98,24 +98,6 @@ def test_released_notebook_is_stubbed_without_solutions_hidden_tests_or_outputs(
     )
 
 
-def test_existing_release_is_kept_without_force_and_replaced_with_it(released):
-    root, first = released["root"], released["project"].modules[0]
-    notebook = root / "release" / first.key / first.notebook.name
-    before = notebook.read_bytes()
-    notebook.write_bytes(before.replace(b'"cells"', b'"cells"', 1) + b"\n")  # mark this copy
-    marked = notebook.read_bytes()
-    again = cli("release", first.key, cwd=root)
-    assert again.returncode == 0, again.stderr
-    assert f"release/{first.key}: exists" in again.stdout and "kept" in again.stdout
-    assert notebook.read_bytes() == marked
-    forced = cli("release", first.key, "--force", cwd=root)
-    assert forced.returncode == 0, forced.stderr
-    assert (
-        notebook.read_bytes() != marked
-        and f"release/{first.key}/{first.notebook.name}: released" in forced.stdout
-    )
-
-
 def test_a_py_file_in_the_release_fails_the_release(released):
     root, first = released["root"], released["project"].modules[0]
     stray = root / "release" / first.key / first.source.name
@@ -129,16 +111,24 @@ def test_a_py_file_in_the_release_fails_the_release(released):
         stray.unlink()
 
 
-def test_a_solution_line_repeated_in_markdown_fails_the_release(tmp_path):
-    root = copy_course(tmp_path / "course")
-    first = Project(root).modules[0]
+def test_existing_release_is_kept_without_force_and_a_leaky_module_fails_when_forced(released):
+    """The module now repeats a solution line in a markdown cell: `release` keeps the old
+    (clean) release and says so; `release --force` regenerates it and fails on the leak."""
+    root, first = released["root"], released["project"].modules[0]
+    notebook = root / "release" / first.key / first.notebook.name
+    before = notebook.read_bytes()
     secret = longest_solution_line(first)
     leaky = first.text + f"\n# %% [markdown]\n# The answer, for the impatient:\n#\n#     {secret}\n"
     first.source.write_text(leaky, encoding="utf-8")
-    result = cli("release", first.key, cwd=root)
-    assert result.returncode != 0
-    assert f"release/{first.key}/{first.notebook.name} cell" in result.stderr
-    assert repr(secret) in result.stderr
+    kept = cli("release", first.key, cwd=root)
+    assert kept.returncode == 0, kept.stderr
+    assert f"release/{first.key}: exists" in kept.stdout and "kept" in kept.stdout
+    assert notebook.read_bytes() == before
+    forced = cli("release", first.key, "--force", cwd=root)
+    assert forced.returncode != 0
+    assert notebook.read_bytes() != before, "--force did not regenerate the release"
+    assert f"release/{first.key}/{first.notebook.name} cell" in forced.stderr
+    assert repr(secret) in forced.stderr and "NOT safe" in forced.stderr
 
 
 def test_an_nbgrader_config_that_keeps_solutions_fails_the_release(tmp_path):
