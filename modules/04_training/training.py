@@ -963,14 +963,18 @@ print(f"evaluate: loss {_loss:.4f} (sample-weighted), accuracy {_acc:.0%}, train
 try:
     from tinytorch.autograd import draw_graph
 
-    _tiny_model = Sequential(Linear(3, 2, generator=np.random.default_rng(0)))
-    _tiny_loss = CrossEntropyLoss()(
-        _tiny_model(Variable(np.ones((1, 3), dtype=np.float32))), np.array([1])
-    )
-    print(draw_graph(_tiny_loss))
+    _layer = Linear(3, 2, generator=np.random.default_rng(0))
+    _layer.weight.name, _layer.bias.name = "W", "b"
+    x = Variable(np.ones((4, 3), dtype=np.float32), name="x")
+    logits = Sequential(_layer, ReLU())(x)
+    logits.name = "logits"
+    loss = CrossEntropyLoss()(logits, np.array([1, 0, 1, 1]))
+    loss.name = "loss"
+    print(draw_graph(loss))
+    print(draw_graph(loss, backward=True))
 except Exception as error:  # the engine or its drawing tool is not finished yet
     print(
-        f"(the graph of one step appears here once module 01's draw_graph works: {type(error).__name__}: {error})"
+        f"(the graph appears here once module 01's draw_graph works: {type(error).__name__}: {error})"
     )
 
 
