@@ -117,3 +117,17 @@ def test_dataset_size_table_is_arithmetic():
         assert images * per_image == total
         spaced = f"{total:,}".replace(",", " ")
         assert f"| {spaced} B" in text, f"the table should give {spaced} B for {images} images"
+
+
+def test_epoch_loss_example_uses_the_real_training_split():
+    """Part 4's weighted-mean picture: training images, batch count and last batch size."""
+    from tinytorch.training import train_val_test_split
+
+    _, y = load_digits()
+    train, _, _ = train_val_test_split(y, seed=1)
+    n, size = len(train), 32
+    batches, last = math.ceil(n / size), n - (math.ceil(n / size) - 1) * size
+    text = SOURCE.read_text(encoding="utf-8")
+    spaced = f"{n:,}".replace(",", " ")
+    assert f"{last}      ({spaced} training images, {batches} batches)" in text
+    assert f"{last}·l₃₄) / {spaced}" in text and batches == 34

@@ -352,7 +352,8 @@ print("TensorDataset: length, samples, batches by index array, mismatched length
 #   last with `N mod batch_size` samples when that is not 0; `drop_last=True` gives
 #   `floor(N / batch_size)` full batches instead.
 # * **Bad arguments fail at construction**, naming the argument: a batch size of 0 would
-#   otherwise loop forever or divide by zero later.
+#   otherwise surface later as a `ZeroDivisionError` inside `len(loader)`, far from the
+#   line that made the mistake.
 #
 # Implement `epoch_order` (the indices of one epoch, shuffled or not) and `batches` (how
 # they are cut), plus `__len__` and the checks in `__init__`. `__iter__` is written for
@@ -779,8 +780,8 @@ print(f"split: {len(_train)} train, {len(_val)} val, {len(_test)} test, stratifi
 # Computing them on all 1 797 images would let the test set shape the inputs, a small
 # but real leak.
 #
-# Some pixels (the corners) are 0 in every training image, so their standard deviation
-# is 0. Dividing by `std + eps` with `eps = 0.1` (on the [0, 1] pixel scale, about
+# Some pixels (the top-left corner, and the first and last pixel of row 4) are 0 in every
+# image, so their standard deviation is 0. Dividing by `std + eps` with `eps = 0.1` (on the [0, 1] pixel scale, about
 # 1.6 of the 16 ink levels) keeps them at 0 and stops nearly-constant pixels from being
 # blown up into large noisy inputs.
 
@@ -854,9 +855,9 @@ print("Standardize: per-pixel statistics from the data given to fit, constant pi
 # would give the two samples of a partial last batch the weight of a full batch.
 #
 # ```
-#   batch sizes    32    32   ...   32    22      (1 078 training images, 34 batches)
+#   batch sizes    32    32   ...   32    23      (1 079 training images, 34 batches)
 #   batch losses   l₁    l₂   ...   l₃₃   l₃₄
-#   epoch loss  =  (32·l₁ + 32·l₂ + ... + 32·l₃₃ + 22·l₃₄) / 1 078
+#   epoch loss  =  (32·l₁ + 32·l₂ + ... + 32·l₃₃ + 23·l₃₄) / 1 079
 # ```
 
 # %% nbgrader={"grade": false, "grade_id": "training_evaluate", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -956,7 +957,7 @@ print(f"evaluate: loss {_loss:.4f} (sample-weighted), accuracy {_acc:.0%}, train
 #
 # `train_epoch` runs one epoch and returns the sample-weighted mean loss and the
 # accuracy measured on the fly (on each batch's logits *before* that batch's update, as
-# PyTorch examples report it). `fit` (given) calls it once per epoch, evaluates on the
+# training scripts such as PyTorch's ImageNet example report it). `fit` (given) calls it once per epoch, evaluates on the
 # validation loader, and records a `History`.
 
 # %%
