@@ -271,7 +271,7 @@ CELLS_JS = """() => Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-
 # For every <pre> on the page (rendered markdown or output) that draws a box: each
 # line's characters with the x position where the browser drew them.
 GLYPHS_JS = """() => Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-Notebook pre'))
-  .filter(pre => /[┌└]/.test(pre.textContent) && !pre.closest('.jp-InputArea-editor'))
+  .filter(pre => /[┌┐└┘│├┤┬┴┼]/.test(pre.textContent) && !pre.closest('.jp-InputArea-editor'))
   .map(pre => {
     const lines = [[]], range = document.createRange();
     const walker = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT);
@@ -464,6 +464,30 @@ def test_reference_module_opens_as_notebook_and_runs_without_errors(course_lab, 
     assert measured >= lines, f"only {measured} box characters measured for {lines} diagram lines"
     summary = {"cells": len(cells), "diagram_lines": lines, "box_characters_measured": measured}
     (ARTIFACTS / "module01-summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    assert_module01_live_tools_work(cells, shown)
+
+
+def cell_using(cells: list, *names: str) -> int:
+    """The index of the first code cell whose source uses every one of `names`."""
+    for index, cell in enumerate(cells):
+        if cell.cell_type == "code" and all(name in cell.source for name in names):
+            return index
+    raise AssertionError(f"module 01 has no code cell using {names}")
+
+
+def assert_module01_live_tools_work(cells: list, shown: list[dict]) -> None:
+    """What module 01 shows a student once the engine works: the live demo draws the
+    student's own graph of d = a*2 + a*3 with its gradient 2 + 3 = 5, and the
+    integration test's training runs bring both losses down."""
+    demo = cell_using(cells, "trace()", "draw_graph(", "backward=True")
+    text = "".join(o["text"] for o in shown[demo]["outputs"])
+    for node in ("[×]", "[+]", "∂d/∂a = 5", "a.grad = 5"):
+        assert node in text, f"cell {demo} (the live graph demo) does not show {node!r}:\n{text}"
+    training = cell_using(cells, "regression loss")
+    text = "".join(o["text"] for o in shown[training]["outputs"])
+    found = re.search(r"regression loss ([\d.]+) -> ([\d.]+)", text)
+    assert found, f"cell {training} does not print the regression losses: {text!r}"
+    assert float(found[2]) < float(found[1]), f"training did not bring the loss down: {text}"
 
 
 def select_cell(page, index: int) -> None:
