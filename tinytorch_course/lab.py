@@ -260,11 +260,14 @@ def cmd_lab(project: Project, args) -> int:
         first = first_module_file(project)
         if first:
             print(f"    {server.url(first)}")
-        print(
-            "A module's name.py opens as a notebook and saving writes the .py back; "
-            "Ctrl-C stops the server.",
-            flush=True,
-        )
+        if project.is_workspace:
+            advice = (
+                "Your notebooks are modules/NN_name/name.ipynb. Run All stops at the first "
+                "failing test: read its hint, then Run > Run Selected Cell and All Below."
+            )
+        else:
+            advice = "Each modules/NN_name/name.py opens as a notebook; saving writes the .py."
+        print(f"{advice}\nCtrl-C stops the server.", flush=True)
         return server.process.wait()
     except KeyboardInterrupt:
         return 0
