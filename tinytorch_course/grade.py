@@ -24,12 +24,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .project import CourseError, Module, Project
-from .release import release_dir, released_notebook
+from .release import released_notebook
 
 SUBMITTED_DIR = "submitted"
 GRADES_DIR = "grades"
@@ -164,9 +165,11 @@ def check_grading_kernel(project: Project, modules: list[Module]) -> str:
         "language": "python",
     }
     client = NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True)
-    where = project.root / release_dir(project).name
     try:
-        client.execute(cwd=str(where if where.is_dir() else project.root), env=kernel_env(project))
+        with tempfile.TemporaryDirectory(
+            prefix="tinytorch-kernel-check-"
+        ) as empty:  # as in autograded/
+            client.execute(cwd=empty, env=kernel_env(project))
     except Exception as error:
         raise CourseError(
             f"could not start the grading kernel (python3): {type(error).__name__}: {error}"
