@@ -152,11 +152,6 @@ def test_round_trip_solve_export_test_and_import_in_the_next_module(workspace):
     assert broken_imports == [], broken_imports
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Project.modules requires modules/NN/name.py, which a workspace (notebooks only) does "
-    "not have: project.py must accept notebook-only modules when [course] workspace = true",
-)
 def test_cli_test_runs_the_students_solved_module_in_the_workspace(workspace):
     first = workspace["course"].modules[0]
     result = cli("test", first.key, "--notebook-only", cwd=workspace["dir"])

@@ -63,7 +63,18 @@ class Module:
 
     @cached_property
     def text(self) -> str:
-        return self.source.read_text(encoding="utf-8")
+        """The module as percent-format text: the `.py` source, or, in a student workspace
+        that holds only notebooks, the notebook rendered in that format."""
+        if self.source.is_file() or not self.notebook.is_file():
+            return self.source.read_text(encoding="utf-8")
+        import jupytext
+
+        notebook = jupytext.reads(self.notebook.read_text(encoding="utf-8"), fmt="ipynb")
+        return jupytext.writes(notebook, fmt="py:percent")
+
+    @property
+    def exists(self) -> bool:
+        return self.source.is_file() or self.notebook.is_file()
 
     @property
     def title(self) -> str:
@@ -163,7 +174,7 @@ class Project:
         folder = self.root / MODULES_DIR
         modules = [Module(folder / key) for key in keys]
         for module in modules:
-            if not module.source.is_file():
+            if not (module.exists if self.is_workspace else module.source.is_file()):
                 raise CourseError(
                     f"{self.root / SETTINGS_FILE} lists module {module.key}, but "
                     f"{module.source.relative_to(self.root)} does not exist"
