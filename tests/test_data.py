@@ -1,4 +1,4 @@
-"""Datasets, the DataLoader, the stratified split and standardisation (tinytorch.training)."""
+"""Datasets, the DataLoader, the stratified split and standardisation (tinytorch.data)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinytorch.training import (
+from tinytorch.data import (
     DataLoader,
     Dataset,
     Standardize,

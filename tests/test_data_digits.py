@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tinytorch.training as training
+import tinytorch.data as tt_data
 import tinytorch_datasets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ def test_file_checksum_matches_the_published_one():
     assert digest == tinytorch_datasets.DIGITS_SHA256, (
         "digits.npz changed: regenerate or restore it"
     )
-    assert training.DIGITS_SHA256 == tinytorch_datasets.DIGITS_SHA256
+    assert tt_data.DIGITS_SHA256 == tinytorch_datasets.DIGITS_SHA256
     readme = (DATA / "README.md").read_text(encoding="utf-8")
     assert digest in readme, "tinytorch_datasets/README.md should state the file's SHA-256"
     assert ", ".join(map(str, CLASS_COUNTS)) in readme
@@ -54,11 +54,11 @@ def test_writer_reproduces_the_file_byte_for_byte(tmp_path):
 
 
 def test_load_digits_scales_pixels_to_0_1_as_float32():
-    x, y = training.load_digits()
+    x, y = tt_data.load_digits()
     assert x.shape == (1797, 64) and x.dtype == np.float32
     assert y.shape == (1797,) and y.dtype == np.int64
     assert x.min() == 0.0 and x.max() == 1.0
-    images, _ = training.load_digits(flatten=False)
+    images, _ = tt_data.load_digits(flatten=False)
     assert images.shape == (1797, 8, 8)
     with np.load(DATA / "digits.npz") as data:
         np.testing.assert_array_equal(images * 16, data["images"])
@@ -70,9 +70,9 @@ def test_a_corrupted_file_is_refused_with_its_checksum(tmp_path, monkeypatch):
     raw = bytearray(broken.read_bytes())
     raw[100] ^= 0xFF
     broken.write_bytes(bytes(raw))
-    monkeypatch.setattr(training, "digits_path", lambda: broken)
+    monkeypatch.setattr(tt_data, "digits_path", lambda: broken)
     with pytest.raises(ValueError, match="SHA-256"):
-        training.load_digits()
+        tt_data.load_digits()
 
 
 def test_the_file_is_found_without_the_datasets_package_on_the_path(monkeypatch):
@@ -81,4 +81,4 @@ def test_the_file_is_found_without_the_datasets_package_on_the_path(monkeypatch)
 
     monkeypatch.setitem(sys.modules, "tinytorch_datasets", None)  # import fails
     monkeypatch.chdir("/")
-    assert training.digits_path().resolve() == (DATA / "digits.npz").resolve()
+    assert tt_data.digits_path().resolve() == (DATA / "digits.npz").resolve()

@@ -10,23 +10,20 @@ import numpy as np
 import pytest
 
 from tinytorch.autograd import Variable, is_grad_enabled
+from tinytorch.data import DataLoader, TensorDataset, load_digits, train_val_test_split
 from tinytorch.nn import CrossEntropyLoss, Linear, ReLU, Sequential
 from tinytorch.optim import SGD
 from tinytorch.training import (
-    DataLoader,
-    TensorDataset,
     accuracy,
     ascii_chart,
     evaluate,
     fit,
-    load_digits,
     load_model,
     plot_history,
     predict,
     save_model,
     train_digits,
     train_epoch,
-    train_val_test_split,
     value_rows,
 )
 from tinytorch_course.boxes import misaligned_boxes

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinytorch.training import DataLoader, TensorDataset, ascii_digit, digits_mlp, load_digits
+from tinytorch.data import DataLoader, TensorDataset, ascii_digit, load_digits
+from tinytorch.training import digits_mlp
 
 SOURCE = Path(__file__).resolve().parents[1] / "modules" / "04_training" / "training.py"
 
@@ -121,7 +122,7 @@ def test_dataset_size_table_is_arithmetic():
 
 def test_epoch_loss_example_uses_the_real_training_split():
     """Part 4's weighted-mean picture: training images, batch count and last batch size."""
-    from tinytorch.training import train_val_test_split
+    from tinytorch.data import train_val_test_split
 
     _, y = load_digits()
     train, _, _ = train_val_test_split(y, seed=1)

@@ -2,7 +2,7 @@
 the digits MLP trained with a progress bar, its learning curves and its test accuracy.
 
 `show_training()` is called by `demo.py` after the autograd trace. It uses only the
-exported package (`tinytorch.training`, `tinytorch.nn`, `tinytorch.optim`,
+exported package (`tinytorch.data`, `tinytorch.training`, `tinytorch.nn`, `tinytorch.optim`,
 `tinytorch.autograd`) and takes a few seconds.
 """
 
@@ -27,8 +27,9 @@ def show_step_graph() -> None:
     """The graph of one training step of a small MLP on 4 digits, forward and backward,
     drawn by module 01's `draw_graph` with the parameters named W1, b1, W2, b2."""
     from tinytorch.autograd import Variable, draw_graph
+    from tinytorch.data import load_digits
     from tinytorch.nn import CrossEntropyLoss
-    from tinytorch.training import digits_mlp, load_digits
+    from tinytorch.training import digits_mlp
 
     x, y = load_digits()
     model = digits_mlp(hidden=16, seed=0)
@@ -55,7 +56,8 @@ def show_step_graph() -> None:
 
 def show_training(epochs: int = 20, split_seed: int = 1, progress: bool = True) -> float:
     """Train the module-04 digits recipe and print what happened; returns test accuracy."""
-    from tinytorch.training import ascii_chart, ascii_digit, predict, train_digits
+    from tinytorch.data import ascii_digit
+    from tinytorch.training import ascii_chart, predict, train_digits
 
     try:
         show_step_graph()

@@ -21,6 +21,7 @@ PACKAGE_DIR = "tinytorch"
 _CELL_MARKER = re.compile(r"^# %%(?P<rest>.*)$")
 _NBGRADER_META = re.compile(r"\bnbgrader=(?P<json>\{.*\})\s*$")
 _DEFAULT_EXP = re.compile(r"^#\|\s*default_exp\s+(?P<name>[\w.]+)\s*$", re.MULTILINE)
+_EXPORT_TO = re.compile(r"^#\|\s*export\s+(?P<name>[\w.]+)\s*$", re.MULTILINE)
 
 
 class CourseError(Exception):
@@ -89,6 +90,11 @@ class Module:
         """The module named by `#| default_exp`, e.g. `autograd`, or None if undeclared."""
         match = _DEFAULT_EXP.search(self.text)
         return match["name"] if match else None
+
+    @property
+    def extra_targets(self) -> list[str]:
+        """Other modules that cells export to with `#| export NAME`, e.g. `data`."""
+        return sorted({m["name"] for m in _EXPORT_TO.finditer(self.text)} - {self.export_target})
 
     @property
     def graded_cells(self) -> list[GradedCell]:

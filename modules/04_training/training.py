@@ -165,13 +165,9 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # %%
-#| export
+#| export data
 import hashlib
-import math
-import sys
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -201,7 +197,7 @@ import numpy as np
 
 
 # %% nbgrader={"grade": false, "grade_id": "training_dataset", "locked": false, "schema_version": 3, "solution": true, "task": false}
-#| export
+#| export data
 class Dataset:
     """A map-style dataset: `len(ds)` samples, `ds[i]` the i-th (a tuple of arrays)."""
 
@@ -361,7 +357,7 @@ print("TensorDataset: length, samples, batches by index array, mismatched length
 
 
 # %% nbgrader={"grade": false, "grade_id": "training_dataloader", "locked": false, "schema_version": 3, "solution": true, "task": false}
-#| export
+#| export data
 def collate(samples: Sequence[tuple]) -> tuple:
     """Stack a list of samples (tuples of arrays) field by field into one batch."""
     return tuple(np.stack([np.asarray(s[i]) for s in samples]) for i in range(len(samples[0])))
@@ -591,7 +587,7 @@ print("DataLoader rejects batch_size 0, negative batch sizes and empty datasets,
 # the images as float32 in [0, 1] (pixel / 16) and the labels as int64.
 
 # %% nbgrader={"grade": false, "grade_id": "training_digits_loader", "locked": false, "schema_version": 3, "solution": false, "task": false}
-#| export
+#| export data
 DIGITS_SHA256 = "b3b9c8cc11d765ce4264d8748bf3edbafa5038d91c93cf713ddbd6ae8652b410"
 
 
@@ -688,7 +684,7 @@ print(ascii_digit(x_digits[0], y_digits[0], index=0))
 
 
 # %% nbgrader={"grade": false, "grade_id": "training_split", "locked": false, "schema_version": 3, "solution": true, "task": false}
-#| export
+#| export data
 def train_val_test_split(
     labels, val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -787,7 +783,7 @@ print(f"split: {len(_train)} train, {len(_val)} val, {len(_test)} test, stratifi
 
 
 # %% nbgrader={"grade": false, "grade_id": "training_standardize", "locked": false, "schema_version": 3, "solution": true, "task": false}
-#| export
+#| export data
 class Standardize:
     """Per-feature `(x - mean) / (std + eps)` with mean and std from the data given to `fit`."""
 
@@ -859,6 +855,28 @@ print("Standardize: per-pixel statistics from the data given to fit, constant pi
 #   batch losses   l₁    l₂   ...   l₃₃   l₃₄
 #   epoch loss  =  (32·l₁ + 32·l₂ + ... + 32·l₃₃ + 23·l₃₄) / 1 079
 # ```
+
+# %%
+#| export
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# In this notebook the data pipeline is defined above; the exported
+# tinytorch/training.py imports it from tinytorch/data.py, where those cells go.
+if "DataLoader" not in globals():
+    from tinytorch.data import (
+        DataLoader,
+        Standardize,
+        TensorDataset,
+        load_digits,
+        train_val_test_split,
+    )
 
 # %% nbgrader={"grade": false, "grade_id": "training_evaluate", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
