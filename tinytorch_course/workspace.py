@@ -18,10 +18,7 @@ module folder does the same for a notebook opened in Jupyter, where an installed
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -105,14 +102,12 @@ def _backup(target: Path, paths: list[Path]) -> Path:
 
 
 def export_workspace(target: Path) -> None:
-    """Run nbdev-export in the workspace (what the student runs) and check it wrote files."""
-    env = {k: v for k, v in os.environ.items() if k != "IN_TEST"}  # IN_TEST makes nbdev a no-op
-    command = [sys.executable, "-c", "from nbdev.doclinks import nbdev_export; nbdev_export()"]
-    result = subprocess.run(
-        command, cwd=target, env=env, capture_output=True, text=True, encoding="utf-8"
-    )
-    if result.returncode != 0:
-        raise CourseError(f"nbdev-export in {target} failed:\n{result.stderr.strip()}")
+    """Export the workspace's notebooks to its own `tinytorch/` with the course's exporter
+    (`build.export`: nbdev-export, with files that several modules export to started
+    afresh, and a check that every target was written)."""
+    from .build import export
+
+    export(Project(target))
 
 
 def _link_package(target: Path, module_folder: Path) -> None:
