@@ -235,6 +235,24 @@ def gradient_argument_through_reshape():
     return [x.grad, seed]
 
 
+class PassThrough(Function):
+    """y = x, whose backward returns grad_output itself."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output
+
+
+def gradient_argument_through_identity():
+    x, seed = leaf([1.0, 2.0]), np.array([1.0, 1.0])
+    PassThrough.apply(x).backward(gradient=seed)
+    return [x.grad, seed]
+
+
 def saved_input_returned_as_gradient():
     x = leaf([1.0, 2.0])
     HalfSquare.apply(x).backward(gradient=np.ones(2))
@@ -247,6 +265,7 @@ def saved_input_returned_as_gradient():
         retained_pass_through,
         gradient_argument_through_add,
         gradient_argument_through_reshape,
+        gradient_argument_through_identity,
         saved_input_returned_as_gradient,
     ],
 )
