@@ -6,12 +6,13 @@ check, autograde and feedback HTML per submission). The baseline, measured in th
 run, is plain execution of the same notebook with nbclient (what `test` does): the ratio
 says what nbgrader's sanitizing, gradebook and feedback add per notebook.
 
-    python benchmarks/bench_grading.py [--students 30] [--module 01]
+    python benchmarks/bench_grading.py [--students 30] [--workers 1 2] [--module 01]
 """
 
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
 import shutil
 import sys
@@ -38,6 +39,14 @@ def copy_course(target: Path) -> Project:
         if (ROOT / name).is_dir():
             shutil.copytree(ROOT / name, target / name, ignore=ignore)
     return Project(target)
+
+
+def set_workers(root: Path, workers: int) -> None:
+    settings = configparser.ConfigParser()
+    settings.read(root / "settings.ini", encoding="utf-8")
+    settings.set("grading", "workers", str(workers))
+    with (root / "settings.ini").open("w", encoding="utf-8") as handle:
+        settings.write(handle)
 
 
 def solved(project: Project, module) -> dict:
@@ -69,6 +78,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=30)
     parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare"
+    )
+    parser.add_argument(
         "--module", default=None, help="module key, name or number (default: the first)"
     )
     args = parser.parse_args()
@@ -90,18 +102,23 @@ def main() -> int:
             path.parent.mkdir(parents=True)
             path.write_text(json.dumps(notebook), encoding="utf-8")
         baseline = plain_execution_seconds(project, module, notebook)
-        start = time.perf_counter()
-        rows = grade(project, module.key, log=lambda *_: None)
-        total = time.perf_counter() - start
-        full = sum(row.score == module.points for row in rows)
-        per = total / args.students
         print(f"module {module.key}: release {released:.1f}s")
         print(f"plain nbclient execution (baseline): {baseline:.2f}s per notebook")
-        print(
-            f"grade {args.students} submissions: {total:.1f}s total, {per:.2f}s per notebook "
-            f"({per / baseline:.1f}x the baseline); {full}/{args.students} scored full marks"
-        )
-    return 0 if full == args.students else 1
+        full = True
+        for workers in args.workers:
+            set_workers(project.root, workers)
+            project = Project(project.root)  # re-read settings.ini
+            start = time.perf_counter()
+            rows = grade(project, module.key, log=lambda *_: None)
+            total = time.perf_counter() - start
+            full &= all(row.score == module.points for row in rows) and len(rows) == args.students
+            per = total / args.students
+            print(
+                f"grade {args.students} submissions with {workers} worker(s): {total:.1f}s total, "
+                f"{per:.2f}s per notebook ({per / baseline:.1f}x the baseline)"
+            )
+        print("every submission scored full marks" if full else "SOME SUBMISSIONS LOST POINTS")
+    return 0 if full else 1
 
 
 if __name__ == "__main__":
