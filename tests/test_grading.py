@@ -77,6 +77,10 @@ def stop_cell(notebook: dict) -> int:
     return later[-1] if later else cells[0]
 
 
+def first_test(notebook: dict) -> int:
+    return next(i for i, c in enumerate(notebook["cells"]) if meta(c).get("grade"))
+
+
 def with_source(notebook: dict, index: int, source: str) -> dict:
     changed = copy.deepcopy(notebook)
     changed["cells"][index]["source"] = source
@@ -95,6 +99,8 @@ def hostile_class(project: Project, module) -> dict[str, object]:
     for cell in tampered["cells"]:
         if meta(cell).get("grade"):
             cell["source"] = "pass  # the tests were here"
+    no_test = copy.deepcopy(good)
+    del no_test["cells"][first_test(good)]
     loud = copy.deepcopy(good)
     loud["cells"][first]["source"] = first_source + '\nprint("x" * 50_000_000)\n'
     return {
@@ -102,6 +108,7 @@ def hostile_class(project: Project, module) -> dict[str, object]:
         "h_syntax": with_source(good, first, "def broken(:\n    pass\n" + first_source),
         "h_deleted": deleted,
         "h_tampered": tampered,
+        "h_deleted_test": no_test,
         "h_sysexit": with_source(good, first, "import sys\nsys.exit()\n" + first_source),
         "h_osexit": with_source(good, stop, "import os\nos._exit(1)\n" + stop_source),
         "h_print50mb": loud,
@@ -217,6 +224,17 @@ def test_edited_locked_tests_are_restored_before_grading(graded):
     entry = row(graded, "h_tampered")
     assert float(entry["score"]) == 0, entry
     assert entry["failed_tests"] == row(graded, "zero")["failed_tests"]
+
+
+def test_a_deleted_test_cell_costs_its_points(graded):
+    good = graded["good"]
+    cell = meta(good["cells"][first_test(good)])
+    entry = row(graded, "h_deleted_test")
+    assert float(entry["score"]) == graded["first"].points - float(cell["points"]), entry
+    assert (
+        entry["failed_tests"]
+        == f"{cell['grade_id']}: this test cell is missing from the submission"
+    )
 
 
 def test_huge_output_does_not_cost_points(graded):

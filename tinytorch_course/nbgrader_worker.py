@@ -106,7 +106,9 @@ def read_scores(api, module: str, student: str, notebook: str) -> dict:
                 "name": g.name,
                 "score": float(g.score or 0),
                 "max_score": float(g.max_score or 0),
-                "error": problems.get(g.name),
+                "error": problems.get(g.name)
+                if g.name in problems
+                else "this test cell is missing from the submission",
             }
             for g in submission.grades
         ]
