@@ -39,6 +39,8 @@ jupyter_hooks = false
 clean_ids = false
 put_version_in_init = false
 black_formatting = false
+# Extra export targets start afresh; solution markers are dropped (see CourseExport).
+export_procs = ["tinytorch_course.build:CourseExport"]
 """
 
 README = """\
