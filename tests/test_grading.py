@@ -101,6 +101,12 @@ def hostile_class(project: Project, module) -> dict[str, object]:
             cell["source"] = "pass  # the tests were here"
     no_test = copy.deepcopy(good)
     del no_test["cells"][first_test(good)]
+    copier = copy.deepcopy(good)
+    for index in solution_cells(copier):
+        reference_import = (
+            f"from tinytorch.{module.export_target} import *  # the reference answer\n"
+        )
+        copier["cells"][index]["source"] = reference_import
     loud = copy.deepcopy(good)
     loud["cells"][first]["source"] = first_source + '\nprint("x" * 50_000_000)\n'
     return {
@@ -112,6 +118,7 @@ def hostile_class(project: Project, module) -> dict[str, object]:
         "h_sysexit": with_source(good, first, "import sys\nsys.exit()\n" + first_source),
         "h_osexit": with_source(good, stop, "import os\nos._exit(1)\n" + stop_source),
         "h_print50mb": loud,
+        "h_copier": copier,
         "h_badjson": b'{"cells": [ this is not json',
         "h_empty": b"",
     }
@@ -218,6 +225,14 @@ def test_breaking_a_solution_cell_costs_what_depends_on_it(graded):
         assert entry["score"] == deleted["score"], (entry, deleted)
         assert next_test in entry["failed_tests"]
         assert f"cell {first}: {error}" in entry["problem"], entry
+
+
+def test_importing_the_reference_answer_scores_like_no_answer(graded):
+    """The grading kernel sees only the modules before the graded one, so solution cells
+    that import the reference package instead of implementing it earn nothing."""
+    entry = row(graded, "h_copier")
+    assert float(entry["score"]) == float(row(graded, "zero")["score"]) == 0, entry
+    assert "ModuleNotFoundError" in entry["problem"] or "ImportError" in entry["problem"], entry
 
 
 def test_edited_locked_tests_are_restored_before_grading(graded):

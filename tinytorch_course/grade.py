@@ -24,6 +24,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -193,6 +195,39 @@ def check_grading_kernel(project: Project, modules: list[Module]) -> str:
     return str(expected)
 
 
+def grading_env(project: Project, module: Module) -> dict[str, str]:
+    """The environment that grades `module`: its kernel imports a `tinytorch` holding only
+    the modules before it (a copy made for this run; the graded module and later ones are
+    stubs that raise ImportError), so a solution cell that imports the reference answer,
+    e.g. `from tinytorch.autograd import *` in module 01, is graded like a missing answer.
+    What is tested is the student's code."""
+    from .runner import kernel_env
+
+    folder = project.root / ".tinytorch" / "grading" / module.key
+    shutil.rmtree(folder, ignore_errors=True)
+    package = folder / project.package_dir.name
+    package.mkdir(parents=True)
+    shutil.copy2(project.package_dir / "__init__.py", package / "__init__.py")
+    position = project.modules.index(module)
+    for index, other in enumerate(project.modules):
+        for name in (other.export_target, *other.extra_targets):
+            relative = f"{name.replace('.', '/')}.py"
+            (package / relative).parent.mkdir(parents=True, exist_ok=True)
+            if index < position:
+                shutil.copy2(project.package_dir / relative, package / relative)
+            else:  # shadows the reference, which an editable install would otherwise find
+                message = (
+                    f"tinytorch.{name} is built in module {other.key}; while module "
+                    f"{module.key} is graded, the kernel has only the modules before it"
+                )
+                (package / relative).write_text(
+                    f"raise ImportError({message!r})\n", encoding="utf-8"
+                )
+    env = kernel_env(project)
+    env["PYTHONPATH"] = os.pathsep.join([str(folder), env["PYTHONPATH"]])
+    return env
+
+
 def _modules_needed_by(project: Project, modules: list[Module]) -> list[Module]:
     """The modules whose package the selected ones build on (all before the last one)."""
     last = max(project.modules.index(m) for m in modules)
@@ -257,10 +292,17 @@ def grade(project: Project, key: str | None = None, log=print) -> list[GradeRow]
         limit = project.setting("grading", "notebook_timeout", 300)
         start = time.perf_counter()
         workers = int(project.setting("grading", "workers", DEFAULT_WORKERS))
-        jobs = [s.job for s in gradable]
-        results = run_jobs(
-            project, "grade", jobs, job_seconds=limit + KILL_MARGIN_SECONDS, workers=workers
-        )
+        results = {}
+        for module in used:
+            jobs = [s.job for s in gradable if s.module == module]
+            results |= run_jobs(
+                project,
+                "grade",
+                jobs,
+                job_seconds=limit + KILL_MARGIN_SECONDS,
+                workers=workers,
+                env=grading_env(project, module),
+            )
         elapsed = time.perf_counter() - start
         rows += [_row(s, results[s.job]) for s in gradable]
         log(

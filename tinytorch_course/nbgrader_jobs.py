@@ -80,13 +80,20 @@ def _tail(path: Path, count: int = 8) -> str:
 
 
 def run_jobs(
-    project: Project, command: str, jobs: list[str], job_seconds: float, workers: int = 1
+    project: Project,
+    command: str,
+    jobs: list[str],
+    job_seconds: float,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
 ) -> dict[str, dict]:
     """Run `jobs` (`generate` keys or `grade` MODULE/STUDENT/NOTEBOOK) in `workers` parallel
     worker processes and return each job's result. A job that runs past `job_seconds` is
     killed and reported as such; a worker that cannot start at all raises CourseError (the
     grading itself could not run). A job that met a locked gradebook (two workers writing
-    at once) is run again, alone."""
+    at once) is run again, alone. `env` is the workers' and kernels' environment
+    (default: `kernel_env(project)`)."""
+    env = env or kernel_env(project)
     require_nbgrader_config(project)
     count = max(1, min(workers, len(jobs)))
     shares = [jobs[i::count] for i in range(count)]
@@ -95,7 +102,7 @@ def run_jobs(
 
     def work(share: list[str]) -> None:
         try:
-            results.update(_run_all(project, command, share, job_seconds))
+            results.update(_run_all(project, command, share, job_seconds, env))
         except BaseException as error:  # re-raised below, in the caller's thread
             failures.append(error)
 
@@ -110,24 +117,24 @@ def run_jobs(
         job for job, result in results.items() if "database is locked" in str(result.get("error"))
     ]
     if locked:
-        results.update(_run_all(project, command, locked, job_seconds))
+        results.update(_run_all(project, command, locked, job_seconds, env))
     return results
 
 
 def _run_all(
-    project: Project, command: str, jobs: list[str], job_seconds: float
+    project: Project, command: str, jobs: list[str], job_seconds: float, env: dict[str, str]
 ) -> dict[str, dict]:
     """Run `jobs` one after another, starting a new worker after one had to be killed."""
     results: dict[str, dict] = {}
     pending = list(jobs)
     while pending:
-        results.update(_run_worker(project, command, pending, job_seconds))
+        results.update(_run_worker(project, command, pending, job_seconds, env))
         pending = [job for job in pending if job not in results]
     return results
 
 
 def _run_worker(
-    project: Project, command: str, jobs: list[str], job_seconds: float
+    project: Project, command: str, jobs: list[str], job_seconds: float, env: dict[str, str]
 ) -> dict[str, dict]:
     results: dict[str, dict] = {}
     with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False, encoding="utf-8") as errors:
@@ -144,7 +151,7 @@ def _run_worker(
                     *jobs,
                 ],
                 cwd=project.root,
-                env=kernel_env(project),
+                env=env,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 stdin=subprocess.DEVNULL,
