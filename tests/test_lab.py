@@ -38,6 +38,9 @@ def test_config_lives_in_the_project_and_makes_py_files_open_as_notebooks(course
     viewers = overrides["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]
     assert viewers == {"python": "Jupytext Notebook"}
     assert overrides == SETTING_OVERRIDES
+    css = (config / "custom" / "custom.css").read_text(encoding="utf-8")
+    assert "white-space: pre !important" in css, "diagrams must scroll, not wrap"
+    assert "--LabApp.custom_css=True" in lab_command(project, 8123, "secret")
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(course_copy), (
         "the kernel must import this project's tinytorch first"
     )

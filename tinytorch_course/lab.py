@@ -18,6 +18,9 @@ What the student gets, and how it is set up without touching their own Jupyter:
   metadata), and the same options are given to the server for folders without one.
   Checkpoints go to `.tinytorch/jupyter/checkpoints/`, not to `.ipynb_checkpoints/`
   folders beside the modules.
+- Diagrams stay rectangles: a custom CSS file (in the same folder, loaded with
+  `--LabApp.custom_css`) makes code blocks and outputs scroll sideways instead of
+  wrapping a line that is wider than the window.
 - The kernel imports *this* project's `tinytorch`: it inherits `runner.kernel_env`,
   which puts the project root first on `PYTHONPATH`. The kernel starts on opening a
   module (JupyterLab sometimes still asks which one: "Python 3" is preselected).
@@ -60,6 +63,21 @@ SETTING_OVERRIDES = {
     # Start the Python kernel on opening a module instead of asking which kernel to use.
     "@jupyterlab/notebook-extension:tracker": {"autoStartDefaultKernel": True},
 }
+
+# JupyterLab wraps long lines of code blocks and outputs at the window's edge, which
+# breaks a diagram drawn in columns; preformatted text scrolls sideways instead.
+CUSTOM_CSS = """\
+/* Written by `tinytorch-course lab`: diagrams are drawn in columns, never wrap them. */
+.jp-Notebook .jp-RenderedMarkdown pre,
+.jp-Notebook .jp-RenderedMarkdown pre code,
+.jp-Notebook .jp-RenderedText pre {
+  white-space: pre !important;
+}
+.jp-Notebook .jp-RenderedMarkdown pre,
+.jp-Notebook .jp-RenderedText pre {
+  overflow-x: auto;
+}
+"""
 
 
 @dataclass
@@ -108,14 +126,21 @@ def lab_dir(project: Project) -> Path:
 
 
 def write_lab_config(project: Project) -> Path:
-    """Write this project's Jupyter config folder (used as `JUPYTER_CONFIG_DIR`); return it."""
+    """Write this project's Jupyter config folder (used as `JUPYTER_CONFIG_DIR`): the
+    lab settings overrides and the page's custom CSS. Returns the folder."""
     config = lab_dir(project) / "config"
-    overrides = config / "labconfig" / "default_setting_overrides.json"
-    overrides.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(SETTING_OVERRIDES, indent=2) + "\n"
-    if not overrides.exists() or overrides.read_text(encoding="utf-8") != text:
-        overrides.write_text(text, encoding="utf-8")
+    _write_if_changed(
+        config / "labconfig" / "default_setting_overrides.json",
+        json.dumps(SETTING_OVERRIDES, indent=2) + "\n",
+    )
+    _write_if_changed(config / "custom" / "custom.css", CUSTOM_CSS)
     return config
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
 
 
 def lab_env(project: Project) -> dict[str, str]:
@@ -143,6 +168,7 @@ def lab_command(project: Project, port: int, token: str, open_browser: bool = Fa
         "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.open_browser={open_browser}",
+        "--LabApp.custom_css=True",
         f"--ContentsManager.checkpoints_class={__name__}.CourseCheckpoints",
         f"--CourseCheckpoints.checkpoint_dir={checkpoints}",
         *(f"--JupytextConfiguration.{key}={value}" for key, value in JUPYTEXT_OPTIONS.items()),
