@@ -413,6 +413,7 @@ assert [n for n, _ in _Outer().named_parameters(prefix="model.")][0] == "model.b
     "named_parameters(prefix=...) should put the prefix in front of every name"
 )
 ### END HIDDEN TESTS
+print("✓ test_nn_module passed (15 points)")
 
 # %% [markdown]
 # ## Part 2: saving and restoring weights: `state_dict`
@@ -503,6 +504,7 @@ assert np.all(_model.inner.first.data == 7), (
     "a failed load_state_dict must leave every parameter unchanged"
 )
 ### END HIDDEN TESTS
+print("✓ test_nn_state_dict passed (10 points)")
 
 # %% [markdown]
 # ## Part 3: `Linear` and its initialisation
@@ -718,6 +720,7 @@ assert np.array_equal(_l64.weight.data, _w) and np.array_equal(_l64.bias.data, _
     "draw weight first, then bias, each with generator.uniform(-bound, bound, size=...)"
 )
 ### END HIDDEN TESTS
+print("✓ test_nn_linear passed (20 points)")
 
 # %% [markdown]
 # ## Part 4: activations and `Sequential`
@@ -824,6 +827,7 @@ np.testing.assert_allclose(
 assert len(Sequential()) == 0
 np.testing.assert_array_equal(Sequential()(_x).data, _x)
 ### END HIDDEN TESTS
+print("✓ test_nn_sequential passed (10 points)")
 
 # %% [markdown]
 # ## Part 5: mean squared error
@@ -898,6 +902,7 @@ assert "(3, 1)" in _message and "(3,)" in _message, (
     f"mse_loss with prediction (3, 1) and target (3,) should raise ValueError naming both shapes; "
     f"got {_message!r}"
 )
+print("✓ test_nn_mse passed (10 points)")
 
 # %% [markdown]
 # ## Part 6: cross-entropy as one `Function`
@@ -1089,6 +1094,7 @@ cross_entropy(_v5, _t5).backward()
 _want_loss, _want_grad = _reference_cross_entropy(_z5, _t5)
 np.testing.assert_allclose(_v5.grad, _want_grad, rtol=1e-9, atol=1e-12)
 ### END HIDDEN TESTS
+print("✓ test_nn_cross_entropy passed (20 points)")
 
 # %% [markdown]
 # ## Part 7: the memory picture, measured
@@ -1241,6 +1247,7 @@ print("\nThe graph your engine records for the loss of this model (module 01's d
 _batch = Variable(_x, name="x")
 _loss = cross_entropy(_model(_batch), _labels)
 print(draw_graph(_loss))
+print("✓ test_nn_integration passed (15 points)")
 
 # %% [markdown]
 # ## What you built

@@ -339,6 +339,7 @@ try:
 except ValueError:
     pass
 ### END HIDDEN TESTS
+print("✓ test_optim_base passed (15 points)")
 
 # %% [markdown]
 # ## Part 2: `SGD`, with weight decay, momentum, dampening and Nesterov
@@ -479,6 +480,7 @@ _grad_before = _p.grad.copy()
 SGD([_p], lr=0.1, weight_decay=0.01).step()
 assert _p.data.dtype == np.float32, f"SGD turned a float32 parameter into {_p.data.dtype}"
 np.testing.assert_array_equal(_p.grad, _grad_before, err_msg="SGD.step() must not modify p.grad")
+print("✓ test_optim_sgd_plain passed (10 points)")
 
 # %% nbgrader={"grade": true, "grade_id": "test_optim_sgd_momentum", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
 _history, _opt, _p = run_steps(SGD, 1, lr=0.01, momentum=0.9)
@@ -515,6 +517,7 @@ assert np.all(_opt.state[_p]["momentum_buffer"] == 1), (
 )
 assert _opt.state[_p]["momentum_buffer"].dtype == np.float32
 ### END HIDDEN TESTS
+print("✓ test_optim_sgd_momentum passed (15 points)")
 
 # %% [markdown]
 # ## Part 3: `Adam` (and AMSGrad)
@@ -689,6 +692,7 @@ assert_same_history(
     rtol=1e-10,
 )
 ### END HIDDEN TESTS
+print("✓ test_optim_adam passed (20 points)")
 
 # %% [markdown]
 # ## Part 4: `AdamW`, decoupled weight decay
@@ -747,6 +751,7 @@ assert_same_history(
     reference_adam(8, lr=0.05, weight_decay=0.5, amsgrad=True, decoupled=True),
     rtol=1e-10,
 )
+print("✓ test_optim_adamw passed (10 points)")
 
 # %% [markdown]
 # ## Part 5: saving and resuming: `state_dict`
@@ -860,6 +865,7 @@ for _make in (
             "optimizer, 4 steps: the saved state is incomplete or shares arrays with the live optimizer"
         ),
     )
+print("✓ test_optim_state_dict passed (10 points)")
 
 # %% [markdown]
 # ## Part 6: the memory picture, measured
@@ -941,6 +947,7 @@ print(memory_table(_finished))
 assert state_bytes(_finished["SGD"]) == 0, "plain SGD keeps no state"
 _params = sum(p.data.nbytes for p in _finished["Adam"].param_groups[0]["params"])
 assert state_bytes(_finished["Adam"]) == 2 * _params, "Adam keeps two arrays per parameter"
+print("✓ test_optim_integration passed (20 points)")
 
 # %% [markdown]
 # ## What you built

@@ -319,6 +319,7 @@ check_raises(
 )
 ### END HIDDEN TESTS
 print("TensorDataset: length, samples, batches by index array, mismatched lengths: all correct")
+print("✓ test_training_dataset passed (10 points)")
 
 # %% [markdown]
 # ## Part 2: The DataLoader
@@ -491,6 +492,7 @@ check_equal(
 )
 ### END HIDDEN TESTS
 print("DataLoader: batch count, order, partial last batch and drop_last all correct")
+print("✓ test_training_loader_batches passed (10 points)")
 
 # %% [markdown]
 # Now the shuffle. A test cannot know which permutation is "right", but it can check
@@ -538,6 +540,7 @@ check_equal(
 )
 ### END HIDDEN TESTS
 print("DataLoader shuffle: permutations, reproducible with a seed, new order each epoch")
+print("✓ test_training_loader_shuffle passed (10 points)")
 
 # %% [markdown]
 # And the mistakes: each should be caught in `DataLoader(...)` itself, with a message
@@ -578,6 +581,7 @@ check_raises(
 )
 ### END HIDDEN TESTS
 print("DataLoader rejects batch_size 0, negative batch sizes and empty datasets, by name")
+print("✓ test_training_loader_errors passed (5 points)")
 
 # %% [markdown]
 # ## Part 3: The digits, and three honest splits
@@ -765,6 +769,7 @@ check_equal(
 )
 ### END HIDDEN TESTS
 print(f"split: {len(_train)} train, {len(_val)} val, {len(_test)} test, stratified by digit")
+print("✓ test_training_split passed (10 points)")
 
 # %% [markdown]
 # ### Standardising inputs, from the training set only
@@ -836,6 +841,7 @@ if not np.allclose(_big.mean(axis=0), 0, atol=1e-5):
     raise AssertionError("standardised training pixels should have mean 0 per pixel")
 ### END HIDDEN TESTS
 print("Standardize: per-pixel statistics from the data given to fit, constant pixels stay 0")
+print("✓ test_training_standardize passed (5 points)")
 
 # %% [markdown]
 # ## Part 4: Measuring a model: accuracy and `evaluate`
@@ -951,6 +957,7 @@ if not np.isnan(evaluate(_probe, _loader5)[0]):
     raise AssertionError("evaluate without loss_fn should report the loss as NaN")
 ### END HIDDEN TESTS
 print(f"evaluate: loss {_loss:.4f} (sample-weighted), accuracy {_acc:.0%}, train mode restored")
+print("✓ test_training_evaluate passed (10 points)")
 
 # %% [markdown]
 # ## Part 5: The training loop
@@ -1179,6 +1186,7 @@ print(
     f"train_epoch: loss {_before:.3f} -> {_after:.3f} in 5 epochs on digits 0/1, accuracy {_acc01:.1%}; "
     "gradients zeroed each step"
 )
+print("✓ test_training_loop passed (15 points)")
 
 # %% [markdown]
 # ## Part 6: Learning curves
@@ -1336,6 +1344,7 @@ check_equal(
 )
 ### END HIDDEN TESTS
 print("ascii_chart: rows scaled correctly, box aligned")
+print("✓ test_training_chart passed (10 points)")
 
 # %% [markdown]
 # ## Part 7: Saving and loading a trained model
@@ -1415,6 +1424,7 @@ with tempfile.TemporaryDirectory() as _folder:
     )
 ### END HIDDEN TESTS
 print("save_model / load_model: the loaded model predicts exactly what the saved one did")
+print("✓ test_training_save_load passed (5 points)")
 
 # %% [markdown]
 # ## Part 8: Putting it together: digits
@@ -1572,6 +1582,7 @@ check_equal(
     "misclassified test digits counted by predict and by evaluate",
 )
 ### END HIDDEN TESTS
+print("✓ test_training_digits passed (10 points)")
 
 # %% [markdown]
 # ## What you built, and where it goes next

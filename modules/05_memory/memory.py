@@ -307,6 +307,7 @@ assert _layer == 498, (
 assert transformer_param_count(GPT3_175B) == 174_604_259_328
 assert layer_activation_bytes(GPT3_175B, 1, 2) == 2048 * 12288 * (34 + 5 * 96 * 2048 // 12288)
 ### END HIDDEN TESTS
+print("✓ test_memory_scale_calculator passed (10 points)")
 
 # %% [markdown]
 # ### Checkpointed activations, and the picture
@@ -567,6 +568,7 @@ _raw = np.frombuffer(bytearray(80), dtype=np.float64)
 _c2.add(_raw[2:], "inputs")
 assert _c2.bytes_by_category()["inputs"] == _a.nbytes + 80
 ### END HIDDEN TESTS
+print("✓ test_memory_buffer_counter passed (10 points)")
 
 # %% [markdown]
 # ## Part 3: walk the graph from the loss
@@ -691,6 +693,7 @@ for _ in range(3000):
     _v = _v * 1.0
 assert len(walk_graph(_v).nodes) == 3000, "a 3000-op chain: walk iteratively, without recursion"
 ### END HIDDEN TESTS
+print("✓ test_memory_walk_graph passed (15 points)")
 
 # %% [markdown]
 # ## Part 4: the ledger
@@ -964,6 +967,7 @@ _via_view = memory_ledger(_mlp_loss(_params, _xt.T))  # .T: a view, no new buffe
 _direct = memory_ledger(_mlp_loss(_params, _x))
 assert _via_view.total == _direct.total, "x.T shares x's buffer: it must not add bytes"
 ### END HIDDEN TESTS
+print("✓ test_memory_ledger passed (15 points)")
 
 # %% [markdown]
 # ## Part 5: check the ledger against a measurement
@@ -1042,6 +1046,7 @@ assert abs(_ledger.total - _run.retained) <= 0.10 * _run.retained, (
     "left alive by building the model and the forward pass: more than 10 % apart. "
     "Missing saved arrays, or views counted twice?"
 )
+print("✓ test_memory_traced passed (10 points)")
 
 # %% [markdown]
 # ## Part 6: `checkpoint(fn, *inputs)`
@@ -1273,6 +1278,7 @@ except TypeError as _error:
 else:
     raise AssertionError("non-Variable input should raise TypeError")
 ### END HIDDEN TESTS
+print("✓ test_memory_checkpoint passed (20 points)")
 
 # %% [markdown]
 # ## Part 7: `checkpoint_sequential(layers, segments, x)`
@@ -1413,6 +1419,7 @@ else:
 _one, _g_one = _seq_grads(lambda x: checkpoint_sequential(_stack, 1, x))
 assert _one.nodes == 2 and all(np.array_equal(a, b) for a, b in zip(_g_one, _full, strict=True))
 ### END HIDDEN TESTS
+print("✓ test_memory_checkpoint_sequential passed (12 points)")
 
 # %% [markdown]
 # ## Part 8: all together, on a real training step
@@ -1498,6 +1505,7 @@ print(
     )
 )
 print(render_layout([("step", _ledger)], "A whole step: model, Adam, graph", [_run.retained]))
+print("✓ test_memory_integration passed (8 points)")
 
 # %% [markdown]
 # ## What you built, and where it goes next
