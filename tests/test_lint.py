@@ -54,6 +54,7 @@ assert double(2) == 4
 ### BEGIN HIDDEN TESTS
 assert double(0) == 0
 ### END HIDDEN TESTS
+print("✓ test_double passed (100 points)")
 """
 
 
@@ -130,6 +131,10 @@ BROKEN = {
     "points not 100": (
         lambda s: s.replace('"points": 100', '"points": 60'),
         "add up to 60 points, not 100",
+    ),
+    "graded cell without its pass line": (
+        lambda s: s.replace('print("✓ test_double passed (100 points)")\n', ""),
+        "graded cell 'test_double' must end with print(\"✓ test_double passed (100 points)\")",
     ),
     "title cell not first": (
         lambda s: s.replace("# # Good module", "# Good module"),

@@ -109,6 +109,19 @@ def _lint_markdown(where: Path, number: int, body: list[str]) -> list[str]:
     return problems
 
 
+def pass_line(grade_id: str, points: float) -> str:
+    """The line every graded cell ends with, so a student sees what passed."""
+    return f'print("✓ {grade_id} passed ({points:g} points)")'
+
+
+def _lint_pass_line(where: Path, number: int, meta: dict, body: list[str]) -> list[str]:
+    expected = pass_line(meta.get("grade_id"), meta["points"])
+    last = next((line for line in reversed(body) if line.strip()), "")
+    if last.strip() != expected:
+        return [f"{where}:{number}: graded cell {meta.get('grade_id')!r} must end with {expected}"]
+    return []
+
+
 def _lint_nbgrader(where: Path, number: int, meta: dict, body: list[str]) -> list[str]:
     problems = []
     if meta:
@@ -131,6 +144,8 @@ def _lint_nbgrader(where: Path, number: int, meta: dict, body: list[str]) -> lis
             problems.append(
                 f"{where}:{number}: graded cell {meta.get('grade_id')!r} needs points > 0"
             )
+        if meta.get("grade") and isinstance(meta.get("points"), (int, float)):
+            problems += _lint_pass_line(where, number, meta, body)
         if meta.get("solution") and meta.get("locked"):
             problems.append(
                 f"{where}:{number}: solution cell {meta.get('grade_id')!r} must not be locked"

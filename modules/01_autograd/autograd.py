@@ -713,6 +713,7 @@ raises(TypeError, lambda: Variable(["a", "b"]), "str")
 raises(TypeError, lambda: Variable(np.array(["x"])), "<U1")
 expect(Variable(2.0, name="w").name == "w", "Variable(..., name='w').name should be 'w'")
 ### END HIDDEN TESTS
+print("✓ test_variable passed (6 points)")
 
 
 # %% [markdown]
@@ -991,6 +992,7 @@ expect(
     "apply must return a Variable holding an ndarray",
 )
 ### END HIDDEN TESTS
+print("✓ test_function passed (10 points)")
 
 
 # %% [markdown]
@@ -1140,6 +1142,7 @@ expect(
 expect_close((np.array([1.0, 1.0, 1.0]) * x).data, [1.0, 2.0, 4.0], "numpy array * Variable")
 check_op_backward(Div, np.divide, [nonzero, nonzero])
 ### END HIDDEN TESTS
+print("✓ test_arithmetic passed (12 points)")
 
 
 # %% [markdown]
@@ -1640,6 +1643,7 @@ triple = Variable(floats(2.0), requires_grad=True)
 (triple * triple * triple).backward()
 expect_close(triple.grad, 12.0, "d(x*x*x)/dx at 2")
 ### END HIDDEN TESTS
+print("✓ test_engine passed (18 points)")
 
 
 # %% [markdown]
@@ -2284,6 +2288,7 @@ y.relu().backward(np.ones(2, dtype=np.float32))
 expect_close(y.grad, [0.0, 1.0], "relu's gradient at 0 is 0")
 expect(y.grad.dtype == np.float32, "a float32 Variable gets a float32 .grad")
 ### END HIDDEN TESTS
+print("✓ test_math_ops passed (10 points)")
 
 
 # %% [markdown]
@@ -2397,6 +2402,7 @@ check_gradients(
     "a @ b with shapes (2, 2, 3) @ (3,)",
 )
 ### END HIDDEN TESTS
+print("✓ test_matmul passed (8 points)")
 
 
 # %% [markdown]
@@ -2523,6 +2529,7 @@ check_gradients(
     lambda a: a.mean(axis=(0, 1)), lambda a: a.mean(axis=(0, 1)), [data], "a.mean(axis=(0, 1))"
 )
 ### END HIDDEN TESTS
+print("✓ test_reductions passed (10 points)")
 
 
 # %% [markdown]
@@ -2653,6 +2660,7 @@ check_gradients(
     "a.transpose(0, 2) (swap two axes, as in PyTorch)",
 )
 ### END HIDDEN TESTS
+print("✓ test_shape_ops passed (8 points)")
 
 
 # %% [markdown]
@@ -2757,6 +2765,7 @@ expect_close(
     rtol=1e-6,
 )
 ### END HIDDEN TESTS
+print("✓ test_log_softmax passed (6 points)")
 
 
 # %% [markdown]
@@ -2909,6 +2918,7 @@ expect(
     f"after 300 steps the network predicts {predictions} for XOR, expected {xor_labels.tolist()} (loss {loss.item():.3f})",
 )
 print(f"regression loss {losses[0]:.2f} -> {losses[-1]:.4f}; XOR loss {loss.item():.4f}")
+print("✓ test_integration passed (12 points)")
 
 
 # %% [markdown]
