@@ -471,6 +471,15 @@ def test_reference_module_opens_as_notebook_and_runs_without_errors(course_lab, 
     assert not_run == [], f"cells {not_run} did not run"
     graded = [i for i, cell in enumerate(cells) if is_graded(cell)]
     assert graded, "module 01 has no graded test cell"
+    no_pass_line = [
+        cells[i].metadata["nbgrader"]["grade_id"]
+        for i in graded
+        if not any(
+            f"✓ {cells[i].metadata['nbgrader']['grade_id']} passed" in output["text"]
+            for output in shown[i]["outputs"]
+        )
+    ]
+    assert no_pass_line == [], f"graded cells that show no pass line: {no_pass_line}"
     assert sorted(_count(shown[i]["prompt"]) for i in code) == list(range(1, len(code) + 1))
     lines = assert_diagrams_intact(shown, cells)
     measured = assert_boxes_aligned_on_screen(glyphs)
