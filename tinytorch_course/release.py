@@ -176,6 +176,16 @@ def check_release_notebook(project: Project, module: Module) -> list[str]:
     return problems
 
 
+def _let_run_all_continue(notebook):
+    """Tag each graded test cell `raises-exception`: in the student's copy, where every
+    unfinished part fails its test, Jupyter's "Run All" then goes on past a failing test
+    instead of stopping at the first one, and the student sees every part's status."""
+    for cell in notebook.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade"):
+            cell.metadata["tags"] = sorted({*cell.metadata.get("tags", []), "raises-exception"})
+    return notebook
+
+
 def stage_source(project: Project, module: Module) -> Path:
     """Write `source/KEY/NAME.ipynb` from the module's .py, plus its data files (no .py)."""
     import nbformat
@@ -188,7 +198,8 @@ def stage_source(project: Project, module: Module) -> Path:
     folder.mkdir(parents=True)
     notebook = folder / module.notebook.name
     notebook.write_text(
-        nbformat.writes(module_notebook(module), version=4) + "\n", encoding="utf-8"
+        nbformat.writes(_let_run_all_continue(module_notebook(module)), version=4) + "\n",
+        encoding="utf-8",
     )
     for path in module.folder.iterdir():
         if (
