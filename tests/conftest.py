@@ -22,6 +22,8 @@ def copy_course(target: Path, with_package: bool = True) -> Path:
     shutil.copytree(ROOT / "modules", target / "modules", ignore=ignore)
     if with_package:
         shutil.copytree(ROOT / "tinytorch", target / "tinytorch", ignore=ignore)
+    if (ROOT / "tinytorch_datasets").is_dir():  # module 04's data, found beside the package
+        shutil.copytree(ROOT / "tinytorch_datasets", target / "tinytorch_datasets", ignore=ignore)
     return target
 
 
