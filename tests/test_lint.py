@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tinytorch_course.boxes import display_width, misaligned_boxes
-from tinytorch_course.lint import lint
+from tinytorch_course.lint import MOJIBAKE, lint, mis_decoded
 from tinytorch_course.project import Project
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,7 +126,7 @@ BROKEN = {
         lambda s: s.replace("# │ box  │ │ ok │", "# │ box   │ │ ok │"),
         "diagram box at column 0: right side",
     ),
-    "mojibake": (lambda s: s.replace("It follows", "Itâ”€ follows"), "mojibake"),
+    "mojibake": (lambda s: s.replace("It follows", f"It{mis_decoded('─')} follows"), "mojibake"),
     "no export target": (lambda s: s.replace("#| default_exp good", "x = 1"), "no `#| default_exp"),
     "points not 100": (
         lambda s: s.replace('"points": 100', '"points": 60'),
@@ -188,3 +188,9 @@ def test_the_seeds_training_memory_box_is_caught():
     ]
     problems = misaligned_boxes(seed)
     assert problems and "right side" in problems[0][1]
+
+
+def test_mojibake_patterns_include_what_the_seed_showed():
+    # The seed arrived with `─` mis-decoded by cp1252 and `🎯` by cp1254.
+    assert mis_decoded("─") == "\u00e2\u201d\u20ac"
+    assert {"\u00e2\u201d", "\u011f\u0178"} <= set(MOJIBAKE)

@@ -14,7 +14,20 @@ from pathlib import Path
 from .boxes import BOX_CHARS, misaligned_boxes
 from .project import Module, Project, nbgrader_metadata
 
-MOJIBAKE = ("â”", "â†", "â€", "Ã©", "Ã¨", "ðŸ", "ğŸ", "âˆ", "Â·", "Ã—")
+
+def mis_decoded(text: str, codec: str = "cp1252") -> str:
+    """`text` as it reads after its UTF-8 bytes were decoded with a Windows code page
+    (bytes the code page has no character for are lost, as they were in the seed)."""
+    return text.encode("utf-8").decode(codec, errors="ignore")
+
+
+# The first two characters of what our own characters turn into when mis-decoded: box
+# drawing, arrows, math, accents, emoji (cp1254 is how the seed's emoji arrived).
+MOJIBAKE = tuple(
+    sorted(
+        {mis_decoded(char, codec)[:2] for char in "─│┌→←∂×·é🎯" for codec in ("cp1252", "cp1254")}
+    )
+)
 MODULE_POINTS = 100
 _MARKER = re.compile(r"^# %%(?P<kind> \[markdown\])?(?P<meta> nbgrader=\{.*\})?\s*$")
 _REGIONS = {
