@@ -262,19 +262,17 @@ def test_ascii_chart_skips_missing_values_and_refuses_nothing():
         ascii_chart({"a": []})
 
 
-def test_plot_history_prints_two_ascii_charts_outside_jupyter(digits, capsys):
+def short_history(digits, epochs: int):
+    """The history of a few epochs of a small MLP on 64 digits (train = validation)."""
     x, y = digits
     model = small_mlp()
     loader = DataLoader(TensorDataset(x[:64], y[:64]), 32)
-    history = fit(
-        model,
-        CrossEntropyLoss(),
-        SGD(model.parameters(), lr=0.1),
-        loader,
-        3,
-        loader,
-        progress=False,
-    )
+    optimizer = SGD(model.parameters(), lr=0.1)
+    return fit(model, CrossEntropyLoss(), optimizer, loader, epochs, loader, progress=False)
+
+
+def test_plot_history_prints_two_ascii_charts_outside_jupyter(digits, capsys):
+    history = short_history(digits, epochs=3)
     text = plot_history(history, ascii=True)
     assert "loss per epoch" in text and "accuracy per epoch" in text
     assert capsys.readouterr().out.strip() == text.strip()
@@ -283,18 +281,7 @@ def test_plot_history_prints_two_ascii_charts_outside_jupyter(digits, capsys):
 def test_plot_history_draws_a_matplotlib_figure_on_request(digits):
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
-    x, y = digits
-    model = small_mlp()
-    loader = DataLoader(TensorDataset(x[:64], y[:64]), 32)
-    history = fit(
-        model,
-        CrossEntropyLoss(),
-        SGD(model.parameters(), lr=0.1),
-        loader,
-        2,
-        loader,
-        progress=False,
-    )
+    history = short_history(digits, epochs=2)
     figure = plot_history(history, ascii=False)
     assert [len(axes.lines) for axes in figure.axes] == [2, 2]
 
