@@ -16,13 +16,16 @@ import os
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .lint import _cells
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from .project import CourseError, Module, Project, nbgrader_metadata
 
 CATALOGUE = "mistakes.toml"
@@ -217,10 +220,6 @@ def check_mistakes(
 
 
 def cmd_mistakes(project: Project, args) -> int:
-    from .build import build, is_stale
-
-    if not project.is_workspace and is_stale(project):
-        build(project)
     failed = 0
     for module in project.select(args.module):
         if not (module.folder / CATALOGUE).is_file():
