@@ -699,15 +699,21 @@ check = Check("test_optim_adam", points=25)
 _start = check.rng.uniform(-1.5, 1.5, 3)
 
 
-def _adam_case(steps, label, **settings):
+def _adam_case(steps, label, hint="", **settings):
     _got = run_steps(check, lambda ps: Adam(ps, **settings), steps, _start, label)
     _mistakes = ("eps inside the root", "no bias correction")
     _variants = {m: reference_adam(steps, _start, **settings, mistake=m) for m in _mistakes}
     _want = reference_adam(steps, _start, **settings)
-    same_history(check, _got, _want, label, rtol=1e-10, variants=_variants)
+    same_history(check, _got, _want, label, rtol=1e-10, hint=hint, variants=_variants)
 
 
-_adam_case(1, "Adam(lr=0.1, eps=0.01), first step", lr=0.1, eps=0.01)
+_adam_case(
+    1,
+    "Adam(lr=0.1, eps=0.01), first step",
+    hint="with both bias corrections, m̂ = g and v̂ = g² at step 1: p moves by lr·g/(|g| + ε)",
+    lr=0.1,
+    eps=0.01,
+)
 _adam_case(8, "Adam(lr=0.05, betas=(0.8, 0.99), eps=1e-3)", lr=0.05, betas=(0.8, 0.99), eps=1e-3)
 _adam_case(8, "Adam(lr=0.05, weight_decay=0.1)", lr=0.05, weight_decay=0.1)
 _adam_case(8, "Adam(lr=0.05, amsgrad=True)", lr=0.05, amsgrad=True)

@@ -131,13 +131,13 @@
 # ## Real-world impact: GPT-3 at scale, from formulas
 #
 # A GPT-3-like model (96 layers, `d_model` 12288, 96 heads, sequence 2048, vocabulary
-# 50257, Brown et al. 2020). Assumed, as the seed's 700 GB implies: everything in
-# float32, Adam, and one model replica holding a micro-batch of 4 sequences.
+# 50257, Brown et al. 2020). Assumed: everything in float32, Adam, and one model
+# replica holding a micro-batch of 4 sequences.
 # Parameters `12·L·h² + 13·L·h + V·h + s·h + 2h`; activations per layer from
 # Korthikanti et al. (2022, "Reducing Activation Recomputation in Large Transformer
 # Models"): `p·(16·sbh + 2·as²b) + (2·sbh + as²b)` bytes with `p` bytes per value and
-# 1-byte dropout masks (their `sbh(34 + 5as/h)` at `p = 2`). GB = 10⁹ bytes. Every number below is computed by `render_gpt3_comparison()`
-# in this module (a test re-renders this text):
+# 1-byte dropout masks (their `sbh(34 + 5as/h)` at `p = 2`). GB = 10⁹ bytes. Every
+# number below is computed by `render_gpt3_comparison()` in this module:
 #
 # ```
 # GPT-3 175B, fp32, Adam, batch 4 × 2048 tokens
@@ -154,11 +154,8 @@
 #                               41 % of the total saved       38 % of the total saved
 # ```
 #
-# What this corrects in the picture this course was seeded with (700 / 700 / 2100 /
-# 1400 GB → 700 / 700 / 300 / 1400 GB, "45 % saved"):
+# What a quick estimate of this picture gets wrong:
 #
-# - its right-hand total is an addition slip: 700 + 700 + 300 + 1400 is 3100 GB, not
-#   2700, so its own numbers give 37 %, not 45 %;
 # - the weights (4 B × 174.6 billion ≈ 698 GB), gradients and Adam's `m`, `v` do not
 #   shrink: checkpointing only cuts activations, so the saving is at most the
 #   activations' share of the total, and that share grows with the batch;
