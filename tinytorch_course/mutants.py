@@ -52,17 +52,26 @@ def mutants(text: str, regions: list[Region]) -> list[Mutant]:
     return found
 
 
-def equivalents(module: Module) -> dict[tuple[str, str, str], str]:
-    """(cell, original line, mutated line) -> why that mutant changes nothing observable."""
+def equivalents(module: Module) -> list[dict]:
+    """Entries {cell, find, replace, why}: a mutant of `cell` whose original line contains
+    `find` and whose mutated line contains `replace` changes nothing observable, because
+    `why`."""
     path = module.folder / EQUIVALENT
     if not path.is_file():
-        return {}
+        return []
     with path.open("rb") as file:
-        data = tomllib.load(file)
-    return {
-        (e["cell"], e["find"].strip(), e["replace"].strip()): e["why"]
-        for e in data.get("equivalent", [])
-    }
+        return list(tomllib.load(file).get("equivalent", []))
+
+
+def explained(known: list[dict], mutant: Mutant) -> str | None:
+    for entry in known:
+        if (
+            entry["cell"] == mutant.cell
+            and entry["find"] in mutant.original
+            and entry["replace"] in mutant.mutated
+        ):
+            return entry["why"]
+    return None
 
 
 @dataclass
@@ -99,11 +108,14 @@ def run_module(project: Project, module: Module, limit: int | None = None, log=p
         if run.failed() or run.errors:
             killed += 1
             continue
-        key = (mutant.cell, mutant.original.strip(), mutant.mutated.strip())
-        change = f"{mutant.cell}:{mutant.line + 1}: {key[1]!r} -> {key[2]!r}"
-        if key in known:
+        change = (
+            f"{mutant.cell}:{mutant.line + 1}: {mutant.original.strip()!r} -> "
+            f"{mutant.mutated.strip()!r}"
+        )
+        why = explained(known, mutant)
+        if why:
             equivalent += 1
-            log(f"  equivalent  {change}  ({known[key]})")
+            log(f"  equivalent  {change}  ({why})")
         else:
             survivors.append(change)
             log(f"  SURVIVED    {change}")

@@ -508,6 +508,13 @@ same_history(
     "SGD(lr=0.01, weight_decay=0.1)",
     hint="weight decay adds wd·p to the gradient",
 )
+_got = run_steps(check, lambda ps: SGD(ps, lr=0.01, weight_decay=1.0), 3, _start, "wd=1")
+same_history(
+    check,
+    _got,
+    reference_sgd(3, _start, lr=0.01, weight_decay=1.0),
+    "SGD(lr=0.01, weight_decay=1.0)",
+)
 _p0 = check.rng.standard_normal(4).astype(np.float32)
 _g0 = check.rng.standard_normal(4).astype(np.float32)
 
@@ -565,6 +572,15 @@ same_history(
 )
 _got = run_steps(check, lambda ps: SGD(ps, lr=0.01, momentum=0.9), 6, _start, "SGD(momentum)")
 same_history(check, _got, reference_sgd(6, _start, lr=0.01, momentum=0.9), "SGD(momentum=0.9)")
+_full_damping = {"lr": 0.01, "momentum": 0.5, "dampening": 1.0}
+_got = run_steps(check, lambda ps: SGD(ps, **_full_damping), 4, _start, "SGD(dampening=1)")
+same_history(
+    check,
+    _got,
+    reference_sgd(4, _start, **_full_damping),
+    "SGD(lr=0.01, momentum=0.5, dampening=1.0)",
+    hint="afterwards buf = μ·buf + (1 - τ)·g",
+)
 _nesterov = {"lr": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 0.05}
 _got = run_steps(check, lambda ps: SGD(ps, **_nesterov), 6, _start, "SGD(nesterov=True)")
 same_history(
@@ -716,6 +732,7 @@ _adam_case(
 )
 _adam_case(8, "Adam(lr=0.05, betas=(0.8, 0.99), eps=1e-3)", lr=0.05, betas=(0.8, 0.99), eps=1e-3)
 _adam_case(8, "Adam(lr=0.05, weight_decay=0.1)", lr=0.05, weight_decay=0.1)
+_adam_case(3, "Adam(lr=0.05, weight_decay=1.0)", lr=0.05, weight_decay=1.0)
 _adam_case(8, "Adam(lr=0.05, amsgrad=True)", lr=0.05, amsgrad=True)
 _p0 = check.rng.standard_normal(3).astype(np.float32)
 _g0 = check.rng.standard_normal(3).astype(np.float32)
@@ -917,7 +934,7 @@ def load_optimizer_state_dict(optimizer: Optimizer, saved: dict) -> None:
 from tinytorch_course.checks import Check
 
 check = Check("test_optim_state_dict", points=13)
-_starts = [check.rng.uniform(-1.5, 1.5, 3), check.rng.uniform(-1.5, 1.5, (2, 2))]
+_starts = [check.rng.uniform(-1.5, 1.5, s) for s in (3, (2, 2), 4)]
 _makers = {
     "Adam(amsgrad=True)": lambda groups: Adam(groups, lr=0.05, amsgrad=True),
     "SGD(momentum=0.9)": lambda groups: SGD(groups, lr=0.01, momentum=0.9),
@@ -958,7 +975,7 @@ for _label, _make in _makers.items():
     check.equal(_keys, ["param_groups", "state"], f"the keys of {_label}.state_dict()")
     check.equal(
         [g.get("params") for g in _groups],
-        [[0], [1]],
+        [[0], [1, 2]],
         f"the 'params' of each saved group of {_label}",
         hint="number the parameters across the groups: 0, 1, 2, ...",
     )
@@ -968,7 +985,7 @@ for _label, _make in _makers.items():
         f"the saved 'lr' of each group of {_label}",
         hint="save every setting of each group, with 'params' replaced by the numbers",
     )
-    for _index in range(2):
+    for _index in range(3):
         check.equal(
             _fresh[_index],
             _live[_index],
