@@ -720,10 +720,10 @@ class Linear(Module):
         )
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_nn_linear", "locked": true, "points": 20, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_nn_linear", "locked": true, "points": 18, "schema_version": 3, "solution": false, "task": false}
 from tinytorch_course.checks import Check
 
-check = Check("test_nn_linear", points=20)
+check = Check("test_nn_linear", points=18)
 _seed = int(check.rng.integers(1 << 30))
 _n_in, _n_out = int(check.rng.integers(20, 200)), int(check.rng.integers(5, 50))
 _objects = {}
@@ -837,6 +837,27 @@ _none, _names, _w, _out = check.no_raise(check.probe(_no_bias, "bias=False"), "b
 check.equal((_none, _names), (True, ["weight"]), "bias=False: (bias is None, names)")
 check.close(_out, _w.sum(1, keepdims=True).T, "Linear(3, 2, bias=False) on ones")
 ### END HIDDEN TESTS
+check.done()
+
+# %% [markdown]
+# Part 3 asks for a `ValueError` that names the layer and both shapes when the input's
+# width does not fit:
+
+# %% nbgrader={"grade": true, "grade_id": "test_nn_linear_messages", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from tinytorch_course.checks import Check
+
+check = Check("test_nn_linear_messages", points=2)
+_n_in = int(check.rng.integers(20, 200))
+_error = check.probe(
+    lambda: Linear(_n_in, 7)(np.zeros((5, _n_in + 3), np.float32)), "a too wide input"
+)
+check.raises(_error, ValueError, f"Linear({_n_in}, 7) on an input of shape (5, {_n_in + 3})")
+check.mentions(
+    _error,
+    ["Linear", f"(5, {_n_in + 3})", f"(7, {_n_in})"],
+    f"Linear({_n_in}, 7) on an input of shape (5, {_n_in + 3})",
+    hint="name the layer, the input's shape and the weight's shape",
+)
 check.done()
 
 # %% [markdown]
