@@ -345,6 +345,7 @@ class Module:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_nn_module", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_nn_module", points=15)
@@ -525,6 +526,7 @@ def state_dict_problems(module: Module, state: dict) -> list[str]:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_nn_state_dict", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_nn_state_dict", points=10)
@@ -721,6 +723,7 @@ class Linear(Module):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_nn_linear", "locked": true, "points": 18, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_nn_linear", points=18)
@@ -844,6 +847,7 @@ check.done()
 # width does not fit:
 
 # %% nbgrader={"grade": true, "grade_id": "test_nn_linear_messages", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_nn_linear_messages", points=2)
@@ -936,6 +940,7 @@ class Sequential(Module):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_nn_sequential", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_nn_sequential", points=10)
@@ -1028,6 +1033,7 @@ class MSELoss(Module):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_nn_mse", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_nn_mse", points=10)
@@ -1176,6 +1182,7 @@ class CrossEntropyLoss(Module):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_nn_cross_entropy", "locked": true, "points": 20, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_nn_cross_entropy", points=20)
@@ -1357,6 +1364,7 @@ def describe(model: Module, input_shape: tuple, dtype=np.float32) -> str:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_nn_integration", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch.autograd import draw_graph
 

@@ -260,6 +260,7 @@ class Subset(Dataset):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_dataset", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_training_dataset", points=10)
@@ -434,6 +435,7 @@ class DataLoader:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_loader_batches", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_training_loader_batches", points=10)
@@ -498,6 +500,7 @@ check.done()
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_loader_shuffle", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_training_loader_shuffle", points=10)
@@ -545,6 +548,7 @@ check.done()
 # that names the argument.
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_loader_errors", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_training_loader_errors", points=5)
@@ -714,6 +718,7 @@ def train_val_test_split(
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_split", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_training_split", points=10)
@@ -802,6 +807,7 @@ class Standardize:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_standardize", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_training_standardize", points=5)
@@ -922,6 +928,7 @@ def evaluate(model, loader: DataLoader, loss_fn=None) -> tuple[float, float]:
 # hand-set weights (module 02), so the expected loss and accuracy can be written down.
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_evaluate", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch.nn import CrossEntropyLoss, Linear
 
@@ -1138,6 +1145,7 @@ def fit(
 # reported loss must be the sample-weighted mean.
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_loop", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch.nn import CrossEntropyLoss, Linear, ReLU, Sequential
 from tinytorch.optim import SGD
@@ -1336,6 +1344,7 @@ def plot_history(history: History, ascii: bool | None = None):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_chart", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_training_chart", points=10)
@@ -1418,6 +1427,7 @@ def load_model(model, path):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_save_load", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 import tempfile
 from pathlib import Path
 
@@ -1595,6 +1605,7 @@ def train_digits(
 # reference solution).
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_digits", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_training_digits", points=10)

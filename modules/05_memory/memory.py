@@ -281,6 +281,7 @@ def layer_activation_bytes(
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_scale_calculator", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_memory_scale_calculator", points=10)
@@ -549,6 +550,7 @@ class BufferCounter:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_buffer_counter", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_memory_buffer_counter", points=10)
@@ -705,6 +707,7 @@ def walk_graph(output: Variable) -> GraphContents:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_walk_graph", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_memory_walk_graph", points=15)
@@ -1009,6 +1012,7 @@ def _mlp_loss(params, x):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_ledger", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_memory_ledger", points=15)
@@ -1134,6 +1138,7 @@ def traced(fn: Callable[[], Any]) -> Traced:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_traced", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 import tracemalloc
 
 from tinytorch_course.checks import Check
@@ -1390,6 +1395,7 @@ def _grads_of(run, blocks, x):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_checkpoint", "locked": true, "points": 18, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_memory_checkpoint", points=18)
@@ -1543,6 +1549,7 @@ check.done()
 # through:
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_checkpoint_messages", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_memory_checkpoint_messages", points=2)
@@ -1650,6 +1657,7 @@ def checkpoint_sequential(layers: Iterable[Callable], segments: int, x: Variable
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_checkpoint_sequential", "locked": true, "points": 12, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_memory_checkpoint_sequential", points=12)
@@ -1747,6 +1755,7 @@ def make_mlp(depth: int, width: int, seed: int, dtype=np.float64) -> "nn.Sequent
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_integration", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_memory_integration", points=8)
