@@ -762,6 +762,21 @@ check.equal(
     "(nodes, distinct nodes, Variables, distinct Variables) of (y·y + y).sum() with y = 2·v",
     hint="a Variable or node reached along several paths is visited once",
 )
+
+
+def _repeat_first():
+    a = Variable(np.ones(3), requires_grad=True, name="a")
+    b = Variable(np.ones(3), requires_grad=True, name="b")
+    graph = walk_graph((b + a * a).sum())
+    return sorted(v.name for v in graph.variables if v.name)
+
+
+check.equal(
+    check.probe(_repeat_first, "walk_graph((b + a * a).sum())"),
+    ["a", "b"],
+    "named Variables reached from (b + a * a).sum(), a reached twice before b",
+    hint="skip a Variable seen before (continue), and keep walking the rest of the stack",
+)
 ### BEGIN HIDDEN TESTS
 
 
