@@ -127,8 +127,15 @@ class Run:
         return {cell for cell, (passed, _) in self.cells.items() if not passed}
 
 
-def run_text(project: Project, module: Module, text: str, timeout: float = 300) -> Run:
-    """Run `text` (a version of `module`'s source) in a fresh Python; its verdicts."""
+def run_text(
+    project: Project,
+    module: Module,
+    text: str,
+    timeout: float = 300,
+    only: tuple[str, ...] | None = None,
+) -> Run:
+    """Run `text` (a version of `module`'s source) in a fresh Python; its verdicts (with
+    `only`, of those graded cells alone, skipping the others)."""
     from .runner import kernel_env
 
     env = kernel_env(project)
@@ -136,7 +143,13 @@ def run_text(project: Project, module: Module, text: str, timeout: float = 300) 
     start = time.perf_counter()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "tinytorch_course.cellrun", str(module.folder)],
+            [
+                sys.executable,
+                "-m",
+                "tinytorch_course.cellrun",
+                str(module.folder),
+                *([",".join(only)] if only else []),
+            ],
             input=text,
             capture_output=True,
             text=True,
@@ -157,17 +170,29 @@ def run_text(project: Project, module: Module, text: str, timeout: float = 300) 
         return Run(cells, [tail], seconds)
     cells = {k: (bool(v[0]), v[1]) for k, v in data["cells"].items()}
     for graded in module.graded_cells:  # a cell that never ran did not pass
-        cells.setdefault(graded.grade_id, (False, "did not run"))
+        if only is None or graded.grade_id in only:
+            cells.setdefault(graded.grade_id, (False, "did not run"))
     return Run(cells, data["errors"], seconds)
 
 
 def run_many(
-    project: Project, module: Module, texts: Iterable[str], timeout: float = 300
+    project: Project,
+    module: Module,
+    texts: Iterable[str],
+    timeout: float = 300,
+    only: Iterable[tuple[str, ...] | None] | None = None,
 ) -> list[Run]:
     """`run_text` over several sources, `WORKERS` at a time, results in order."""
     workers = int(os.environ.get("TINYTORCH_MUTATION_WORKERS", WORKERS))
+    texts = list(texts)
+    selections = list(only) if only is not None else [None] * len(texts)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(pool.map(lambda t: run_text(project, module, t, timeout), texts))
+        return list(
+            pool.map(
+                lambda job: run_text(project, module, job[0], timeout, job[1]),
+                zip(texts, selections, strict=True),
+            )
+        )
 
 
 def baseline(project: Project, module: Module) -> Run:
@@ -188,9 +213,10 @@ class Verdict:
 
 
 def check_mistakes(
-    project: Project, module: Module, log: Callable[[str], None] = print
+    project: Project, module: Module, log: Callable[[str], None] = print, fast: bool = False
 ) -> list[Verdict]:
-    """Apply every catalogued mistake of `module`; one verdict (and printed line) each."""
+    """Apply every catalogued mistake of `module`; one verdict (and printed line) each.
+    `fast`: run only the graded cells each mistake names (others are not reported)."""
     mistakes = load_catalogue(module)
     if not mistakes:
         return []
@@ -203,7 +229,9 @@ def check_mistakes(
             raise CourseError(f"{module.key}: {mistake.name!r}: no graded cell {sorted(unknown)}")
         texts.append(apply(module.text, mistake.cell, mistake.find, mistake.replace))
     timeout = max(30.0, 4 * reference.seconds + 10)
-    for mistake, run in zip(mistakes, run_many(project, module, texts, timeout), strict=True):
+    only = [m.caught_by for m in mistakes] if fast else None
+    runs = run_many(project, module, texts, timeout, only)
+    for mistake, run in zip(mistakes, runs, strict=True):
         failed = run.failed()
         missed = [c for c in mistake.caught_by if c not in failed]
         also = sorted(failed - set(mistake.caught_by))
@@ -225,7 +253,7 @@ def cmd_mistakes(project: Project, args) -> int:
         if not (module.folder / CATALOGUE).is_file():
             continue
         print(f"{module.key}: {len(load_catalogue(module))} catalogued mistakes")
-        verdicts = check_mistakes(project, module)
+        verdicts = check_mistakes(project, module, fast=args.fast)
         missed = sum(not v.ok for v in verdicts)
         print(f"  {module.key}: {len(verdicts) - missed}/{len(verdicts)} mistakes caught")
         failed += missed
@@ -239,3 +267,8 @@ def register(add) -> None:
         "apply each catalogued student mistake; the graded cells it names must fail",
     )
     parser.add_argument("module", nargs="?", help="module key, name or number (default: all)")
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="run only the graded cells a mistake names (no 'also failed' report)",
+    )

@@ -32,24 +32,42 @@ class Mutant:
 
 
 def mutants(text: str, regions: list[Region]) -> list[Mutant]:
-    """Every mutant mutmut makes on a line inside a solution region."""
+    """Every mutant mutmut makes on a line inside a solution region. mutmut parses one
+    cell at a time (a cell is a complete piece of Python), which keeps this fast."""
     from mutmut import Context, list_mutations, mutate
 
-    lines = text.splitlines()
-    inside = {i: r.cell for r in regions for i in range(r.start, r.end)}
+    lines = text.splitlines(keepends=True)
     found = []
-    for mutation_id in list_mutations(Context(source=text, filename="module.py")):
-        number = mutation_id.line_number
-        if number not in inside:
-            continue
-        context = Context(source=text, mutation_id=mutation_id, filename="module.py")
-        mutated, count = mutate(context)
-        if count != 1:
-            continue
-        new_lines = mutated.splitlines()
-        changed = new_lines[number] if number < len(new_lines) else ""
-        found.append(Mutant(inside[number], number, lines[number], changed, mutated))
+    for first, last in _cells_with_regions(text, regions):
+        cell = "".join(lines[first:last])
+        inside = {
+            i - first: r.cell for r in regions for i in range(r.start, r.end) if first <= i < last
+        }
+        for mutation_id in list_mutations(Context(source=cell, filename="cell.py")):
+            number = mutation_id.line_number
+            if number not in inside:
+                continue
+            context = Context(source=cell, mutation_id=mutation_id, filename="cell.py")
+            mutated, count = mutate(context)
+            if count != 1:
+                continue
+            new_lines = mutated.splitlines()
+            changed = new_lines[number] if number < len(new_lines) else ""
+            whole = "".join(lines[:first]) + mutated + "".join(lines[last:])
+            original = lines[first + number].rstrip("\n")
+            found.append(Mutant(inside[number], first + number, original, changed, whole))
     return found
+
+
+def _cells_with_regions(text: str, regions: list[Region]) -> list[tuple[int, int]]:
+    """(first, last) 0-based line span of each cell body that holds a solution region."""
+    markers = [i for i, line in enumerate(text.splitlines()) if line.startswith("# %%")]
+    bounds = list(zip(markers, [*markers[1:], len(text.splitlines())], strict=True))
+    spans = []
+    for marker, end in bounds:
+        if any(marker < r.start < end for r in regions):
+            spans.append((marker + 1, end))
+    return spans
 
 
 def equivalents(module: Module) -> list[dict]:
