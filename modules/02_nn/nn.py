@@ -828,17 +828,35 @@ check.raises(
 
 def _no_bias():
     layer = Linear(3, 2, bias=False, generator=np.random.default_rng(2))
+    out = layer(np.ones((1, 3), np.float32))
+    out.sum().backward()
     return (
         layer.bias is None,
         [n for n, _ in layer.named_parameters()],
         layer.weight.data,
-        (layer(np.ones((1, 3), np.float32)).data),
+        out.data,
+        layer.weight.grad,
     )
 
 
-_none, _names, _w, _out = check.no_raise(check.probe(_no_bias, "bias=False"), "bias=False")
+_none, _names, _w, _out, _gw = check.no_raise(check.probe(_no_bias, "bias=False"), "bias=False")
 check.equal((_none, _names), (True, ["weight"]), "bias=False: (bias is None, names)")
 check.close(_out, _w.sum(1, keepdims=True).T, "Linear(3, 2, bias=False) on ones")
+check.close(_gw, np.ones((2, 3)), "weight.grad of Linear(3, 2, bias=False) after sum().backward()")
+
+
+def _edges():
+    one = Linear(1, 3, generator=np.random.default_rng(5))
+    empty = Linear(0, 2, generator=np.random.default_rng(5))
+    single = one(np.ones(1, np.float32))  # one sample of shape (in_features,)
+    return one.weight.data, empty.bias.data, single.data
+
+
+_w1, _b0, _single = check.no_raise(check.probe(_edges, "Linear(1, 3), Linear(0, 2)"), "edges")
+_edge_rng = np.random.default_rng(5)
+check.equal(_w1, _edge_rng.uniform(-1, 1, size=(3, 1)).astype(np.float32), "Linear(1, 3).weight")
+check.equal(_b0, np.zeros(2, np.float32), "Linear(0, 2).bias (bound 0 without inputs)")
+check.equal(_single.shape, (3,), "shape of Linear(1, 3) on one sample of shape (1,)")
 ### END HIDDEN TESTS
 check.done()
 
