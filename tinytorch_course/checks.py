@@ -161,7 +161,9 @@ class Check:
 
     def _fail_if_raised(self, got, what: str, hint: str) -> None:
         if isinstance(got, Raised):
-            message = f"{what} raised {got.type}: {got.message.splitlines()[0] if got.message else ''}"
+            message = (
+                f"{what} raised {got.type}: {got.message.splitlines()[0] if got.message else ''}"
+            )
             raise CheckFailed(message + (f"; hint: {hint}" if hint else ""))
 
     def close(self, got, expected, what: str, rtol=1e-5, atol=1e-8, hint: str = "") -> None:
@@ -258,7 +260,9 @@ def judge(cells: list[JudgedCell], observations: bytes, seed: int) -> list[Verdi
             verdicts.append(Verdict(cell.grade_id, cell.points, True, ""))
         except Exception as error:
             first = str(error).splitlines()[0] if str(error) else ""
-            message = first if isinstance(error, CheckFailed) else f"{type(error).__name__}: {first}"
+            message = (
+                first if isinstance(error, CheckFailed) else f"{type(error).__name__}: {first}"
+            )
             verdicts.append(Verdict(cell.grade_id, cell.points, False, message))
         finally:
             _REPLAY = None

@@ -219,7 +219,7 @@ def release(
     """Generate (or, without `force`, keep) each selected module's release, then verify the
     whole release folder. Returns the modules generated now; raises CourseError on a leak
     or when nbgrader did not do what it said."""
-    from .nbgrader_jobs import run_jobs
+    from .nbgrader_release import generate
 
     modules = project.select(key)
     kept = [m for m in modules if release_dir(project, m).exists() and not force]
@@ -234,7 +234,7 @@ def release(
         if release_dir(project, module).exists():
             shutil.rmtree(release_dir(project, module))
     start = time.time()
-    results = run_jobs(project, "generate", [m.key for m in todo], job_seconds=600) if todo else {}
+    results = generate(project, [m.key for m in todo]) if todo else {}
     failures = []
     for module in todo:
         result = results[module.key]

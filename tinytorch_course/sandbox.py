@@ -150,9 +150,8 @@ class Limits:
             except OSError:
                 continue
         self.memory_cgroup = any(g.parent.name == "memory" for g in self.groups)
-        self.how = (
-            f"memory limit {memory_bytes / 2**20:g} MiB by "
-            + ("cgroup (v1 memory controller)" if self.memory_cgroup else "RLIMIT_AS")
+        self.how = f"memory limit {memory_bytes / 2**20:g} MiB by " + (
+            "cgroup (v1 memory controller)" if self.memory_cgroup else "RLIMIT_AS"
         )
 
     def enter_command(self) -> list[str]:
@@ -388,7 +387,9 @@ def run(
     err: list[bytes] = []
     overflow = threading.Event()
     readers = [
-        threading.Thread(target=_read_capped, args=(process.stdout, RESULT_MAX_BYTES, out, overflow)),
+        threading.Thread(
+            target=_read_capped, args=(process.stdout, RESULT_MAX_BYTES, out, overflow)
+        ),
         threading.Thread(target=_read_capped, args=(process.stderr, 65536, err, threading.Event())),
     ]
     for reader in readers:
