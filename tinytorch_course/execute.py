@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,7 +117,12 @@ def execute(
         "display_name": "Python 3",
         "language": "python",
     }
-    manager = AsyncKernelManager(kernel_name="python3", transport="ipc")
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    runtime = Path(jupyter_runtime_dir())
+    runtime.mkdir(parents=True, exist_ok=True)
+    sockets = runtime / f"kernel-{uuid.uuid4().hex[:12]}-ipc"  # absolute: client and kernel
+    manager = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets))
     client = NotebookClient(
         notebook,
         km=manager,

@@ -31,8 +31,9 @@ def record(project: Project, results: list[tuple[str, str, str, dict[str, float]
             gradebook.update_or_create_student(student)
             try:
                 gradebook.remove_submission(module, student)
+                gradebook.db.commit()
             except MissingEntry:
-                pass
+                gradebook.db.rollback()
             gradebook.add_submission(module, student)
             for grade_id, score in scores.items():
                 try:
