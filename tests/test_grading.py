@@ -77,7 +77,7 @@ def solution_cells(notebook: dict) -> list[int]:
     ]
 
 
-def test_cells(notebook: dict) -> list[int]:
+def graded_cell_indices(notebook: dict) -> list[int]:
     return [i for i, c in enumerate(notebook["cells"]) if meta(c).get("grade")]
 
 
@@ -283,7 +283,7 @@ def hostile_class(project: Project, module, port: int) -> dict[str, tuple[object
     """Student -> (submission, fair score)."""
     good, release = solved(project, module), load(released_notebook(project, module))
     full = module.points
-    solutions, tests = solution_cells(good), test_cells(good)
+    solutions, tests = solution_cells(good), graded_cell_indices(good)
     first, stop = solutions[0], solutions[-1]
     before_stop = points_before(good, stop)
     end = len(good["cells"])
@@ -301,7 +301,7 @@ def hostile_class(project: Project, module, port: int) -> dict[str, tuple[object
     edited = copy.deepcopy(good)
     edited["cells"][tests[0]]["metadata"]["nbgrader"] |= {"points": 1000, "grade": False}
     tampered = copy.deepcopy(release)
-    for index in test_cells(tampered):
+    for index in graded_cell_indices(tampered):
         tampered["cells"][index]["source"] = "pass  # the tests were here"
     deleted_test = copy.deepcopy(good)
     del deleted_test["cells"][tests[0]]
@@ -310,7 +310,8 @@ def hostile_class(project: Project, module, port: int) -> dict[str, tuple[object
     copier = copy.deepcopy(release)
     for index in solution_cells(copier):
         copier["cells"][index]["source"] = f"from tinytorch.{module.export_target} import *\n"
-    escape = with_source(release, first, f"raise ValueError({ESCAPE + 'cleared your screen'!r})\n")
+    stub = source(release["cells"][first])
+    escape = with_source(release, first, stub.replace("write this part", ESCAPE + "cleared screen"))
     syntax = with_source(good, first, "def broken(:\n    pass\n")
     sysexit = with_source(good, first, "import sys\nsys.exit()\n")
     loud = with_source(good, first, source(good["cells"][first]) + '\nprint("x" * 50_000_000)\n')
@@ -515,7 +516,7 @@ def test_reasons_reach_the_table_in_the_students_terms(graded):
 
 
 def test_escape_sequences_never_reach_the_terminal_table_or_feedback(graded):
-    assert "cleared your screen" in row(graded, "h_escape")["failed_tests"]
+    assert "cleared screen" in row(graded, "h_escape")["failed_tests"]
     page = graded["root"] / "feedback" / "h_escape" / graded["first"].key
     texts = [
         graded["result"].stdout,

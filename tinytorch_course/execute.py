@@ -112,6 +112,9 @@ def execute(
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    for cell in notebook.cells:  # a notebook read as plain JSON may hold lists of lines
+        if not isinstance(cell.get("source", ""), str):
+            cell["source"] = "".join(cell["source"])
     notebook.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",

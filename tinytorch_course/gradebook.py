@@ -8,6 +8,8 @@ earlier run behind.
 
 from __future__ import annotations
 
+import warnings
+
 from .project import Project
 
 
@@ -19,9 +21,13 @@ def record(project: Project, results: list[tuple[str, str, str, dict[str, float]
     """Store `(student, module, notebook name, {grade_id: score})` for each submission;
     return the problems met (e.g. a module the gradebook does not know: not released)."""
     from nbgrader.api import Gradebook, MissingEntry
+    from sqlalchemy.exc import SAWarning
 
     problems = []
-    with Gradebook(db_url(project), project.course_id) as gradebook:
+    with warnings.catch_warnings(), Gradebook(db_url(project), project.course_id) as gradebook:
+        # nbgrader's add_submission right after remove_submission makes SQLAlchemy warn
+        # about objects of the removed submission; the new one is stored in full.
+        warnings.simplefilter("ignore", SAWarning)
         for student, module, notebook, scores in results:
             try:
                 gradebook.find_assignment(module)
