@@ -37,7 +37,7 @@ pytestmark = [
 ]
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grading"
-NOTEBOOK_TIMEOUT = 20  # seconds: well above a reference run; the infinite loop costs this
+NOTEBOOK_TIMEOUT = 12  # seconds: well above a reference run; the infinite loop costs this
 MEMORY_MB = 768
 WORKERS = 2
 ESCAPE = "\x1b[2J\x1b[31m"
@@ -105,7 +105,8 @@ FILES = """
 import os
 def files(suffix):
     for base in ('/box', '/opt', '/tmp', '/work', '/home', '/root', '/srv', '/var'):
-        for folder, _, names in os.walk(base):
+        for folder, subfolders, names in os.walk(base):
+            subfolders[:] = [d for d in subfolders if d not in ('site-packages', '.pyenv')]
             yield from (os.path.join(folder, n) for n in names if n.endswith(suffix))
 """
 WALK_UP = """
@@ -133,7 +134,7 @@ checks.Check.probe = lambda self, fn, label='': 0.0
 numpy.allclose = lambda *a, **k: True
 numpy.array_equal = lambda *a, **k: True
 numpy.testing.assert_allclose = lambda *a, **k: None
-builtins.isinstance = lambda *a: True
+builtins.all = lambda *a: True\nbuiltins.abs = lambda x: 0
 """
 GRADEBOOK = (
     FILES

@@ -188,9 +188,13 @@ def check_package(project: Project, module: Module, lib: Path) -> None:
 
 
 def _read_notebook(path: Path):
+    import warnings
+
     import nbformat
 
-    return nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+    with warnings.catch_warnings():  # missing or repeated cell ids: normalize renumbers them
+        warnings.simplefilter("ignore")
+        return nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
 
 
 @dataclass

@@ -42,7 +42,7 @@ from .project import CourseError, Module, Project
 BOX = "/box"
 LIB = "/opt/tinytorch-grading"
 FIRST_UID = 61000  # the uid of worker slot 0; slot n runs as FIRST_UID + n
-START_MARGIN_SECONDS = 30.0  # kernel start-up and result transfer, beyond notebook_timeout
+START_MARGIN_SECONDS = 15.0  # kernel start-up and result transfer, beyond notebook_timeout
 RESULT_MAX_BYTES = 64_000_000
 TMPFS_BYTES = 256 * 2**20
 FILE_BYTES = 64 * 2**20
