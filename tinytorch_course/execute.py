@@ -42,6 +42,7 @@ class Execution:
     notebook: object  # nbformat.NotebookNode
     stopped: str
     seconds: float
+    kernel_seconds: float = 0.0  # of `seconds`, the kernel's start-up
 
 
 def tool_path(env: dict[str, str]) -> str:
@@ -137,9 +138,11 @@ def execute(
     start = time.monotonic()
     deadline = start + notebook_timeout
     stopped = ""
+    kernel_seconds = 0.0
     streams = {"stdout": subprocess.DEVNULL, "stderr": kernel_stderr or subprocess.DEVNULL}
     try:
         with client.setup_kernel(cwd=cwd, env=env, **streams):
+            kernel_seconds = time.monotonic() - start
             for index, cell in enumerate(notebook.cells):
                 if cell.cell_type != "code" or not cell.source.strip():
                     continue
@@ -169,7 +172,7 @@ def execute(
         stopped = stopped or "the kernel died (os._exit, a crash or out of memory)"
     except RuntimeError as error:  # the kernel did not start
         stopped = stopped or f"the kernel did not start: {str(error).splitlines()[0]}"
-    return Execution(notebook, stopped, time.monotonic() - start)
+    return Execution(notebook, stopped, time.monotonic() - start, kernel_seconds)
 
 
 def _sandbox_main() -> int:
@@ -196,6 +199,7 @@ def _sandbox_main() -> int:
         "notebook": notebook,
         "stopped": execution.stopped,
         "seconds": execution.seconds,
+        "kernel_seconds": execution.kernel_seconds,
         "observations": base64.b64encode(observations).decode("ascii"),
     }
     sys.stdout.write(json.dumps(result))

@@ -265,7 +265,8 @@ def _run_unsandboxed(job: ModuleJob, notebook, limits: dict) -> sandbox.SandboxR
         env.pop("IN_TEST", None)
         ran = execute.execute(notebook, folder, env, **limits)
         observations = record.read_bytes() if record.is_file() else b""
-    return sandbox.SandboxResult(ran.notebook, observations, ran.stopped, "", ran.seconds)
+    inside = {"seconds": ran.seconds, "kernel_seconds": ran.kernel_seconds}
+    return sandbox.SandboxResult(ran.notebook, observations, ran.stopped, "", ran.seconds, inside)
 
 
 def grade_one(
@@ -285,8 +286,10 @@ def grade_one(
     else:
         number, cgroups = slot
         result = sandbox.run(graded, job.lib, job.data_files, number, cgroups, job.seed, **limits)
-    timings["sandbox"] = time.perf_counter() - start - result.seconds
-    timings["execution"] = result.seconds
+    inside = result.inside.get("seconds", result.seconds)
+    timings["sandbox start"] = max(0.0, result.seconds - inside)
+    timings["kernel start"] = result.inside.get("kernel_seconds", 0.0)
+    timings["execution"] = max(0.0, inside - timings["kernel start"])
     mark = time.perf_counter()
     executed = safe_outputs(graded, result.notebook)
     stopped = clean(result.problem or result.stopped)

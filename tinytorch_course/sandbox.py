@@ -34,7 +34,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .project import CourseError, Module, Project
@@ -71,7 +71,8 @@ class SandboxResult:
     observations: bytes
     stopped: str  # why the notebook stopped early, as the sandbox reported it
     problem: str  # what went wrong with the run itself, decided by the grader
-    seconds: float
+    seconds: float  # the whole run, sandbox start to result
+    inside: dict = field(default_factory=dict)  # seconds as the sandbox reported them
 
 
 def missing_tools() -> list[str]:
@@ -449,6 +450,9 @@ def run(
         observations = base64.b64decode(str(result.get("observations", "")), validate=True)
     except (binascii.Error, ValueError):
         observations = b""
-    return SandboxResult(
-        result["notebook"], observations, str(result.get("stopped", ""))[:2000], problem, seconds
-    )
+    inside = {}
+    for key in ("seconds", "kernel_seconds"):
+        value = result.get(key)
+        inside[key] = float(value) if isinstance(value, (int, float)) else 0.0
+    stopped = str(result.get("stopped", ""))[:2000]
+    return SandboxResult(result["notebook"], observations, stopped, problem, seconds, inside)
