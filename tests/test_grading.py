@@ -382,15 +382,15 @@ def checksum(root: Path) -> dict[str, str]:
     return files
 
 
-def class_processes() -> list[str]:
-    """Processes running as a grading slot's uid."""
-    from tinytorch_course.sandbox import FIRST_UID, processes_of
+def class_processes(stdout: str) -> list[str]:
+    """Processes running as one of the uids the run's sandboxes used (from its log)."""
+    import re
 
-    return [
-        f"uid {uid}: pid {pid}"
-        for uid in range(FIRST_UID, FIRST_UID + WORKERS)
-        for pid in processes_of(uid)
-    ]
+    from tinytorch_course.sandbox import processes_of
+
+    uids = [int(u) for u in re.search(r"\(uids ([\d, ]+)\)", stdout)[1].split(", ")]
+    assert len(uids) == WORKERS, stdout
+    return [f"uid {uid}: pid {pid}" for uid in uids for pid in processes_of(uid)]
 
 
 def course_with_module_01(tmp_path_factory) -> Path:
@@ -442,7 +442,7 @@ def graded(tmp_path_factory):
     nowhere.write_text(json.dumps(solved(project, first)), encoding="utf-8")
     before = checksum(root)
     result = cli("grade", cwd=root)
-    alive = class_processes()
+    alive = class_processes(result.stdout)
     table_text = (root / "grades" / "grades.csv").read_text(encoding="utf-8")
     listener.close()
     return {
@@ -519,12 +519,13 @@ def test_reasons_reach_the_table_in_the_students_terms(graded):
 def test_escape_sequences_never_reach_the_terminal_table_or_feedback(graded):
     assert "cleared screen" in row(graded, "h_escape")["failed_tests"]
     page = graded["root"] / "feedback" / "h_escape" / graded["first"].key
-    texts = [
-        graded["result"].stdout,
-        graded["table_text"],
-        *[p.read_text("utf-8") for p in page.glob("*.html")],
-    ]
-    assert all("\x1b" not in text for text in texts)
+    texts = {
+        "terminal": graded["result"].stdout + graded["result"].stderr,
+        "table": graded["table_text"],
+        **{p.name: p.read_text(encoding="utf-8") for p in page.glob("*.html")},
+    }
+    assert len(texts) == 3
+    assert [name for name, text in texts.items() if "\x1b" in text] == []
 
 
 def test_feedback_pages_show_verdicts_and_no_student_html(graded):
@@ -561,7 +562,7 @@ def test_regrading_gives_the_same_table_that_history_keeps(graded):
     assert second_run.splitlines() == without_nomodule
     history = sorted((root / "grades" / "history").glob("*.csv"))
     assert [p.read_text(encoding="utf-8") for p in history] == [first_run, second_run]
-    assert class_processes() == []
+    assert class_processes(again.stdout) == []
 
 
 def test_grade_refuses_without_the_sandbox_unless_told(tmp_path):

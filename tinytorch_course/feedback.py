@@ -19,6 +19,7 @@ from pathlib import Path
 from .scoring import clean
 
 OUTPUT_CHARS = 20_000
+SOURCE_CHARS = 200_000
 PNG_BYTES = 2_000_000
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -110,6 +111,11 @@ table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: .
 """
 
 
+def _source(cell) -> str:
+    """A cell's source as shown: escape sequences and control characters removed."""
+    return clean(_text(cell.get("source", "")), SOURCE_CHARS, one_line=False)
+
+
 def render(notebook, title: str, verdicts: list, score: str, notes: list[str]) -> str:
     """The feedback page: the verdict table and notes, then every cell with its outputs."""
     rows = "".join(
@@ -129,9 +135,9 @@ def render(notebook, title: str, verdicts: list, score: str, notes: list[str]) -
     ]
     for cell in notebook.cells:
         if cell.cell_type == "markdown":
-            parts.append(f'<pre class="md">{html.escape(cell.source)}</pre>')
+            parts.append(f'<pre class="md">{html.escape(_source(cell))}</pre>')
         elif cell.cell_type == "code":
-            parts.append(f'<pre class="src">{html.escape(cell.source)}</pre>')
+            parts.append(f'<pre class="src">{html.escape(_source(cell))}</pre>')
             parts += [_output_html(o) for o in cell.get("outputs", [])]
     parts.append("</body></html>")
     return "\n".join(parts)

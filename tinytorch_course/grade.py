@@ -284,8 +284,7 @@ def grade_one(
     if slot is None:
         result = _run_unsandboxed(job, copy.deepcopy(graded), limits)
     else:
-        number, cgroups = slot
-        result = sandbox.run(graded, job.lib, job.data_files, number, cgroups, job.seed, **limits)
+        result = sandbox.run(graded, job.lib, job.data_files, slot, job.seed, **limits)
     inside = result.inside.get("seconds", result.seconds)
     timings["sandbox start"] = max(0.0, result.seconds - inside)
     timings["kernel start"] = result.inside.get("kernel_seconds", 0.0)
@@ -316,17 +315,17 @@ def feedback_path(project: Project, student: str, module: Module) -> Path:
 
 def _grade_all(project, jobs, gradable, workers, sandboxed, limits, log) -> list[GradeRow]:
     slots: queue.Queue = queue.Queue()
-    groups = []
-    for number in range(workers):
+    taken = []
+    memory = int(project.setting("grading", "memory_limit_mb", DEFAULT_MEMORY_MB))
+    for _ in range(workers):
         if sandboxed:
-            memory = int(project.setting("grading", "memory_limit_mb", DEFAULT_MEMORY_MB))
-            cgroups = sandbox.Limits(f"tinytorch-grading-{os.getpid()}-{number}", memory * 2**20)
-            groups.append(cgroups)
-            slots.put((number, cgroups))
+            taken.append(sandbox.Slot(memory * 2**20))
+            slots.put(taken[-1])
         else:
             slots.put(None)
-    if groups:
-        log(f"sandbox: bubblewrap, {groups[0].how}, {workers} worker slots")
+    if taken:
+        uids = ", ".join(str(slot.uid) for slot in taken)
+        log(f"sandbox: bubblewrap, {taken[0].limits.how}, {workers} worker slots (uids {uids})")
 
     def work(submission: Submission) -> GradeRow:
         slot = slots.get()
@@ -344,8 +343,8 @@ def _grade_all(project, jobs, gradable, workers, sandboxed, limits, log) -> list
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(work, gradable))
     finally:
-        for cgroups in groups:
-            cgroups.remove()
+        for slot in taken:
+            slot.release()
 
 
 def grade(

@@ -26,12 +26,14 @@ unpickled or executed.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,7 +43,7 @@ from .project import CourseError, Module, Project
 
 BOX = "/box"
 LIB = "/opt/tinytorch-grading"
-FIRST_UID = 61000  # the uid of worker slot 0; slot n runs as FIRST_UID + n
+FIRST_UID = 61000  # sandboxes run as uids from here, one per worker slot (see Slot)
 START_MARGIN_SECONDS = 15.0  # kernel start-up and result transfer, beyond notebook_timeout
 RESULT_MAX_BYTES = 64_000_000
 TMPFS_BYTES = 256 * 2**20
@@ -194,6 +196,34 @@ class Limits:
                     break
                 except OSError:
                     time.sleep(0.02)
+
+
+class Slot:
+    """A worker slot: a uid no other grading run on this machine uses while this one
+    holds it (an exclusive lock per uid), and its memory and process limits."""
+
+    LOCKS = Path(tempfile.gettempdir()) / "tinytorch-grading-uids"
+
+    def __init__(self, memory_bytes: int, tries: int = 1000):
+        self.LOCKS.mkdir(mode=0o700, exist_ok=True)
+        for number in range(tries):
+            handle = (self.LOCKS / f"{FIRST_UID + number}.lock").open("w", encoding="utf-8")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            kill_uid(FIRST_UID + number)  # left over from a run that was itself killed
+            self.uid, self._lock = FIRST_UID + number, handle
+            break
+        else:
+            raise CourseError(f"no free grading uid in {FIRST_UID}..{FIRST_UID + tries - 1}")
+        self.limits = Limits(f"tinytorch-grading-{self.uid}", memory_bytes)
+
+    def release(self) -> None:
+        self.limits.remove()
+        kill_uid(self.uid)
+        self._lock.close()
 
 
 def _kill(pid: int) -> None:
@@ -358,8 +388,7 @@ def run(
     notebook: dict,
     lib: Path,
     data_files: list[Path],
-    slot: int,
-    limits: Limits,
+    slot: Slot,
     seed: int,
     notebook_timeout: float,
     cell_timeout: float,
@@ -367,7 +396,7 @@ def run(
 ) -> SandboxResult:
     """Execute `notebook` in the sandbox of worker `slot`; never raises for what the
     submission does."""
-    uid = FIRST_UID + slot
+    uid, limits = slot.uid, slot.limits
     request = json.dumps(
         {
             "notebook": notebook,
