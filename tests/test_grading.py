@@ -242,11 +242,12 @@ def hard_coder(observations: bytes) -> str:
         "_queue = collections.defaultdict(list)\n"
         "for _line in _seen:\n"
         "    _record = json.loads(_line)\n"
-        "    _queue[_record['cell']].append(_line)\n"
+        "    if 'value' in _record:\n"
+        "        _queue[_record['cell']].append(_record['value'])\n"
         "_original = checks.Check.probe\n"
         "def _probe(self, fn, label=''):\n"
-        "    line = _queue[self.grade_id].pop(0)\n"
-        "    return _original(self, lambda: checks._decode(json.loads(line)['value']), label)\n"
+        "    value = checks.decode(_queue[self.grade_id].pop(0))\n"
+        "    return _original(self, lambda: value, label)\n"
         "checks.Check.probe = _probe\n"
     )
 
