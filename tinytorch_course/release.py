@@ -78,10 +78,13 @@ def _source_lines(module: Module):
 
 def secrets(modules: list[Module]) -> dict[str, Secret]:
     """Every non-trivial solution / hidden-test line of `modules`, except lines that also
-    appear as visible code outside any region (shown to students by design)."""
+    appear as visible code outside any region or in a companion notebook (shown to
+    students by design)."""
     visible: set[str] = set()
     found: dict[str, Secret] = {}
     for module in modules:
+        for companion in module.companions:  # released whole, by design (e.g. viz.py)
+            visible |= {line.strip() for line in companion.read_text(encoding="utf-8").splitlines()}
         for number, line, kind, in_code in _source_lines(module):
             if kind is None and in_code:
                 visible.add(line)
