@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .project import CourseError, Module, Project
+from .project import _DEFAULT_EXP, CourseError, Module, Project
 
 BOX = "/box"
 LIB = "/opt/tinytorch-grading"
@@ -101,6 +101,16 @@ def check_available() -> None:
         )
 
 
+def _targets(module: Module) -> list[str]:
+    """The package modules that `module` (and its companion notebooks) export, except
+    the package's `__init__` (plumbing every module needs, copied as it is)."""
+    names = [module.export_target, *module.extra_targets]
+    for companion in module.companions:
+        found = _DEFAULT_EXP.search(companion.read_text(encoding="utf-8"))
+        names.append(found["name"] if found else None)
+    return [name for name in names if name and name != "__init__"]
+
+
 def module_lib(project: Project, module: Module, folder: Path) -> Path:
     """`folder` filled with what the sandbox imports: `tinytorch` with only the modules
     before `module` (later ones are stubs that raise ImportError), and copies of the
@@ -111,7 +121,7 @@ def module_lib(project: Project, module: Module, folder: Path) -> Path:
     shutil.copy2(project.package_dir / "__init__.py", package / "__init__.py")
     position = project.modules.index(module)
     for index, other in enumerate(project.modules):
-        for name in filter(None, (other.export_target, *other.extra_targets)):
+        for name in _targets(other):
             relative = f"{name.replace('.', '/')}.py"
             (package / relative).parent.mkdir(parents=True, exist_ok=True)
             if index < position:
