@@ -119,6 +119,15 @@ for folder in [here, *here.parents]:
         except Exception:
             pass
 """
+LOOK = """
+import os
+print('course root visible:', os.path.exists({root!r}))
+try:
+    import tinytorch.{target}
+    print('reference importable: True')
+except ImportError:
+    print('reference importable: False')
+"""
 TRANSFORMER = """
 def _wrap(lines):
     body = ''.join('    ' + line for line in lines) or '    pass\\n'
@@ -312,6 +321,7 @@ def hostile_class(project: Project, module, port: int) -> dict[str, tuple[object
     copier = copy.deepcopy(release)
     for index in solution_cells(copier):
         copier["cells"][index]["source"] = f"from tinytorch.{module.export_target} import *\n"
+    look = LOOK.format(root=str(project.root), target=module.export_target)
     stub = source(release["cells"][first])
     escape = with_source(release, first, stub.replace("write this part", ESCAPE + "cleared screen"))
     syntax = with_source(good, first, "def broken(:\n    pass\n")
@@ -336,7 +346,7 @@ def hostile_class(project: Project, module, port: int) -> dict[str, tuple[object
         "h_deleted_test": (deleted_test, full),
         "h_tampered": (tampered, 0),
         # attacks that try to raise a score: they earn what their code earns
-        "h_walkup": (with_cell(release, 1, WALK_UP), 0),
+        "h_walkup": (with_cell(release, 1, WALK_UP + look), 0),
         "h_transformer": (with_cell(release, 1, TRANSFORMER), 0),
         "h_patcher": (with_cell(release, 1, PATCHER), 0),
         "h_reader": (with_cell(release, 1, READER), 0),
@@ -515,6 +525,12 @@ def test_reasons_reach_the_table_in_the_students_terms(graded):
     assert f"{tests[0]} was deleted" in row(graded, "h_deleted_test")["notes"]
     for student in graded["students"]:
         assert float(row(graded, student)["max_score"]) == first.points
+
+
+def test_the_sandbox_hides_the_course_and_the_reference_of_the_graded_module(graded):
+    page = graded["root"] / "feedback" / "h_walkup" / graded["first"].key
+    text = next(page.glob("*.html")).read_text(encoding="utf-8")
+    assert "course root visible: False" in text and "reference importable: False" in text
 
 
 def test_escape_sequences_never_reach_the_terminal_table_or_feedback(graded):
