@@ -83,7 +83,7 @@ def test_flatten_keeps_the_batch_dimension():
 
 
 def test_a_small_cnn_learns_the_digits():
-    """CI-sized: a narrow CNN, 3 epochs; far above chance (10 %) on held-out digits."""
-    run = conv.train_digits_cnn(epochs=3, split_seed=0, channels=(4, 8), progress=False)
+    """CI-sized: a narrow CNN, 3 epochs (91.6 % with the reference; chance is 10 %)."""
+    run = conv.train_digits_cnn(epochs=3, split_seed=0, channels=(8, 8), lr=1e-2, progress=False)
     assert run.history.train_loss[-1] < run.history.train_loss[0]
     assert run.test_accuracy > 0.85, f"test accuracy {run.test_accuracy:.2%}"

@@ -105,7 +105,8 @@ def test_conv2d_layer_initialisation_matches_torch_bounds():
         assert ours.shape == theirs.shape
         bound = 1 / np.sqrt(6 * 3 * 5)
         assert np.abs(ours).max() <= bound and np.abs(theirs).max() <= bound
-        assert np.abs(ours).max() > 0.8 * bound  # uses the range, not a narrower one
+    weight = layer.weight.data  # 360 draws: their largest is near the bound, not narrower
+    assert np.abs(weight).max() > 0.9 / np.sqrt(6 * 3 * 5)
 
 
 @pytest.mark.parametrize(

@@ -83,10 +83,12 @@ def _conv2d_backward(ctx, grad_output: np.ndarray):
         grad_x = grad_padded[:, :, ph : ph + h, pw : pw + w]
     return grad_x, grad_weight, grad_bias, None, None, None
 
-# %% ../modules/06_conv/conv.ipynb #e4d178bc
+# %% ../modules/06_conv/conv.ipynb #b14fae9e
 def _pair(value, name: str, where: str) -> tuple[int, int]:
     """`value` as a pair of ints (an int `k` becomes `(k, k)`), or a TypeError naming it."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if isinstance(value, (int, np.integer)):
+        value = (value, value)
+    pair = tuple(value) if isinstance(value, (tuple, list)) else ()
     if len(pair) != 2 or not all(
         isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair
     ):

@@ -491,7 +491,9 @@ check.done()
 #| export
 def _pair(value, name: str, where: str) -> tuple[int, int]:
     """`value` as a pair of ints (an int `k` becomes `(k, k)`), or a TypeError naming it."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if isinstance(value, (int, np.integer)):
+        value = (value, value)
+    pair = tuple(value) if isinstance(value, (tuple, list)) else ()
     if len(pair) != 2 or not all(
         isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair
     ):
