@@ -21,9 +21,9 @@
 #     y = conv(x)   # x (32, 1, 8, 8)          1. pad x to (32, 1, 10, 10)
 #                                              2. a *view* of every 3×3 window:
 #                                                 (32, 1, 8, 8, 3, 3), no copy
-#                                              3. reshape to columns (2048, 9): a copy
-#                                              4. one matrix multiply with the
-#                                                 weight as (9, 16): (2048, 16)
+#                                              3. reshape to columns (9, 2048): a copy
+#                                              4. one matrix multiply, the weight as
+#                                                 (16, 9) times them: (16, 2048)
 #                                              5. back to y (32, 16, 8, 8)
 #
 #     y.sum().backward()                       the same windows, run in reverse:
@@ -41,39 +41,41 @@
 # A 3×3 kernel on a 5×5 image, stride 1, no padding: the output is 3×3, and output
 # pixel (1, 2) is the sum of the kernel times the window whose top-left corner is at
 # input (1, 2). (Deep-learning "convolution" does not flip the kernel; mathematicians
-# call this cross-correlation.) Computed by `conv2d` from this module:
+# call this cross-correlation.) This kernel weighs the window's left column against its
+# right column, so it responds to *vertical edges*: -20 says the ink gets much darker to
+# the right there. Computed by `conv2d` from this module:
 #
 # <!-- trace:pixel -->
 # ```
-# input x (5×5)          kernel w (3×3)     output y = conv2d(x, w) (3×3)
-#  0  1  2  3  4          1  0 -1              -6  -6  -6
-#  5  6 [7  8  9]         2  0 -2              -6  -6 [-6]
-# 10 11 [12 13 14]        1  0 -1              -6  -6  -6
-# 15 16 [17 18 19]
-# 20 21  22 23 24
+# input x (5×5)      kernel w (3×3)  y = conv2d(x, w) (3×3)
+#  8  6  5  2  3       1   0  -1        4    5  -18
+#  0  0 [0  1  8]      2   0  -2        4    6 [-20]
+#  6  9 [5  6  9]      1   0  -1        1   13   -9
+#  7  6 [5  5  9]
+#  2  8  6  0  3
 #
-# y[1, 2] = 7·1 + 8·0 + 9·(-1) + 12·2 + 13·0 + 14·(-2) + 17·1 + 18·0 + 19·(-1) = -8
+# y[1, 2] = 0·1 + 1·0 + 8·(-1) + 5·2 + 6·0 + 9·(-2) + 5·1 + 5·0 + 9·(-1)
+#         = -20
 # ```
 # <!-- /trace:pixel -->
 
 # %% [markdown]
 # ## Memory layout: im2col
 #
-# To make the sliding a matrix multiply, lay every window out as one row of a *column
-# matrix* (the name "im2col" is from the days it was stored transposed, one window per
-# column). For the first layer of a small CIFAR-sized network, computed from the shapes
-# (float32, 4 bytes per number):
+# To make the sliding a matrix multiply, lay every window out as one column of a
+# *column matrix* ("im2col": image to columns). For the first layer of a small
+# CIFAR-sized network, computed from the shapes (float32, 4 bytes per number):
 #
 # <!-- memory:im2col -->
 # ```
 # x (32, 3, 32, 32) float32, Conv2d(3, 16, kernel_size=3, padding=1)
 #
 # ┌─────────────────────────────────────────────────────────────────────┐
-# │ padded input     (32, 3, 34, 34)                        443,904 B   │
-# │ window view      (32, 3, 32, 32, 3, 3)  strides only          0 B   │
-# │ column matrix    (32768, 27)            a copy        3,538,944 B   │
-# │ weight matrix    (27, 16)                                 1,728 B   │
-# │ output           (32, 16, 32, 32)                     2,097,152 B   │
+# │ padded input     (32, 3, 34, 34)                          443,904 B │
+# │ window view      (32, 3, 32, 32, 3, 3)  strides only            0 B │
+# │ column matrix    (27, 32768)            a copy          3,538,944 B │
+# │ weight matrix    (16, 27)                                   1,728 B │
+# │ output           (32, 16, 32, 32)                       2,097,152 B │
 # └─────────────────────────────────────────────────────────────────────┘
 # the column matrix holds every input pixel 9 times: 8.0 × the padded input
 # ```
@@ -811,6 +813,25 @@ class Flatten(Module):
         ### END SOLUTION
 
 
+# %% nbgrader={"grade": true, "grade_id": "test_conv_flatten", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+from tinytorch_course.checks import Check
+
+check = Check("test_conv_flatten", points=5)
+x = check.rng.standard_normal((3, 2, 4, 5))
+
+
+def flatten_run():
+    xv = Variable(x, requires_grad=True)
+    out = Flatten()(xv)
+    out.backward(np.arange(out.data.size, dtype=np.float64).reshape(out.shape))
+    return out.data, xv.grad
+
+
+out, grad = check.no_raise(check.probe(flatten_run, "Flatten()(x (3, 2, 4, 5))"), "Flatten")
+check.close(out, x.reshape(3, 40), "Flatten()(x (3, 2, 4, 5))", hint="keep dimension 0")
+check.close(grad, np.arange(120.0).reshape(x.shape), "Flatten: x.grad")
+check.done()
+
 # %% [markdown]
 # The shapes through the network, computed by running a batch of 32 digits through it
 # (each `Conv2d` with `padding=1` keeps 8×8; each pool halves it):
@@ -839,24 +860,79 @@ try:
 except NotImplementedError as _error:
     print(f"(finish Parts 1-6 to see the shapes: {_error})")
 
-# %% nbgrader={"grade": true, "grade_id": "test_conv_flatten", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
-from tinytorch_course.checks import Check
+# %% [markdown]
+# ### Receptive fields
+#
+# An output pixel of the first `Conv2d` sees 3×3 input pixels. After a 2×2 pool, one
+# step of its output is 2 input pixels, so the next 3×3 kernel reaches 3 + 2·2 = 7 input
+# pixels across. In general, with `r` the receptive field and `j` the input pixels per
+# step of a layer's input: a layer of kernel `k`, dilation `d`, stride `s` gives
+# `r ← r + d·(k − 1)·j` and `j ← j·s`. Computed from the layers of the digits CNN:
 
-check = Check("test_conv_flatten", points=5)
-x = check.rng.standard_normal((3, 2, 4, 5))
+# %%
+def receptive_fields(model) -> list[tuple[str, int, int]]:
+    """(layer, receptive field in input pixels, input pixels per output step) per layer."""
+    r, j, rows = 1, 1, []
+    for layer in model:
+        kernel, stride, dilation = getattr(layer, "kernel_size", 1), None, 1
+        if isinstance(layer, Conv2d):
+            kernel, stride, dilation = layer.kernel_size[0], layer.stride[0], layer.dilation[0]
+        elif isinstance(layer, MaxPool2d):
+            kernel = layer.kernel_size if isinstance(layer.kernel_size, int) else layer.kernel_size[0]
+            stride = kernel if layer.stride is None else layer.stride
+        if stride is not None:
+            r, j = r + dilation * (kernel - 1) * j, j * stride
+            rows.append((type(layer).__name__, r, j))
+    return rows
 
 
-def flatten_run():
-    xv = Variable(x, requires_grad=True)
-    out = Flatten()(xv)
-    out.backward(np.arange(out.data.size, dtype=np.float64).reshape(out.shape))
-    return out.data, xv.grad
+try:
+    for _name, _r, _j in receptive_fields(digits_cnn()):
+        print(f"after {_name:<10} each output sees {_r:>2}×{_r:<2} input pixels "
+              f"(one output step = {_j} input pixels)")  # fmt: skip
+    print("the 8×8 digit: the last pooled features each see (almost) the whole digit")
+except NotImplementedError as _error:
+    print(f"(finish Parts 1-6 to see the receptive fields: {_error})")
+
+# %% [markdown]
+# ### What a CNN keeps for backward
+#
+# Module 05's ledger, for one training step (after a first step, so gradients and Adam's
+# state exist) of each network on a batch of 32 digits:
+
+# %%
+from tinytorch.data import load_digits
+from tinytorch.memory import memory_ledger, render_ledgers
+from tinytorch.nn import CrossEntropyLoss
+from tinytorch.optim import Adam
+from tinytorch.training import digits_mlp
 
 
-out, grad = check.no_raise(check.probe(flatten_run, "Flatten()(x (3, 2, 4, 5))"), "Flatten")
-check.close(out, x.reshape(3, 40), "Flatten()(x (3, 2, 4, 5))", hint="keep dimension 0")
-check.close(grad, np.arange(120.0).reshape(x.shape), "Flatten: x.grad")
-check.done()
+def step_ledger(model, xb, yb):
+    """The ledger of a live training step: parameters, gradients, Adam state, graph."""
+    optimizer = Adam(model.parameters())
+    CrossEntropyLoss()(model(Variable(xb)), yb).backward()
+    optimizer.step()
+    loss = CrossEntropyLoss()(model(Variable(xb)), yb)
+    return memory_ledger(loss, optimizer, model.parameters())
+
+
+_x, _y = load_digits()
+_xb, _yb = _x[:32].copy(), _y[:32].copy()
+try:
+    print(render_ledgers([
+        ("MLP 64-256-10, batch 32", step_ledger(digits_mlp(), _xb, _yb), None),
+        ("CNN, batch 32", step_ledger(digits_cnn(), _xb.reshape(32, 1, 8, 8), _yb), None),
+    ]))  # fmt: skip
+except NotImplementedError as _error:
+    print(f"(finish Parts 1-6 to see the ledgers: {_error})")
+
+# %% [markdown]
+# The CNN has about a third of the MLP's parameters (so a third of the gradient and Adam
+# bytes), yet its graph saves about ten times more for backward: each `Conv2d` keeps its
+# column matrix (9 copies of its padded input), and every layer's output is an image of
+# 16 or 32 channels. That is the trade convolutions make everywhere: few weights, many
+# activations, which is why activation memory dominates the training of image networks.
 
 # %% [markdown]
 # ## Part 7: A CNN against the MLP, on the same digits
