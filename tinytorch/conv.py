@@ -264,8 +264,8 @@ class Flatten(Module):
         x = x if isinstance(x, Variable) else Variable(x)
         return x.reshape(x.shape[0], -1)
 
-# %% ../modules/06_conv/conv.ipynb #4635f54c
-def digits_cnn(seed: int = 0, channels: tuple[int, int] = (16, 32)) -> Module:
+# %% ../modules/06_conv/conv.ipynb #70f81b9c
+def digits_cnn(seed: int = 0, channels: tuple[int, int] = (32, 64)) -> Module:
     """The digits CNN: two Conv2d(3×3, padding 1)-ReLU-MaxPool2d(2) stages and a Linear."""
     from tinytorch.nn import Linear, ReLU, Sequential
 
@@ -279,7 +279,7 @@ def digits_cnn(seed: int = 0, channels: tuple[int, int] = (16, 32)) -> Module:
 
 
 
-# %% ../modules/06_conv/conv.ipynb #82bab7b1
+# %% ../modules/06_conv/conv.ipynb #4fcd317b
 def train_digits_cnn(
     epochs: int = 15,
     seed: int = 0,
@@ -287,7 +287,7 @@ def train_digits_cnn(
     lr: float = 2e-3,
     batch_size: int = 32,
     progress: bool = True,
-    channels: tuple[int, int] = (16, 32),
+    channels: tuple[int, int] = (32, 64),
 ):
     """Module 04's digits recipe with `digits_cnn`: returns a `tinytorch.training.DigitsRun`."""
     import time

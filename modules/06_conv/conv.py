@@ -109,13 +109,13 @@
 # ```
 #
 # After: a small CNN whose first layers learn local strokes once and apply them
-# everywhere, with 6 090 parameters:
+# everywhere, with about as many parameters (21 386):
 #
 # ```python
 # model = Sequential(                                                  # x (N, 1, 8, 8)
-#     Conv2d(1, 16, 3, padding=1), ReLU(), MaxPool2d(2),               # (N, 16, 4, 4)
-#     Conv2d(16, 32, 3, padding=1), ReLU(), MaxPool2d(2),              # (N, 32, 2, 2)
-#     Flatten(), Linear(128, 10),                                      # (N, 10)
+#     Conv2d(1, 32, 3, padding=1), ReLU(), MaxPool2d(2),               # (N, 32, 4, 4)
+#     Conv2d(32, 64, 3, padding=1), ReLU(), MaxPool2d(2),              # (N, 64, 2, 2)
+#     Flatten(), Linear(256, 10),                                      # (N, 10)
 # )
 # ```
 #
@@ -838,7 +838,7 @@ check.done()
 
 # %%
 #| export
-def digits_cnn(seed: int = 0, channels: tuple[int, int] = (16, 32)) -> Module:
+def digits_cnn(seed: int = 0, channels: tuple[int, int] = (32, 64)) -> Module:
     """The digits CNN: two Conv2d(3×3, padding 1)-ReLU-MaxPool2d(2) stages and a Linear."""
     from tinytorch.nn import Linear, ReLU, Sequential
 
@@ -928,10 +928,10 @@ except NotImplementedError as _error:
     print(f"(finish Parts 1-6 to see the ledgers: {_error})")
 
 # %% [markdown]
-# The CNN has about a third of the MLP's parameters (so a third of the gradient and Adam
-# bytes), yet its graph saves about ten times more for backward: each `Conv2d` keeps its
+# The two networks have about as many parameters (so as many gradient and Adam bytes),
+# yet the CNN's graph saves many times more for backward: each `Conv2d` keeps its
 # column matrix (9 copies of its padded input), and every layer's output is an image of
-# 16 or 32 channels. That is the trade convolutions make everywhere: few weights, many
+# 32 or 64 channels. That is the trade convolutions make everywhere: few weights, many
 # activations, which is why activation memory dominates the training of image networks.
 
 # %% [markdown]
@@ -942,9 +942,23 @@ except NotImplementedError as _error:
 # of 32, the final model trained on train + validation and tested once. Only the model
 # and the image shape (N, 1, 8, 8) differ.
 #
-# How many epochs? The CNN's validation accuracy levels off after about 15; the
-# benchmark `tinytorch-course bench cnn` trains both networks with this recipe on the
-# ten split seeds 0 to 9 and compares them split by split.
+# The CNN's settings (15 epochs, learning rate 0.002, 32 and 64 channels) were chosen on
+# validation curves. `tinytorch-course bench cnn` trains both networks on the ten split
+# seeds 0 to 9 and compares them on the same test images, split by split; on the
+# reference machine:
+#
+# | split seeds 0–9 | MLP 64-256-10 (module 04) | CNN (this module) |
+# |---|---|---|
+# | parameters | 19 210 | 21 386 |
+# | mean test accuracy | 98.30 % | 98.69 % |
+# | worst split | 96.94 % | 97.77 % |
+# | mistakes on 359 test digits, mean | 6.1 | 4.7 |
+#
+# The CNN wins on 7 splits, ties on 2 and loses on 1. With as many parameters, it
+# makes about a quarter fewer mistakes: sharing one kernel across positions is a
+# better guess about images than 64 unrelated inputs. A difference of one or two digits
+# per split is within the noise of a single split (module 04's Part 8), which is why
+# the comparison is made on ten.
 
 # %%
 #| export
@@ -955,7 +969,7 @@ def train_digits_cnn(
     lr: float = 2e-3,
     batch_size: int = 32,
     progress: bool = True,
-    channels: tuple[int, int] = (16, 32),
+    channels: tuple[int, int] = (32, 64),
 ):
     """Module 04's digits recipe with `digits_cnn`: returns a `tinytorch.training.DigitsRun`."""
     import time
@@ -998,8 +1012,8 @@ def train_digits_cnn(
 # %% [markdown]
 # The integration test: your convolution, pooling and flatten, trained by your module
 # 03 optimizer in your module 04 loop, must read at least 97 % of the held-out digits of
-# split seed 1 (the MLP of module 04 reached 99.2 % on this split; Part 7's table shows
-# how the two compare over ten splits).
+# split seed 1. To stay quick it trains a CNN of half the width (16 and 32 channels),
+# which scored 98.3 % on this split with the reference solution.
 
 # %% nbgrader={"grade": true, "grade_id": "test_conv_cnn", "locked": true, "points": 20, "schema_version": 3, "solution": false, "task": false}
 from tinytorch_course.checks import Check
@@ -1008,7 +1022,7 @@ check = Check("test_conv_cnn", points=20)
 
 
 def cnn_run():
-    run = train_digits_cnn(epochs=15, split_seed=1)
+    run = train_digits_cnn(epochs=15, split_seed=1, channels=(16, 32))
     return run.test_accuracy, len(run.test_labels), run.history.val_acc, run.seconds
 
 
