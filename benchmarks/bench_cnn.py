@@ -54,7 +54,8 @@ def report(results: dict[str, np.ndarray], n_test: int = 359) -> str:
         f"{'mean test accuracy':<22}{mlp.mean():>16.2%}{cnn.mean():>12.2%}",
         f"{'worst split':<22}{mlp.min():>16.2%}{cnn.min():>12.2%}",
         f"{'best split':<22}{mlp.max():>16.2%}{cnn.max():>12.2%}",
-        f"{'mistakes (mean)':<22}{(1 - mlp).mean() * n_test:>16.1f}{(1 - cnn).mean() * n_test:>12.1f}",
+        f"{'mistakes (mean)':<22}{(1 - mlp).mean() * n_test:>16.1f}"
+        f"{(1 - cnn).mean() * n_test:>12.1f}",
         f"{'seconds per run':<22}{results['mlp_s'].mean():>16.1f}{results['cnn_s'].mean():>12.1f}",
         "",
         f"the CNN wins on {wins} of {len(mlp)} splits, ties on {ties}, "

@@ -85,8 +85,12 @@ def by_hand(x, weight, bias, grad_output, stages: dict | None = None):
     grad_x = grad_padded[:, :, 1 : 1 + h, 1 : 1 + w]
     t4 = clock()
     if stages is not None:
-        for name, seconds in [("pad + im2col copy", t1 - t0), ("forward matmul + layout", t2 - t1),
-                              ("backward matmuls", t3 - t2), ("col2im (9 strided +=)", t4 - t3)]:
+        for name, seconds in [
+            ("pad + im2col copy", t1 - t0),
+            ("forward matmul + layout", t2 - t1),
+            ("backward matmuls", t3 - t2),
+            ("col2im (9 strided +=)", t4 - t3),
+        ]:
             stages[name] = stages.get(name, 0.0) + seconds  # fmt: skip
     return out, grad_x, grad_weight, grad_bias
 
@@ -114,7 +118,7 @@ def make_torch_step(torch, weight, bias):
 
 
 def best_and_median(samples: dict[str, list[float]], a: str, b: str) -> tuple[float, float]:
-    ratios = [x / y for x, y in zip(samples[a], samples[b])]
+    ratios = [x / y for x, y in zip(samples[a], samples[b], strict=False)]
     return min(samples[a]) / min(samples[b]), statistics.median(ratios)
 
 
@@ -136,7 +140,7 @@ def run_layer(label, shape, out_channels, repeats, steps, torch, profile) -> lis
     worst = max(
         float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-30))
         for name, got in results.items()
-        for a, b in zip(got, reference)
+        for a, b in zip(got, reference, strict=False)
     )
     samples: dict[str, list[float]] = {name: [] for name in steps_of}
     for repeat in range(repeats):

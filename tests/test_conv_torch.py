@@ -31,9 +31,9 @@ def random_case(rng: np.random.Generator) -> dict:
             dilation=tuple(int(v) for v in rng.integers(1, 3, size=2)),
             bias=bool(rng.integers(2)),
         )
-        spans = [d * (k - 1) + 1 for d, k in zip(case["dilation"], case["kernel"])]
-        sizes = [s + 2 * p for s, p in zip((case["h"], case["w"]), case["padding"])]
-        if all(span <= size for span, size in zip(spans, sizes)):
+        spans = [d * (k - 1) + 1 for d, k in zip(case["dilation"], case["kernel"], strict=False)]
+        sizes = [s + 2 * p for s, p in zip((case["h"], case["w"]), case["padding"], strict=False)]
+        if all(span <= size for span, size in zip(spans, sizes, strict=False)):
             return case
 
 
@@ -49,7 +49,9 @@ def both(case: dict, rng: np.random.Generator):
     grad_output = rng.standard_normal(out.shape)
     out.backward(grad_output)
 
-    theirs = [torch.tensor(a, requires_grad=True) if a is not None else None for a in (x, weight, bias)]
+    theirs = [
+        torch.tensor(a, requires_grad=True) if a is not None else None for a in (x, weight, bias)
+    ]
     expected = F.conv2d(*theirs, **options)
     expected.backward(torch.tensor(grad_output))
     got = [out.data] + [v.grad for v in ours if v is not None]
@@ -63,7 +65,7 @@ def test_conv2d_forward_and_gradients_match_torch(seed):
     case = random_case(rng)
     got, want = both(case, rng)
     names = ["output", "x.grad", "weight.grad", "bias.grad"]
-    for name, g, w in zip(names, got, want):
+    for name, g, w in zip(names, got, want, strict=False):
         assert g.shape == w.shape, f"{case}: {name} shape {g.shape}, torch {w.shape}"
         np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL, err_msg=f"{case}: {name}")
 
@@ -117,9 +119,7 @@ def test_conv2d_gradcheck(stride, padding, dilation):
     x = Variable(rng.standard_normal((2, 2, 5, 6)), requires_grad=True)
     weight = Variable(rng.standard_normal((3, 2, 2, 3)), requires_grad=True)
     bias = Variable(rng.standard_normal(3), requires_grad=True)
-    assert gradcheck(
-        lambda a, w, b: conv2d(a, w, b, stride, padding, dilation), [x, weight, bias]
-    )
+    assert gradcheck(lambda a, w, b: conv2d(a, w, b, stride, padding, dilation), [x, weight, bias])
 
 
 @pytest.mark.parametrize("pool", [max_pool2d, avg_pool2d])

@@ -6,9 +6,7 @@
 __all__ = ['Conv2dFunction', 'conv2d', 'Conv2d', 'max_pool2d', 'avg_pool2d', 'MaxPool2d', 'AvgPool2d', 'Flatten', 'digits_cnn',
            'train_digits_cnn']
 
-# %% ../modules/06_conv/conv.ipynb #e073d615
-from collections.abc import Sequence
-
+# %% ../modules/06_conv/conv.ipynb #e7d17d73
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -264,7 +262,7 @@ class Flatten(Module):
         x = x if isinstance(x, Variable) else Variable(x)
         return x.reshape(x.shape[0], -1)
 
-# %% ../modules/06_conv/conv.ipynb #70f81b9c
+# %% ../modules/06_conv/conv.ipynb #c5875e92
 def digits_cnn(seed: int = 0, channels: tuple[int, int] = (32, 64)) -> Module:
     """The digits CNN: two Conv2d(3×3, padding 1)-ReLU-MaxPool2d(2) stages and a Linear."""
     from tinytorch.nn import Linear, ReLU, Sequential
@@ -276,8 +274,6 @@ def digits_cnn(seed: int = 0, channels: tuple[int, int] = (32, 64)) -> Module:
         Conv2d(c1, c2, 3, padding=1, generator=rng), ReLU(), MaxPool2d(2),
         Flatten(), Linear(c2 * 2 * 2, 10, generator=rng),
     )  # fmt: skip
-
-
 
 # %% ../modules/06_conv/conv.ipynb #4fcd317b
 def train_digits_cnn(

@@ -16,7 +16,10 @@ def side_by_side(blocks: list[str], gap: int = 3) -> str:
     height = max(len(lines) for lines in split)
     rows = []
     for r in range(height):
-        cells = [(lines[r] if r < len(lines) else "").ljust(w) for lines, w in zip(split, widths)]
+        cells = [
+            (lines[r] if r < len(lines) else "").ljust(w)
+            for lines, w in zip(split, widths, strict=False)
+        ]
         rows.append((" " * gap).join(cells).rstrip())
     return "\n".join(rows)
 
@@ -28,8 +31,10 @@ def show_cnn(epochs: int = 15, split_seed: int = 1, progress: bool = True, shown
     from tinytorch.nn import describe
     from tinytorch.training import ascii_chart, predict, train_digits
 
-    print(f"Training a CNN on the UCI digits (split seed {split_seed}, {epochs} epochs): "
-          "learning curves on train/validation, then the final model on train + validation")  # fmt: skip
+    print(
+        f"Training a CNN on the UCI digits (split seed {split_seed}, {epochs} epochs): learning "
+        "curves on train/validation, then the final model on train + validation"
+    )
     start = time.perf_counter()
     with one_blas_thread():
         run = train_digits_cnn(epochs=epochs, split_seed=split_seed, progress=progress)

@@ -137,8 +137,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # %%
 #| export
-from collections.abc import Sequence
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -210,14 +208,14 @@ from tinytorch_course.checks_conv import output_size
 check = Check("test_conv_windows", points=10)
 for size, k, s, p, d in [(7, 3, 2, 0, 1), (7, 3, 1, 0, 2), (8, 3, 1, 1, 1), (9, 2, 3, 2, 2)]:
     what = f"_output_size({size}, {k}, stride={s}, padding={p}, dilation={d})"
-    got = check.probe(lambda: _output_size(size, k, s, p, d), what)
+    got = check.probe(lambda args=(size, k, s, p, d): _output_size(*args), what)
     check.equal(got, output_size(size, k, s, p, d), what)
 x = check.rng.standard_normal((2, 3, 7, 8))
 for kernel, stride, dilation in [((3, 3), (1, 1), (1, 1)), ((3, 2), (2, 3), (1, 2))]:
     what = f"_windows(x {x.shape}, {kernel}, stride={stride}, dilation={dilation})"
     got = check.probe(
-        lambda: (
-            (w := _windows(x, kernel, stride, dilation)).copy(),
+        lambda args=(kernel, stride, dilation): (
+            (w := _windows(x, *args)).copy(),
             bool(np.shares_memory(w, x)),
         ),
         what,
@@ -288,8 +286,8 @@ except Exception as _error:  # an unfinished or mistaken Part 1
 # Write `Conv2dFunction.forward(ctx, x, weight, bias, stride, padding, dilation)` (the
 # last three are pairs of ints; `bias` may be `None`). Save what backward needs:
 # `ctx.save_for_backward(cols, weight)`, and on `ctx` the input's shape
-# (`ctx.x_shape`) and `ctx.options = (stride, padding, dilation)`. Return a C-contiguous array (`np.ascontiguousarray`), so
-# the next layer's view walks memory in order.
+# (`ctx.x_shape`) and `ctx.options = (stride, padding, dilation)`. Return a C-contiguous
+# array (`np.ascontiguousarray`), so the next layer's view walks memory in order.
 
 
 # %% nbgrader={"grade": false, "grade_id": "conv_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -341,7 +339,12 @@ for x_shape, w_shape, has_bias, s, p, d in cases:
     x, w = check.rng.standard_normal(x_shape), check.rng.standard_normal(w_shape)
     b = check.rng.standard_normal(w_shape[0]) if has_bias else None
     what = f"Conv2dFunction x {x_shape}, weight {w_shape}, stride {s}, padding {p}, dilation {d}"
-    got = check.probe(lambda: Conv2dFunction.apply(Variable(x), Variable(w), b, s, p, d).data, what)
+    got = check.probe(
+        lambda x=x, w=w, b=b, s=s, p=p, d=d: (
+            Conv2dFunction.apply(Variable(x), Variable(w), b, s, p, d).data
+        ),
+        what,
+    )
     check.close(got, conv2d_reference(x, w, b, s, p, d), what, rtol=1e-7, atol=1e-10)
 ### BEGIN HIDDEN TESTS
 x, w = check.rng.standard_normal((3, 2, 4, 4)), check.rng.standard_normal((5, 2, 1, 1))
@@ -441,7 +444,7 @@ for x_shape, w_shape, s, p, d in cases:
     b = check.rng.standard_normal(w_shape[0])
     what = f"Conv2dFunction x {x_shape}, weight {w_shape}, stride {s}, padding {p}, dilation {d}"
 
-    def run():
+    def run(x=x, w=w, b=b, s=s, p=p, d=d):
         xv, wv, bv = (Variable(a, requires_grad=True) for a in (x, w, b))
         out = Conv2dFunction.apply(xv, wv, bv, s, p, d)
         out.backward(grad_output := np.cos(np.arange(out.data.size)).reshape(out.shape))
@@ -451,7 +454,9 @@ for x_shape, w_shape, s, p, d in cases:
     grad_output, *grads = got
     expected = conv2d_gradients(x, w, b, grad_output, stride=s, padding=p, dilation=d)
     hints = ["sum overlapping copies with +=, then cut the padding off", "g @ cols.T", "g.sum"]
-    for name, g, e, hint in zip(["x.grad", "weight.grad", "bias.grad"], grads, expected, hints):
+    for name, g, e, hint in zip(
+        ["x.grad", "weight.grad", "bias.grad"], grads, expected, hints, strict=True
+    ):
         check.close(g, e, f"{what}: {name}", rtol=1e-5, atol=1e-7, hint=hint)
 ### BEGIN HIDDEN TESTS
 x, w = check.rng.standard_normal((1, 1, 4, 4)), check.rng.standard_normal((1, 1, 2, 2))
@@ -779,7 +784,7 @@ for fn, mode in [(max_pool2d, "max"), (avg_pool2d, "avg")]:
         x = check.rng.permutation(np.prod(shape)).reshape(shape) / 10.0  # distinct values
         what = f"{fn.__name__}(x {shape}, kernel_size={k}, stride={s})"
 
-        def run():
+        def run(x=x, fn=fn, k=k, s=s):
             xv = Variable(x, requires_grad=True)
             out = fn(xv, k, s)
             out.backward(grad_output := np.cos(np.arange(out.data.size)).reshape(out.shape))
@@ -841,6 +846,7 @@ check.done()
 # The shapes through the network, computed by running a batch of 32 digits through it
 # (each `Conv2d` with `padding=1` keeps 8×8; each pool halves it):
 
+
 # %%
 #| export
 def digits_cnn(seed: int = 0, channels: tuple[int, int] = (32, 64)) -> Module:
@@ -854,7 +860,6 @@ def digits_cnn(seed: int = 0, channels: tuple[int, int] = (32, 64)) -> Module:
         Conv2d(c1, c2, 3, padding=1, generator=rng), ReLU(), MaxPool2d(2),
         Flatten(), Linear(c2 * 2 * 2, 10, generator=rng),
     )  # fmt: skip
-
 
 
 # %%
@@ -874,6 +879,7 @@ except Exception as _error:  # an unfinished or mistaken part
 # step of a layer's input: a layer of kernel `k`, dilation `d`, stride `s` gives
 # `r ← r + d·(k − 1)·j` and `j ← j·s`. Computed from the layers of the digits CNN:
 
+
 # %%
 def receptive_fields(model) -> list[tuple[str, int, int]]:
     """(layer, receptive field in input pixels, input pixels per output step) per layer."""
@@ -883,7 +889,9 @@ def receptive_fields(model) -> list[tuple[str, int, int]]:
         if isinstance(layer, Conv2d):
             kernel, stride, dilation = layer.kernel_size[0], layer.stride[0], layer.dilation[0]
         elif isinstance(layer, MaxPool2d):
-            kernel = layer.kernel_size if isinstance(layer.kernel_size, int) else layer.kernel_size[0]
+            kernel = (
+                layer.kernel_size if isinstance(layer.kernel_size, int) else layer.kernel_size[0]
+            )
             stride = kernel if layer.stride is None else layer.stride
         if stride is not None:
             r, j = r + dilation * (kernel - 1) * j, j * stride
@@ -964,6 +972,7 @@ except Exception as _error:  # an unfinished or mistaken part
 # better guess about images than 64 unrelated inputs. A difference of one or two digits
 # per split is within the noise of a single split (module 04's Part 8), which is why
 # the comparison is made on ten.
+
 
 # %%
 #| export
