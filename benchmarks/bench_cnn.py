@@ -8,6 +8,7 @@ wins. Run:
 
     tinytorch-course bench cnn                 # split seeds 0..9
     tinytorch-course bench cnn --seeds 2       # quicker
+    tinytorch-course bench cnn --quick         # a smoke run (1 split, 1 epoch)
 """
 
 from __future__ import annotations
@@ -69,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=10, help="split seeds 0..N-1 (default 10)")
     parser.add_argument("--cnn-epochs", type=int, default=15)
     parser.add_argument("--mlp-epochs", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 split, 1 epoch")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.cnn_epochs, args.mlp_epochs = 1, 1, 1
     start = time.perf_counter()
     results = compare(range(args.seeds), args.cnn_epochs, args.mlp_epochs)
     print()
