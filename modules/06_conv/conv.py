@@ -1065,7 +1065,8 @@ check.done()
 #
 # What im2col leaves on the table: the column matrix is 9 times the input, written and
 # read again for every layer and kept for backward. Libraries such as oneDNN (PyTorch's
-# CPU convolution, `aten::mkldnn_convolution` in its profiler) instead run *direct* convolutions on blocked memory layouts that
-# keep a tile of the input in cache and never build the column matrix, or transform
-# the problem (Winograd, FFT) to do fewer multiplications. `tinytorch-course bench conv`
+# CPU convolution, `aten::mkldnn_convolution` in its profiler) instead run *direct*
+# convolutions with generated vector kernels on blocked memory layouts, which keep a
+# tile of the input in cache and never build the column matrix, or transform the
+# problem (Winograd) to do fewer multiplications. `tinytorch-course bench conv`
 # measures how far one matrix multiply gets against them.
