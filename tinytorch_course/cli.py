@@ -86,6 +86,7 @@ def cmd_demo(project: Project, args) -> int:
         "-m",
         "tinytorch_course.demo",
         *(["--no-training"] if args.no_training else []),
+        *(["--cnn"] if args.topic == "cnn" else []),
     ]
     return subprocess.run(command, cwd=project.root, env=kernel_env(project)).returncode
 
@@ -132,10 +133,14 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     )
     test.add_argument("module", nargs="?", help="module key, name or number (default: all)")
     test.add_argument("--notebook-only", action="store_true", help="skip the pytest files")
-    add("demo", cmd_demo, "show the exported package at work (builds first if stale)").add_argument(
+    demo = add("demo", cmd_demo, "show the exported package at work (builds first if stale)")
+    demo.add_argument(
         "--no-training",
         action="store_true",
         help="only the autograd trace, not the digits training run",
+    )
+    demo.add_argument(
+        "topic", nargs="?", choices=["cnn"], help="cnn: the module 06 CNN trained on the digits"
     )
     bench = add(
         "bench", cmd_bench, "run benchmarks/bench_NAME.py (prints ratios against baselines)"
