@@ -9,8 +9,8 @@ import pytest
 import tinytorch.attention as attention
 from tinytorch.attention import (
     GPT,
-    CharTokenizer,
     CausalSelfAttention,
+    CharTokenizer,
     Dropout,
     Embedding,
     GPTConfig,
@@ -124,8 +124,9 @@ def test_generation_with_and_without_the_cache_gives_the_same_tokens(length):
     model = GPT(SMALL, seed=2)
     prompt = np.array([3, 1, 4])
     kwargs = dict(temperature=1.5, top_k=10)
-    plain = generate(model, prompt, length, generator=np.random.default_rng(9), use_cache=False,
-                     **kwargs)
+    plain = generate(
+        model, prompt, length, generator=np.random.default_rng(9), use_cache=False, **kwargs
+    )
     cached = generate(model, prompt, length, generator=np.random.default_rng(9), **kwargs)
     assert len(plain) == 3 + length
     np.testing.assert_array_equal(plain[:3], prompt)
@@ -149,9 +150,7 @@ def test_attention_arrays_grow_four_times_when_the_context_doubles():
         kinds = graph_bytes_by_kind(GPT(config)(ids, targets=ids), config, T)
         sizes.append(kinds)
     attention_ratio = sizes[1]["attention (B·H·T²)"] / sizes[0]["attention (B·H·T²)"]
-    other_ratio = (
-        sizes[1]["other activations (B·T·C)"] / sizes[0]["other activations (B·T·C)"]
-    )
+    other_ratio = sizes[1]["other activations (B·T·C)"] / sizes[0]["other activations (B·T·C)"]
     assert attention_ratio == pytest.approx(4.0)
     assert other_ratio == pytest.approx(2.0, rel=0.05)
 

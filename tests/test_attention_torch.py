@@ -159,7 +159,9 @@ class TorchGPT(torch.nn.Module):
         c = config.n_embd
         self.wte = torch.nn.Embedding(config.vocab_size, c)
         self.wpe = torch.nn.Embedding(config.block_size, c)
-        self.blocks = torch.nn.ModuleList(TorchBlock(c, config.n_head) for _ in range(config.n_layer))
+        self.blocks = torch.nn.ModuleList(
+            TorchBlock(c, config.n_head) for _ in range(config.n_layer)
+        )
         self.ln_f = torch.nn.LayerNorm(c)
         self.lm_head = torch.nn.Linear(c, config.vocab_size)
 

@@ -77,8 +77,9 @@ def show_gpt(
         )
         prompt = run.tokenizer.encode("ROMEO:\n")
         start = time.perf_counter()
-        ids = generate(run.model, prompt, 300, temperature=0.8, top_k=20,
-                       generator=np.random.default_rng(seed))
+        ids = generate(
+            run.model, prompt, 300, temperature=0.8, top_k=20, generator=np.random.default_rng(seed)
+        )
         seconds = time.perf_counter() - start
     print(f"\n300 characters generated in {seconds:.1f} s with the KV cache:\n")
     print(run.tokenizer.decode(ids))
@@ -96,8 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8")
-    show_gpt(args.steps, args.minutes, args.batch_size, args.lr, args.small,
-             progress=not args.no_progress)
+    show_gpt(
+        args.steps,
+        args.minutes,
+        args.batch_size,
+        args.lr,
+        args.small,
+        progress=not args.no_progress,
+    )
     return 0
 
 

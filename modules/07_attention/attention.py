@@ -155,8 +155,13 @@ probe_grads(check, lambda a: softmax(a, axis=-1), [x], np_softmax, "softmax(x)")
 masked = np.where(np.tril(np.ones((4, 4))) > 0, check.rng.standard_normal((4, 4)), -np.inf)
 got = check.probe(lambda: softmax(Variable(masked)).data, "softmax(masked)")
 check.close(got, np_softmax(masked), "softmax of a row with -inf entries")
-probe_grads(check, lambda a: softmax(a, axis=1), [x.reshape(3, 5, 1)],
-            lambda a: np_softmax(a, axis=1), "softmax(x, axis=1)")
+probe_grads(
+    check,
+    lambda a: softmax(a, axis=1),
+    [x.reshape(3, 5, 1)],
+    lambda a: np_softmax(a, axis=1),
+    "softmax(x, axis=1)",
+)
 ### END HIDDEN TESTS
 check.done()
 
@@ -385,8 +390,12 @@ def layer_norm(x, w, b):
 
 
 got = check.probe(lambda: LayerNorm(5, dtype=np.float64)(Variable(x)).data, "LayerNorm(5)(x)")
-check.close(got, np_layernorm(x, np.ones(5), np.zeros(5)), "LayerNorm(5)(x) at the start",
-            hint="biased variance (divide by C), eps inside the square root")
+check.close(
+    got,
+    np_layernorm(x, np.ones(5), np.zeros(5)),
+    "LayerNorm(5)(x) at the start",
+    hint="biased variance (divide by C), eps inside the square root",
+)
 probe_grads(check, layer_norm, [x, w, b], np_layernorm, "LayerNorm(5)(x) with weight, bias")
 ### BEGIN HIDDEN TESTS
 x2 = check.rng.standard_normal((4, 2, 3))
@@ -535,8 +544,13 @@ from tinytorch_course.checks_attention import np_gelu, probe_grads
 check = Check("test_attention_gelu_dropout", points=10)
 x = check.rng.standard_normal((3, 4)) * 2
 for approximate in ("none", "tanh"):
-    probe_grads(check, lambda a, m=approximate: GELU(m)(a), [x],
-                lambda a, m=approximate: np_gelu(a, m), f"GELU({approximate!r})(x)")
+    probe_grads(
+        check,
+        lambda a, m=approximate: GELU(m)(a),
+        [x],
+        lambda a, m=approximate: np_gelu(a, m),
+        f"GELU({approximate!r})(x)",
+    )
 ones = np.ones((200, 50))
 
 
@@ -550,9 +564,11 @@ def dropout_train_eval():
 
 out, grad, evaluated = check.probe(dropout_train_eval, "Dropout(0.25) in train, then eval")
 values = set(np.unique(out).round(6).tolist())
-check.expect(values <= {0.0, round(1 / 0.75, 6)},
-             f"Dropout(0.25) in training gave values {sorted(values)[:5]}; expected only 0 and "
-             f"1/(1-p) = {1 / 0.75:.6f}")
+check.expect(
+    values <= {0.0, round(1 / 0.75, 6)},
+    f"Dropout(0.25) in training gave values {sorted(values)[:5]}; expected only 0 and "
+    f"1/(1-p) = {1 / 0.75:.6f}",
+)
 zeros = float((out == 0).mean())
 check.expect(0.22 < zeros < 0.28, f"Dropout(0.25) zeroed {zeros:.1%} of 10 000 values, not ~25 %")
 check.close(grad, out, "the gradient of Dropout(0.25) (the same mask, scaled)")
@@ -654,22 +670,39 @@ check = Check("test_attention_sdpa", points=15)
 q, k, v = (check.rng.standard_normal((2, 3, 4, 8)) for _ in range(3))
 causal = np.tril(np.ones((4, 4), dtype=bool))
 got = check.probe(lambda: scaled_dot_product_attention(q, k, v).data, "sdpa(q, k, v)")
-check.close(got, np_attention(q, k, v), "attention without a mask",
-            hint="divide the scores by sqrt(head_dim)")
-got = check.probe(lambda: scaled_dot_product_attention(q, k, v, is_causal=True).data,
-                  "sdpa(q, k, v, is_causal=True)")
-check.close(got, np_attention(q, k, v, causal), "causal attention",
-            hint="position i may attend to j <= i only (the mask is True where allowed)")
-probe_grads(check, lambda a, b, c: scaled_dot_product_attention(a, b, c, is_causal=True),
-            [q, k, v], lambda a, b, c: np_attention(a, b, c, causal), "causal sdpa(q, k, v)")
+check.close(
+    got,
+    np_attention(q, k, v),
+    "attention without a mask",
+    hint="divide the scores by sqrt(head_dim)",
+)
+got = check.probe(
+    lambda: scaled_dot_product_attention(q, k, v, is_causal=True).data,
+    "sdpa(q, k, v, is_causal=True)",
+)
+check.close(
+    got,
+    np_attention(q, k, v, causal),
+    "causal attention",
+    hint="position i may attend to j <= i only (the mask is True where allowed)",
+)
+probe_grads(
+    check,
+    lambda a, b, c: scaled_dot_product_attention(a, b, c, is_causal=True),
+    [q, k, v],
+    lambda a, b, c: np_attention(a, b, c, causal),
+    "causal sdpa(q, k, v)",
+)
 err = check.probe(lambda: scaled_dot_product_attention(q, k[..., :5], v), "sdpa(q, k[..., :5], v)")
 check.raises(err, ValueError, "q of head_dim 8 with k of head_dim 5")
 ### BEGIN HIDDEN TESTS
 mask = check.rng.random((4, 6)) < 0.6
 mask[:, 0] = True
 k6, v6 = check.rng.standard_normal((2, 3, 6, 8)), check.rng.standard_normal((2, 3, 6, 8))
-got = check.probe(lambda: scaled_dot_product_attention(q, k6, v6, attn_mask=mask).data,
-                  "sdpa(q, k6, v6, attn_mask)")
+got = check.probe(
+    lambda: scaled_dot_product_attention(q, k6, v6, attn_mask=mask).data,
+    "sdpa(q, k6, v6, attn_mask)",
+)
 check.close(got, np_attention(q, k6, v6, mask), "attention with a boolean (4, 6) mask")
 err = check.probe(lambda: scaled_dot_product_attention(q, k6, v), "sdpa(q, k6, v)")
 check.raises(err, ValueError, "k with 6 time steps and v with 4")
@@ -680,6 +713,7 @@ check.done()
 # Here is what causal attention computes for one head of 5 positions, with random
 # queries and keys: each row is one position's weights over the positions it may see.
 
+
 # %%
 def show_attention_weights(seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
@@ -689,7 +723,9 @@ def show_attention_weights(seed: int = 0) -> None:
     weights = softmax(scores + np.where(causal, 0.0, -np.inf)).data[0, 0]
     print("causal attention weights, one head, T = 5 (row i: where position i looks)")
     for i, row in enumerate(weights):
-        print(f"  i={i}  " + "  ".join(f"{w:4.2f}" if j <= i else "  · " for j, w in enumerate(row)))
+        print(
+            f"  i={i}  " + "  ".join(f"{w:4.2f}" if j <= i else "  · " for j, w in enumerate(row))
+        )
     print(f"row sums: {weights.sum(axis=1).round(6)}")
 
 
@@ -900,17 +936,28 @@ shapes = {name: array.shape for name, array in state.items()}
 check.equal(shapes["blocks.1.attn.c_attn.weight"], (24, 8), "blocks.1.attn.c_attn.weight shape")
 check.equal(shapes["wpe.weight"], (8, 8), "wpe.weight shape (block_size, n_embd)")
 expected = np_gpt_logits(state, ids, n_layer=2, n_head=2)
-check.close(logits, expected, "GPT logits for (2, 6) ids", rtol=1e-6, atol=1e-9,
-            hint="pre-LayerNorm residual blocks, causal attention, learned positions")
+check.close(
+    logits,
+    expected,
+    "GPT logits for (2, 6) ids",
+    rtol=1e-6,
+    atol=1e-9,
+    hint="pre-LayerNorm residual blocks, causal attention, learned positions",
+)
 check.close(loss, np_cross_entropy(expected, targets), "GPT(ids, targets) loss", rtol=1e-6)
-err = check.probe(lambda: GPT(GPTConfig(**config))(np.zeros((1, 9), dtype=np.int64)),
-                  "GPT(block_size=8) of 9 positions")
+err = check.probe(
+    lambda: GPT(GPTConfig(**config))(np.zeros((1, 9), dtype=np.int64)),
+    "GPT(block_size=8) of 9 positions",
+)
 check.raises(err, ValueError, "a sequence longer than block_size")
 err = check.probe(lambda: GPT(GPTConfig(**{**config, "n_head": 3})), "GPT(n_embd=8, n_head=3)")
 check.raises(err, ValueError, "n_embd=8 with n_head=3")
 ### BEGIN HIDDEN TESTS
-check.equal(sorted(shapes)[:3], ["blocks.0.attn.c_attn.bias", "blocks.0.attn.c_attn.weight",
-                                 "blocks.0.attn.c_proj.bias"], "parameter names")
+check.equal(
+    sorted(shapes)[:3],
+    ["blocks.0.attn.c_attn.bias", "blocks.0.attn.c_attn.weight", "blocks.0.attn.c_proj.bias"],
+    "parameter names",
+)
 ### END HIDDEN TESTS
 check.done()
 
@@ -1068,8 +1115,13 @@ def cached_steps():
 state, first, second, length = check.probe(cached_steps, "GPT with a KV cache: 2 ids, then 1")
 full = np_gpt_logits(state, prompt[None, :], n_layer=2, n_head=2)
 check.close(first, full[:, :2], "logits of the first 2 ids through the cache", rtol=1e-6)
-check.close(second, full[:, 2:], "logits of id 3 with 2 ids cached", rtol=1e-6,
-            hint="the new query attends to all cached keys and itself, at position past + i")
+check.close(
+    second,
+    full[:, 2:],
+    "logits of id 3 with 2 ids cached",
+    rtol=1e-6,
+    hint="the new query attends to all cached keys and itself, at position past + i",
+)
 check.equal(length, 3, "cache.length after 2 + 1 positions")
 
 
@@ -1089,13 +1141,20 @@ for _ in range(10):  # greedy decoding with the numpy reference, context cropped
     ids.append(int(np_gpt_logits(state, np.array([ids[-8:]]), 2, 2)[0, -1].argmax()))
 check.equal(np.asarray(tokens).tolist(), ids, "13 ids from greedy generation without a cache")
 cached = check.probe(lambda: greedy(True), "generate(top_k=1, use_cache=True)")
-check.equal(np.asarray(cached).tolist(), ids, "greedy generation with the KV cache (past 8)",
-            hint="when the cache is full, refill it from the last block_size ids")
+check.equal(
+    np.asarray(cached).tolist(),
+    ids,
+    "greedy generation with the KV cache (past 8)",
+    hint="when the cache is full, refill it from the last block_size ids",
+)
 ### BEGIN HIDDEN TESTS
 plain = check.probe(lambda: sampled(False), "sampled generation without a cache")
 cached = check.probe(lambda: sampled(True), "sampled generation with a cache")
-check.equal(np.asarray(cached).tolist(), np.asarray(plain).tolist(),
-            "sampled tokens with and without the cache, same generator")
+check.equal(
+    np.asarray(cached).tolist(),
+    np.asarray(plain).tolist(),
+    "sampled tokens with and without the cache, same generator",
+)
 ### END HIDDEN TESTS
 check.done()
 
@@ -1207,7 +1266,10 @@ def gpt_optimizer(model: GPT, lr: float, weight_decay: float = 0.1) -> AdamW:
     """AdamW that decays the 2-D weights and not the biases or LayerNorm parameters."""
     decay = [p for p in model.parameters() if p.ndim >= 2]
     rest = [p for p in model.parameters() if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
     return AdamW(groups, lr=lr, betas=(0.9, 0.99))
 
 
@@ -1333,6 +1395,7 @@ def graph_bytes_by_kind(loss: Variable, config: GPTConfig, time: int) -> dict[st
 # heads, width 128, batch 8) at three context lengths, float32. Attention grows 4× each
 # time `T` doubles; everything else 2×.
 
+
 # %%
 def memory_by_context(lengths=(64, 128, 256), batch: int = 8) -> None:
     from tinytorch.memory import format_bytes
@@ -1364,6 +1427,7 @@ except NotImplementedError as error:
 # recomputes one segment at a time. Gradients are bit for bit the same; the price is
 # one more forward pass of the blocks.
 
+
 # %%
 def checkpoint_comparison(T: int = 128, batch: int = 8, segments: int = 4) -> dict[str, float]:
     """Graph bytes and step time of one training step, plain and checkpointed."""
@@ -1383,7 +1447,9 @@ def checkpoint_comparison(T: int = 128, batch: int = 8, segments: int = 4) -> di
         result[f"{name} seconds"] = time.perf_counter() - start
         result[f"{name} bytes"] = held["activations"] + held["intermediates"]
         grads[name] = [p.grad for p in model.parameters()]
-    same = all(np.array_equal(a, b) for a, b in zip(grads["plain"], grads["checkpointed"]))
+    same = all(
+        np.array_equal(a, b) for a, b in zip(grads["plain"], grads["checkpointed"], strict=True)
+    )
     result["identical gradients"] = float(same)
     return result
 
@@ -1421,20 +1487,33 @@ check = Check("test_attention_integration", points=10)
 def tiny_training():
     text = load_shakespeare()[:200_000]
     config = GPTConfig(vocab_size=len(set(text)), block_size=32, n_layer=2, n_head=2, n_embd=32)
-    run = train_gpt(config, steps=60, batch_size=16, lr=1e-2, warmup=10, eval_every=60,
-                    text=text, seed=int(check.rng.integers(100)))
-    first = estimate_loss(GPT(config, seed=1), train_val_split(run.tokenizer.encode(text))[1],
-                          16, 8)
+    run = train_gpt(
+        config,
+        steps=60,
+        batch_size=16,
+        lr=1e-2,
+        warmup=10,
+        eval_every=60,
+        text=text,
+        seed=int(check.rng.integers(100)),
+    )
+    first = estimate_loss(
+        GPT(config, seed=1), train_val_split(run.tokenizer.encode(text))[1], 16, 8
+    )
     return run.tokenizer.vocab_size, first, run.val_loss[-1]
 
 
 vocab, before, after = check.probe(tiny_training, "train_gpt on 200 000 characters, 60 steps")
-check.expect(abs(before - np.log(vocab)) < 0.1,
-             f"an untrained GPT should score about ln({vocab}) = {np.log(vocab):.3f}; got "
-             f"{before:.3f} (are the initial weights small, std 0.02?)")
-check.expect(after < before * 2 / 3,
-             f"validation loss went from {before:.3f} to {after:.3f} in 60 steps; expected "
-             f"below {before * 2 / 3:.3f}")
+check.expect(
+    abs(before - np.log(vocab)) < 0.1,
+    f"an untrained GPT should score about ln({vocab}) = {np.log(vocab):.3f}; got "
+    f"{before:.3f} (are the initial weights small, std 0.02?)",
+)
+check.expect(
+    after < before * 2 / 3,
+    f"validation loss went from {before:.3f} to {after:.3f} in 60 steps; expected "
+    f"below {before * 2 / 3:.3f}",
+)
 check.done()
 
 # %% [markdown]
