@@ -31,7 +31,7 @@ _REGIONS = {
     "### BEGIN HIDDEN TESTS": ("### END HIDDEN TESTS", "hidden test"),
 }
 _MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
-_SKIPPED_FILES = {"__pycache__", ".ipynb_checkpoints"}
+_SKIPPED_FILES = {"__pycache__", ".ipynb_checkpoints", "mistakes.toml"}
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ def stage_source(project: Project, module: Module) -> Path:
     """Write `source/KEY/NAME.ipynb` from the module's .py, plus its data files (no .py)."""
     import nbformat
 
-    from .build import module_notebook
+    from .build import module_notebook, percent_notebook
 
     folder = project.root / SOURCE_DIR / module.key
     if folder.exists():
@@ -201,6 +201,11 @@ def stage_source(project: Project, module: Module) -> Path:
         nbformat.writes(_let_run_all_continue(module_notebook(module)), version=4) + "\n",
         encoding="utf-8",
     )
+    for path in module.companions:  # given notebooks beside the module (e.g. viz)
+        companion = percent_notebook(path.read_text(encoding="utf-8"), path)
+        (folder / f"{path.stem}.ipynb").write_text(
+            nbformat.writes(companion, version=4) + "\n", encoding="utf-8"
+        )
     for path in module.folder.iterdir():
         if (
             path.suffix in (".py", ".ipynb")

@@ -1239,7 +1239,7 @@ np.testing.assert_array_equal(
     _model(_x).data,
     err_msg="a model loaded from state_dict() should compute exactly the same outputs",
 )
-from tinytorch.autograd import draw_graph
+from tinytorch.viz import draw_graph
 
 for _name, _parameter in _model.named_parameters():
     _parameter.name = _name  # draw_graph labels a Variable with its name

@@ -987,7 +987,7 @@ print("✓ test_training_evaluate passed (10 points)")
 
 # %%
 try:
-    from tinytorch.autograd import draw_graph
+    from tinytorch.viz import draw_graph
 
     _layer = Linear(3, 2, generator=np.random.default_rng(0))
     _layer.weight.name, _layer.bias.name = "W", "b"
