@@ -581,7 +581,7 @@ def get_batch(
     rows = starts[:, None] + np.arange(block_size)
     return data[rows], data[rows + 1]
 
-# %% ../modules/07_attention/attention.ipynb #57645c7a
+# %% ../modules/07_attention/attention.ipynb #5d755a3c
 def clip_grad_norm_(parameters, max_norm: float) -> float:
     """Scale all gradients so that their joint L2 norm is at most `max_norm`; returns the
     norm before clipping (as `torch.nn.utils.clip_grad_norm_`)."""
@@ -597,7 +597,10 @@ def gpt_optimizer(model: GPT, lr: float, weight_decay: float = 0.1) -> AdamW:
     """AdamW that decays the 2-D weights and not the biases or LayerNorm parameters."""
     decay = [p for p in model.parameters() if p.ndim >= 2]
     rest = [p for p in model.parameters() if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
     return AdamW(groups, lr=lr, betas=(0.9, 0.99))
 
 
