@@ -168,7 +168,7 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}"
 
-# %% ../modules/07_attention/attention.ipynb #8ab87007
+# %% ../modules/07_attention/attention.ipynb #2b28b6aa
 _erf = np.frompyfunc(math.erf, 1, 1)
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
@@ -186,8 +186,12 @@ class GELUFunction(Function):
         ctx.save_for_backward(x)
         ctx.approximate = approximate
         if approximate == "tanh":
-            t = np.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
-            ctx.t = t
+            u = x * x  # u = √(2/π)·x·(1 + 0.044715·x²), computed in place: one buffer
+            u *= 0.044715
+            u += 1.0
+            u *= x
+            u *= SQRT_2_OVER_PI
+            t = ctx.t = np.tanh(u, out=u)
             return 0.5 * x * (1.0 + t)
         return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 

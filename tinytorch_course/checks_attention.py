@@ -48,6 +48,12 @@ def np_cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
     return float(-logp[np.arange(len(flat)), targets.reshape(-1)].mean())
 
 
+def np_sample(logits: np.ndarray, u: float) -> int:
+    """The id whose cumulative softmax probability first exceeds `u` (inverse CDF)."""
+    cumulative = np.cumsum(np_softmax(logits.astype(np.float64)))
+    return int(min(np.searchsorted(cumulative, u, side="right"), len(logits) - 1))
+
+
 def np_gpt_logits(state: dict, ids: np.ndarray, n_layer: int, n_head: int) -> np.ndarray:
     """The logits of a pre-LayerNorm GPT (nanoGPT's names, tanh GELU) in numpy."""
     B, T = ids.shape
@@ -99,7 +105,8 @@ def probe_grads(
         out.backward(grad_output)
         return out.data, [v.grad for v in inputs]
 
-    out, grads = check.probe(run, f"{what} and its backward")
+    label = f"{what} and its backward"
+    out, grads = check.no_raise(check.probe(run, label), label)
     check.close(out, expected, what)
     numeric = numerical_gradients(numpy_fn, arrays, grad_output)
     for index, (got, want) in enumerate(zip(grads, numeric, strict=True)):
