@@ -25,6 +25,15 @@ pytestmark = pytest.mark.torch
 RTOL, ATOL = 1e-10, 1e-12
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Small float64 models: extra threads only contend on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def close(ours, theirs, rtol=RTOL, atol=ATOL):
     np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=rtol, atol=atol)
 
