@@ -1164,6 +1164,33 @@ check.equal(
 check.done()
 
 # %% [markdown]
+# How much the cache saves depends on the context: without it, each new token costs a
+# forward pass over the whole context; with it, one position's worth. Measured on an
+# untrained GPT of 4 layers, width 128, context 256 (float32):
+
+
+# %%
+def generation_speed(contexts=(64, 256), new: int = 8) -> None:
+    model = GPT(GPTConfig(vocab_size=65, block_size=max(contexts)))
+    for context in contexts:
+        prompt = np.random.default_rng(0).integers(0, 65, size=context - new)
+        rates = []
+        for use_cache in (False, True):
+            start = time.perf_counter()
+            generate(model, prompt, new, generator=np.random.default_rng(0), use_cache=use_cache)
+            rates.append(new / (time.perf_counter() - start))
+        print(
+            f"context {context:>3}: {rates[0]:6.1f} tokens/s without the cache, "
+            f"{rates[1]:6.1f} with it ({rates[1] / rates[0]:.1f}× faster)"
+        )
+
+
+try:
+    generation_speed()
+except NotImplementedError:
+    print("(finish Parts 1-7 to time generation with and without the cache here)")
+
+# %% [markdown]
 # ## Part 8: training on Shakespeare, and what it costs in memory
 #
 # The data is Shakespeare's 42 plays and poems in modern spelling (the Project
@@ -1432,13 +1459,15 @@ except NotImplementedError:
 # `model(x, targets=y, checkpoint_segments=k)` runs the blocks through module 05's
 # `checkpoint_sequential`: only each segment's input stays in the graph, and backward
 # recomputes one segment at a time. Gradients are bit for bit the same; the price is
-# one more forward pass of the blocks.
+# one more forward pass of the blocks. The ledger counts what the graph holds between
+# forward and backward; `tracemalloc` adds the peak, reached while backward holds one
+# recomputed segment and the gradients it makes.
 
 
 # %%
 def checkpoint_comparison(T: int = 128, batch: int = 8, segments: int = 4) -> dict[str, float]:
     """Graph bytes and step time of one training step, plain and checkpointed."""
-    from tinytorch.memory import memory_ledger
+    from tinytorch.memory import memory_ledger, traced
 
     config = GPTConfig(vocab_size=65, block_size=T)
     rng = np.random.default_rng(0)
@@ -1454,6 +1483,10 @@ def checkpoint_comparison(T: int = 128, batch: int = 8, segments: int = 4) -> di
         result[f"{name} seconds"] = time.perf_counter() - start
         result[f"{name} bytes"] = held["activations"] + held["intermediates"]
         grads[name] = [p.grad for p in model.parameters()]
+        model.zero_grad()
+        result[f"{name} peak"] = traced(
+            lambda m=model, k=k: m(x, targets=y, checkpoint_segments=k).backward()
+        ).peak
     same = all(
         np.array_equal(a, b) for a, b in zip(grads["plain"], grads["checkpointed"], strict=True)
     )
@@ -1469,6 +1502,12 @@ try:
         f"({_memory['checkpointed bytes'] / _memory['plain bytes']:.0%} of plain)"
     )
     print(
+        f"peak during forward + backward (tracemalloc): plain "
+        f"{_memory['plain peak'] / 2**20:.2f} MiB, checkpointed "
+        f"{_memory['checkpointed peak'] / 2**20:.2f} MiB "
+        f"({_memory['checkpointed peak'] / _memory['plain peak']:.0%})"
+    )
+    print(
         f"step time: {_memory['checkpointed seconds'] / _memory['plain seconds']:.2f}× plain; "
         f"identical gradients: {bool(_memory['identical gradients'])}"
     )
@@ -1481,8 +1520,17 @@ except NotImplementedError:
 # A tiny GPT trained for 60 steps on the first 200 000 characters must lower its
 # validation loss from `ln(vocab)` (uniform guessing) by at least a third.
 # The full run, a GPT of 4 layers, 4 heads, width 128 and context 64, trained for a few
-# minutes, is `tinytorch-course demo gpt`; its validation loss goes below 2.0 nats per
-# character.
+# minutes, is `tinytorch-course demo gpt`. On a busy 2-core machine it took 554 s for 900
+# steps of 16 × 64 characters and reached a validation loss of 1.91 nats per character
+# (2.64 after 100 steps, 2.10 after 500), and wrote text like
+#
+# ```
+# ICl too truest me? I knave tarks the winder heat's thou nordo,
+# Is have wat in with. I young would spany pell yourse.
+# ```
+#
+# which has Shakespeare's line lengths, names in capitals and common words, and not yet
+# his sense.
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_attention_integration", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
