@@ -21,12 +21,11 @@ from .nn import Linear, Module, Parameter, cross_entropy
 from .optim import AdamW
 
 # %% auto #0
-__all__ = ['SQRT_2_OVER_PI', 'SHAKESPEARE_SHA256', 'Softmax', 'softmax', 'EmbeddingFunction', 'check_ids', 'Embedding',
-           'LayerNormFunction', 'LayerNorm', 'erf', 'GELUFunction', 'GELU', 'DropoutFunction', 'Dropout', 'check_qkv',
-           'scaled_dot_product_attention', 'GPTConfig', 'per_position', 'CausalSelfAttention', 'MLP', 'Block', 'GPT',
-           'LayerCache', 'KVCache', 'sample_next', 'generate', 'shakespeare_path', 'load_shakespeare', 'CharTokenizer',
-           'train_val_split', 'get_batch', 'clip_grad_norm_', 'gpt_optimizer', 'learning_rate', 'estimate_loss',
-           'GPTRun', 'train_gpt', 'graph_bytes_by_kind']
+__all__ = ['SHAKESPEARE_SHA256', 'Softmax', 'softmax', 'EmbeddingFunction', 'Embedding', 'LayerNormFunction', 'LayerNorm', 'erf',
+           'GELUFunction', 'GELU', 'DropoutFunction', 'Dropout', 'scaled_dot_product_attention', 'GPTConfig',
+           'CausalSelfAttention', 'MLP', 'Block', 'GPT', 'LayerCache', 'KVCache', 'sample_next', 'generate',
+           'shakespeare_path', 'load_shakespeare', 'CharTokenizer', 'train_val_split', 'get_batch', 'clip_grad_norm_',
+           'gpt_optimizer', 'learning_rate', 'estimate_loss', 'GPTRun', 'train_gpt', 'graph_bytes_by_kind']
 
 # %% ../modules/07_attention/attention.ipynb #b42ebc30
 class Softmax(Function):
@@ -55,7 +54,7 @@ def softmax(x, axis: int = -1) -> Variable:
         raise ValueError(f"softmax: axis {axis} is out of range for shape {x.shape}")
     return Softmax.apply(x, axis)
 
-# %% ../modules/07_attention/attention.ipynb #1fb1c810
+# %% ../modules/07_attention/attention.ipynb #b517367d
 class EmbeddingFunction(Function):
     """weight[ids]: rows of a table picked by integer ids of any shape."""
 
@@ -73,7 +72,7 @@ class EmbeddingFunction(Function):
         return grad, None
 
 
-def check_ids(ids, num_embeddings: int, where: str) -> np.ndarray:
+def _check_ids(ids, num_embeddings: int, where: str) -> np.ndarray:
     """`ids` as an integer array with every value in 0..num_embeddings-1, or a clear error."""
     if isinstance(ids, Variable):
         ids = ids.data
@@ -109,7 +108,7 @@ class Embedding(Module):
         self.weight = Parameter(table.astype(dtype))
 
     def forward(self, ids) -> Variable:
-        ids = check_ids(ids, self.num_embeddings, repr(self))
+        ids = _check_ids(ids, self.num_embeddings, repr(self))
         return EmbeddingFunction.apply(self.weight, ids)
 
     def extra_repr(self) -> str:
@@ -168,14 +167,14 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}"
 
-# %% ../modules/07_attention/attention.ipynb #2b28b6aa
-_erf = np.frompyfunc(math.erf, 1, 1)
-SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+# %% ../modules/07_attention/attention.ipynb #77345a51
+_erf_scalar = np.frompyfunc(math.erf, 1, 1)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 def erf(x: np.ndarray) -> np.ndarray:
     """The error function, element by element (exact to double precision, slow)."""
-    return _erf(x).astype(x.dtype)
+    return _erf_scalar(x).astype(x.dtype)
 
 
 class GELUFunction(Function):
@@ -190,7 +189,7 @@ class GELUFunction(Function):
             u *= 0.044715
             u += 1.0
             u *= x
-            u *= SQRT_2_OVER_PI
+            u *= _SQRT_2_OVER_PI
             t = ctx.t = np.tanh(u, out=u)
             return 0.5 * x * (1.0 + t)
         return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
@@ -200,7 +199,7 @@ class GELUFunction(Function):
         (x,) = ctx.saved_tensors
         if ctx.approximate == "tanh":
             t = ctx.t
-            du = SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
+            du = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
             return grad_output * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du), None
         cdf = 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
         pdf = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
@@ -261,8 +260,8 @@ class Dropout(Module):
     def extra_repr(self) -> str:
         return f"p={self.p}"
 
-# %% ../modules/07_attention/attention.ipynb #0cf9be55
-def check_qkv(q: Variable, k: Variable, v: Variable) -> None:
+# %% ../modules/07_attention/attention.ipynb #c9c04024
+def _check_qkv(q: Variable, k: Variable, v: Variable) -> None:
     """Shapes that attention can combine, or a ValueError naming them."""
     shapes = f"q {q.shape}, k {k.shape}, v {v.shape}"
     if min(q.ndim, k.ndim, v.ndim) < 2:
@@ -288,7 +287,7 @@ def scaled_dot_product_attention(
     """softmax(q @ kᵀ / √d, masked) @ v over (…, time, head_dim); `attn_mask` is boolean,
     True where attention is allowed (broadcast to (…, Tq, Tk)), as in PyTorch."""
     q, k, v = (a if isinstance(a, Variable) else Variable(a) for a in (q, k, v))
-    check_qkv(q, k, v)
+    _check_qkv(q, k, v)
     if attn_mask is not None and is_causal:
         raise ValueError("scaled_dot_product_attention: pass attn_mask or is_causal, not both")
     tq, tk = q.shape[-2], k.shape[-2]
@@ -301,7 +300,7 @@ def scaled_dot_product_attention(
         scores = scores + np.where(mask, 0.0, -np.inf).astype(scores.dtype)
     return softmax(scores, axis=-1) @ v
 
-# %% ../modules/07_attention/attention.ipynb #e127c908
+# %% ../modules/07_attention/attention.ipynb #4f739023
 @dataclass
 class GPTConfig:
     """The shape of a GPT: vocabulary, context length, depth, heads, width."""
@@ -314,7 +313,7 @@ class GPTConfig:
     dropout: float = 0.0
 
 
-def per_position(layer: Linear, x: Variable) -> Variable:
+def _per_position(layer: Linear, x: Variable) -> Variable:
     """`layer(x)` for x of shape (B, T, C), computed on the (B·T, C) matrix: one 2-D
     matrix product, which numpy runs several times faster than a stack of B."""
     *lead, features = x.shape
@@ -338,7 +337,7 @@ class CausalSelfAttention(Module):
     def forward(self, x: Variable, cache: LayerCache | None = None) -> Variable:
         B, T, C = x.shape
         H, D = self.n_head, C // self.n_head
-        qkv = per_position(self.c_attn, x).reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)
+        qkv = _per_position(self.c_attn, x).reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         if cache is None:
             out = scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -346,7 +345,7 @@ class CausalSelfAttention(Module):
             k, v, mask = cache.extend(k, v)
             out = scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = out.transpose(1, 2).reshape(B, T, C)
-        return self.resid_dropout(per_position(self.c_proj, out))
+        return self.resid_dropout(_per_position(self.c_proj, out))
 
 
 class MLP(Module):
@@ -359,8 +358,8 @@ class MLP(Module):
         self.dropout = Dropout(config.dropout, generator=generator)
 
     def forward(self, x: Variable) -> Variable:
-        hidden = self.gelu(per_position(self.c_fc, x))
-        return self.dropout(per_position(self.c_proj, hidden))
+        hidden = self.gelu(_per_position(self.c_fc, x))
+        return self.dropout(_per_position(self.c_proj, hidden))
 
 
 class Block(Module):
@@ -406,7 +405,7 @@ class GPT(Module):
         kv_cache: KVCache | None = None,
         checkpoint_segments: int | None = None,
     ) -> Variable:
-        ids = check_ids(ids, self.config.vocab_size, "GPT")
+        ids = _check_ids(ids, self.config.vocab_size, "GPT")
         if ids.ndim != 2:
             raise ValueError(f"GPT: ids must have shape (batch, time), got {ids.shape}")
         B, T = ids.shape
@@ -423,7 +422,7 @@ class GPT(Module):
         else:
             for index, block in enumerate(self.blocks):
                 x = block(x, kv_cache.layers[index] if kv_cache is not None else None)
-        logits = per_position(self.lm_head, self.ln_f(x))
+        logits = _per_position(self.lm_head, self.ln_f(x))
         if kv_cache is not None:
             kv_cache.length += T
         if targets is None:
@@ -431,7 +430,7 @@ class GPT(Module):
         targets = np.asarray(targets)
         return cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T))
 
-# %% ../modules/07_attention/attention.ipynb #ae6863d8
+# %% ../modules/07_attention/attention.ipynb #68025625
 class LayerCache:
     """The keys and values one attention layer has computed so far, (B, H, time, D)."""
 
@@ -492,7 +491,7 @@ def generate(
         raise ValueError(f"generate: temperature must be > 0, got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"generate: top_k must be at least 1, got {top_k}")
-    tokens = [int(i) for i in check_ids(prompt, model.config.vocab_size, "generate").ravel()]
+    tokens = [int(i) for i in _check_ids(prompt, model.config.vocab_size, "generate").ravel()]
     if not tokens:
         raise ValueError("generate: the prompt must hold at least one id")
     rng = generator if generator is not None else np.random.default_rng()

@@ -211,7 +211,7 @@ class EmbeddingFunction(Function):
         ### END SOLUTION
 
 
-def check_ids(ids, num_embeddings: int, where: str) -> np.ndarray:
+def _check_ids(ids, num_embeddings: int, where: str) -> np.ndarray:
     """`ids` as an integer array with every value in 0..num_embeddings-1, or a clear error."""
     if isinstance(ids, Variable):
         ids = ids.data
@@ -247,7 +247,7 @@ class Embedding(Module):
         self.weight = Parameter(table.astype(dtype))
 
     def forward(self, ids) -> Variable:
-        ids = check_ids(ids, self.num_embeddings, repr(self))
+        ids = _check_ids(ids, self.num_embeddings, repr(self))
         return EmbeddingFunction.apply(self.weight, ids)
 
     def extra_repr(self) -> str:
@@ -441,13 +441,13 @@ check.done()
 
 # %% nbgrader={"grade": false, "grade_id": "attention_gelu_dropout", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
-_erf = np.frompyfunc(math.erf, 1, 1)
-SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_erf_scalar = np.frompyfunc(math.erf, 1, 1)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 def erf(x: np.ndarray) -> np.ndarray:
     """The error function, element by element (exact to double precision, slow)."""
-    return _erf(x).astype(x.dtype)
+    return _erf_scalar(x).astype(x.dtype)
 
 
 class GELUFunction(Function):
@@ -463,7 +463,7 @@ class GELUFunction(Function):
             u *= 0.044715
             u += 1.0
             u *= x
-            u *= SQRT_2_OVER_PI
+            u *= _SQRT_2_OVER_PI
             t = ctx.t = np.tanh(u, out=u)
             return 0.5 * x * (1.0 + t)
         return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
@@ -475,7 +475,7 @@ class GELUFunction(Function):
         ### BEGIN SOLUTION
         if ctx.approximate == "tanh":
             t = ctx.t
-            du = SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
+            du = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
             return grad_output * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du), None
         cdf = 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
         pdf = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
@@ -626,7 +626,7 @@ check.done()
 
 # %% nbgrader={"grade": false, "grade_id": "attention_sdpa", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
-def check_qkv(q: Variable, k: Variable, v: Variable) -> None:
+def _check_qkv(q: Variable, k: Variable, v: Variable) -> None:
     """Shapes that attention can combine, or a ValueError naming them."""
     shapes = f"q {q.shape}, k {k.shape}, v {v.shape}"
     if min(q.ndim, k.ndim, v.ndim) < 2:
@@ -652,7 +652,7 @@ def scaled_dot_product_attention(
     """softmax(q @ kᵀ / √d, masked) @ v over (…, time, head_dim); `attn_mask` is boolean,
     True where attention is allowed (broadcast to (…, Tq, Tk)), as in PyTorch."""
     q, k, v = (a if isinstance(a, Variable) else Variable(a) for a in (q, k, v))
-    check_qkv(q, k, v)
+    _check_qkv(q, k, v)
     if attn_mask is not None and is_causal:
         raise ValueError("scaled_dot_product_attention: pass attn_mask or is_causal, not both")
     tq, tk = q.shape[-2], k.shape[-2]
@@ -794,7 +794,7 @@ class GPTConfig:
     dropout: float = 0.0
 
 
-def per_position(layer: Linear, x: Variable) -> Variable:
+def _per_position(layer: Linear, x: Variable) -> Variable:
     """`layer(x)` for x of shape (B, T, C), computed on the (B·T, C) matrix: one 2-D
     matrix product, which numpy runs several times faster than a stack of B."""
     *lead, features = x.shape
@@ -819,7 +819,7 @@ class CausalSelfAttention(Module):
         B, T, C = x.shape
         H, D = self.n_head, C // self.n_head
         ### BEGIN SOLUTION
-        qkv = per_position(self.c_attn, x).reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)
+        qkv = _per_position(self.c_attn, x).reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         if cache is None:
             out = scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -827,7 +827,7 @@ class CausalSelfAttention(Module):
             k, v, mask = cache.extend(k, v)
             out = scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = out.transpose(1, 2).reshape(B, T, C)
-        return self.resid_dropout(per_position(self.c_proj, out))
+        return self.resid_dropout(_per_position(self.c_proj, out))
         ### END SOLUTION
 
 
@@ -841,8 +841,8 @@ class MLP(Module):
         self.dropout = Dropout(config.dropout, generator=generator)
 
     def forward(self, x: Variable) -> Variable:
-        hidden = self.gelu(per_position(self.c_fc, x))
-        return self.dropout(per_position(self.c_proj, hidden))
+        hidden = self.gelu(_per_position(self.c_fc, x))
+        return self.dropout(_per_position(self.c_proj, hidden))
 
 
 class Block(Module):
@@ -890,7 +890,7 @@ class GPT(Module):
         kv_cache: KVCache | None = None,
         checkpoint_segments: int | None = None,
     ) -> Variable:
-        ids = check_ids(ids, self.config.vocab_size, "GPT")
+        ids = _check_ids(ids, self.config.vocab_size, "GPT")
         if ids.ndim != 2:
             raise ValueError(f"GPT: ids must have shape (batch, time), got {ids.shape}")
         B, T = ids.shape
@@ -908,7 +908,7 @@ class GPT(Module):
         else:
             for index, block in enumerate(self.blocks):
                 x = block(x, kv_cache.layers[index] if kv_cache is not None else None)
-        logits = per_position(self.lm_head, self.ln_f(x))
+        logits = _per_position(self.lm_head, self.ln_f(x))
         ### END SOLUTION
         if kv_cache is not None:
             kv_cache.length += T
@@ -1066,7 +1066,7 @@ def generate(
         raise ValueError(f"generate: temperature must be > 0, got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"generate: top_k must be at least 1, got {top_k}")
-    tokens = [int(i) for i in check_ids(prompt, model.config.vocab_size, "generate").ravel()]
+    tokens = [int(i) for i in _check_ids(prompt, model.config.vocab_size, "generate").ravel()]
     if not tokens:
         raise ValueError("generate: the prompt must hold at least one id")
     rng = generator if generator is not None else np.random.default_rng()
