@@ -167,7 +167,7 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}"
 
-# %% ../modules/07_attention/attention.ipynb #77345a51
+# %% ../modules/07_attention/attention.ipynb #5d433f9f
 _erf_scalar = np.frompyfunc(math.erf, 1, 1)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
@@ -191,7 +191,10 @@ class GELUFunction(Function):
             u *= x
             u *= _SQRT_2_OVER_PI
             t = ctx.t = np.tanh(u, out=u)
-            return 0.5 * x * (1.0 + t)
+            out = t + 1.0
+            out *= x
+            out *= 0.5
+            return out
         return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
     @staticmethod
@@ -199,8 +202,17 @@ class GELUFunction(Function):
         (x,) = ctx.saved_tensors
         if ctx.approximate == "tanh":
             t = ctx.t
-            du = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * x * x)
-            return grad_output * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du), None
+            # ½(1 + t) + ½·x·(1 - t²)·du/dx, with du/dx = √(2/π)(1 + 3·0.044715·x²), in place
+            grad = x * x
+            grad *= 3 * 0.044715
+            grad += 1.0
+            grad *= _SQRT_2_OVER_PI
+            grad *= x
+            grad *= 1.0 - t * t
+            grad += 1.0 + t
+            grad *= 0.5
+            grad *= grad_output
+            return grad, None
         cdf = 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
         pdf = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
         return grad_output * (cdf + x * pdf), None
