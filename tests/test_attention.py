@@ -178,3 +178,12 @@ def test_demo_gpt_trains_a_few_steps_and_prints_text(capsys):
     out = capsys.readouterr().out
     assert np.isfinite(val)
     assert "validation loss" in out and "ROMEO:" in out
+
+
+def test_the_module_text_states_the_size_of_the_shipped_text():
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "modules" / "07_attention" / "attention.py"
+    text = source.read_text(encoding="utf-8")
+    characters = f"{len(load_shakespeare()):,}".replace(",", " ")
+    assert text.count(characters) >= 2  # the opening and Part 8
