@@ -167,7 +167,7 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}"
 
-# %% ../modules/07_attention/attention.ipynb #5d433f9f
+# %% ../modules/07_attention/attention.ipynb #ff244bad
 _erf_scalar = np.frompyfunc(math.erf, 1, 1)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
@@ -191,10 +191,10 @@ class GELUFunction(Function):
             u *= x
             u *= _SQRT_2_OVER_PI
             t = ctx.t = np.tanh(u, out=u)
-            out = t + 1.0
-            out *= x
-            out *= 0.5
-            return out
+            gelu = t + 1.0
+            gelu *= x
+            gelu *= 0.5
+            return gelu
         return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
     @staticmethod

@@ -404,9 +404,9 @@ x2 = check.rng.standard_normal((4, 2, 3))
 w2, b2 = check.rng.standard_normal((2, 3)), check.rng.standard_normal((2, 3))
 
 
-def layer_norm_2d(x, w, b):
+def layer_norm_2d(x, gamma, beta):
     norm = LayerNorm((2, 3), dtype=np.float64)
-    norm.weight, norm.bias = w, b
+    norm.weight, norm.bias = gamma, beta
     return norm(x)
 
 
@@ -466,10 +466,10 @@ class GELUFunction(Function):
             u *= x
             u *= _SQRT_2_OVER_PI
             t = ctx.t = np.tanh(u, out=u)
-            out = t + 1.0
-            out *= x
-            out *= 0.5
-            return out
+            gelu = t + 1.0
+            gelu *= x
+            gelu *= 0.5
+            return gelu
         return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
         ### END SOLUTION
 
