@@ -1531,7 +1531,10 @@ except NotImplementedError:
 # ### The integration test: your GPT learns
 #
 # A tiny GPT trained for 60 steps on the first 200 000 characters must lower its
-# validation loss from `ln(vocab)` (uniform guessing) by at least a third.
+# validation loss from `ln(vocab)` (uniform guessing, 4.32 nats for these 75 characters)
+# by at least a quarter, below 3.24: better than a model that knows only how often each
+# character occurs (3.44 on this text), so it must have learned which characters follow
+# which.
 # The full run, a GPT of 4 layers, 4 heads, width 128 and context 64, trained for a few
 # minutes, is `tinytorch-course demo gpt`. On a busy 2-core machine it took 554 s for 900
 # steps of 16 × 64 characters and reached a validation loss of 1.91 nats per character
@@ -1579,9 +1582,9 @@ check.expect(
     f"{before:.3f} (are the initial weights small, std 0.02?)",
 )
 check.expect(
-    after < before * 2 / 3,
+    after < before * 3 / 4,
     f"validation loss went from {before:.3f} to {after:.3f} in 60 steps; expected "
-    f"below {before * 2 / 3:.3f}",
+    f"below {before * 3 / 4:.3f}",
 )
 check.done()
 
