@@ -81,13 +81,16 @@ def cmd_demo(project: Project, args) -> int:
     if is_stale(project):
         print("modules changed since the last build; building first")
         build(project)
-    command = [
-        sys.executable,
-        "-m",
-        "tinytorch_course.demo",
-        *(["--no-training"] if args.no_training else []),
-        *(["--cnn"] if args.topic == "cnn" else []),
-    ]
+    if args.what == "gpt":  # module 07: train a GPT on Shakespeare, print generated text
+        command = [sys.executable, "-m", "tinytorch_course.demo_gpt", *args.rest]
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "tinytorch_course.demo",
+            *(["--no-training"] if args.no_training else []),
+            *(["--cnn"] if args.what == "cnn" else []),
+        ]
     return subprocess.run(command, cwd=project.root, env=kernel_env(project)).returncode
 
 
@@ -140,8 +143,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         help="only the autograd trace, not the digits training run",
     )
     demo.add_argument(
-        "topic", nargs="?", choices=["cnn"], help="cnn: the module 06 CNN trained on the digits"
+        "what",
+        nargs="?",
+        choices=["cnn", "gpt"],
+        help="cnn: module 06's CNN on the digits; gpt: train module 07's GPT",
     )
+    demo.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to the demo")
     bench = add(
         "bench", cmd_bench, "run benchmarks/bench_NAME.py (prints ratios against baselines)"
     )
