@@ -1384,7 +1384,7 @@ def describe(model: Module, input_shape: tuple, dtype=np.float32) -> str:
 # %% nbgrader={"grade": true, "grade_id": "test_nn_integration", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
 import numpy as np
 from tinytorch_course.checks import Check
-from tinytorch.autograd import draw_graph
+from tinytorch.viz import draw_graph
 
 check = Check("test_nn_integration", points=15)
 

@@ -1041,7 +1041,7 @@ check.done()
 
 # %%
 try:
-    from tinytorch.autograd import draw_graph
+    from tinytorch.viz import draw_graph
     from tinytorch.nn import CrossEntropyLoss, Linear, ReLU, Sequential
 
     _layer = Linear(3, 2, generator=np.random.default_rng(0))
