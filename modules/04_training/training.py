@@ -65,8 +65,7 @@
 # %% [markdown]
 # ## Memory layout: what training on digits keeps in memory
 #
-# Every number below is computed from the shapes (float32: 4 bytes per number); a test
-# recomputes them from the live dataset and model and fails if this text is stale.
+# Every number below is computed from the shapes (float32: 4 bytes per number).
 #
 # <!-- memory:digits -->
 # ```
@@ -458,7 +457,8 @@ def _want(n, batch_size, drop_last=False):
     return [([10 * i for i in r], list(r)) for r in rows]
 
 
-for _n_here, _size_here in ((_n, _size), (_size * 3, _size), (_size - 1, _size)):
+_cases = ((_n, _size), (_size * 3, _size), (_size - 1, _size), (_n, 1), (_n, _n))
+for _n_here, _size_here in _cases:
     for _drop in (False, True):
         if _drop and _size_here > _n_here:
             continue
@@ -547,11 +547,11 @@ check.done()
 # And the mistakes: each should be caught in `DataLoader(...)` itself, with a message
 # that names the argument.
 
-# %% nbgrader={"grade": true, "grade_id": "test_training_loader_errors", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_training_loader_errors", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 import numpy as np
 from tinytorch_course.checks import Check
 
-check = Check("test_training_loader_errors", points=5)
+check = Check("test_training_loader_errors", points=3)
 _ds = {}
 
 
@@ -577,6 +577,37 @@ check.raises(
     check.probe(lambda: _loader(12, drop_last=True), "drop_last with batch_size 12 > 10"),
     ValueError,
     "DataLoader(10 samples, batch_size=12, drop_last=True): no batch at all",
+)
+check.done()
+
+# %% [markdown]
+# The text above asks for messages that name the argument:
+
+# %% nbgrader={"grade": true, "grade_id": "test_training_loader_messages", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_training_loader_messages", points=2)
+_bad = int(check.rng.integers(-9, 1))
+
+
+def _loader(batch_size, drop_last=False):
+    DataLoader(TensorDataset(np.arange(10)), batch_size, drop_last=drop_last)
+
+
+_error = check.probe(lambda: _loader(_bad), f"DataLoader(batch_size={_bad})")
+check.mentions(
+    _error,
+    ["batch_size", str(_bad)],
+    f"DataLoader(ds, batch_size={_bad})",
+    hint="name the argument and its value",
+)
+_error = check.probe(lambda: _loader(12, drop_last=True), "drop_last, batch_size 12 > 10")
+check.mentions(
+    _error,
+    ["drop_last"],
+    "DataLoader(10 samples, batch_size=12, drop_last=True)",
+    hint="name the argument",
 )
 check.done()
 
@@ -1357,11 +1388,12 @@ check.equal(
     f"value_rows of {np.round(_values, 3).tolist()} on {_low:.3f}..{_high:.3f}, {_height} rows",
     hint="row = round((v - low) / (high - low) · (height - 1)): low at 0, high at the top",
 )
-check.equal(
-    check.probe(lambda: value_rows([3.0, 3.0], 3.0, 3.0, _height), "a flat series"),
-    [(_height - 1) // 2] * 2,
-    f"value_rows when every value is equal ({_height} rows): the middle row",
-)
+for _rows_here in (_height, 10):
+    check.equal(
+        check.probe(lambda h=_rows_here: value_rows([3.0, 3.0], 3.0, 3.0, h), "a flat series"),
+        [(_rows_here - 1) // 2] * 2,
+        f"value_rows when every value is equal ({_rows_here} rows): the middle row (an int)",
+    )
 
 
 def _chart():
