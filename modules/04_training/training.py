@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Data and training
 #
-# > Datasets, a seeded DataLoader, the UCI handwritten digits shipped offline, train/validation/test splits, and a training loop with a progress bar, learning curves and saved models.
+# > Datasets, a seeded DataLoader, offline handwritten digits, splits and a training loop.
 
 # %% [markdown]
 # ## What we're building today
@@ -44,7 +44,8 @@
 # 1998): 32×32 black-and-white scans of digits cut into 4×4 blocks, each pixel of the
 # 8×8 result counting the ink in one block (0..16). The copy in `tinytorch_datasets/`
 # is the 1 797 images of the UCI test file (13 writers) that scikit-learn ships, with
-# its source, licence and checksum in that folder's README. Image 0, drawn by `ascii_digit` from the live file:
+# its source, licence and checksum in that folder's README. Image 0, drawn by
+# `ascii_digit` from the live file:
 #
 # <!-- digits:first -->
 # ```
@@ -92,7 +93,7 @@
 # |---|---|---|---|
 # | digits (this module) | 1 797 | 8 × 8 = 64 | 115 008 B (115 KB) |
 # | MNIST training set | 60 000 | 28 × 28 = 784 | 47 040 000 B (47 MB) |
-# | ImageNet-1k training set at 224 × 224 RGB | 1 281 167 | 224 × 224 × 3 = 150 528 | 192 851 506 176 B (193 GB) |
+# | ImageNet-1k train, 224 × 224 RGB | 1 281 167 | 224 × 224 × 3 = 150 528 | 192 851 506 176 B |
 #
 # As float32 each becomes four times larger. ImageNet does not fit in memory, so a
 # loader reads one batch of files at a time, in a new random order every epoch; the
@@ -389,7 +390,8 @@ class DataLoader:
             )
         if len(dataset) == 0:
             raise ValueError(
-                f"DataLoader: the dataset ({type(dataset).__name__}) is empty: there is nothing to batch"
+                f"DataLoader: the dataset ({type(dataset).__name__}) is empty: "
+                "there is nothing to batch"
             )
         if drop_last and batch_size > len(dataset):
             raise ValueError(
@@ -428,7 +430,8 @@ class DataLoader:
 
     def __repr__(self) -> str:
         return (
-            f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, batch_size={self.batch_size}, "
+            f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, "
+            f"batch_size={self.batch_size}, "
             f"shuffle={self.shuffle}, drop_last={self.drop_last})"
         )
 
@@ -800,9 +803,9 @@ check.done()
 # but real leak.
 #
 # Some pixels (the top-left corner, and the first and last pixel of row 4) are 0 in every
-# image, so their standard deviation is 0. Dividing by `std + eps` with `eps = 0.1` (on the [0, 1] pixel scale, about
-# 1.6 of the 16 ink levels) keeps them at 0 and stops nearly-constant pixels from being
-# blown up into large noisy inputs.
+# image, so their standard deviation is 0. Dividing by `std + eps` with `eps = 0.1` (on
+# the [0, 1] pixel scale, about 1.6 of the 16 ink levels) keeps them at 0 and stops
+# nearly-constant pixels from being blown up into large noisy inputs.
 
 
 # %% nbgrader={"grade": false, "grade_id": "training_standardize", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -830,7 +833,8 @@ class Standardize:
         x = np.asarray(x)
         if x.shape[1:] != self.mean.shape:
             raise ValueError(
-                f"Standardize: fitted on features of shape {self.mean.shape}, got x of shape {x.shape}"
+                f"Standardize: fitted on features of shape {self.mean.shape}, "
+                f"got x of shape {x.shape}"
             )
         ### BEGIN SOLUTION
         return ((x - self.mean) / (self.std + self.eps)).astype(x.dtype)
@@ -926,7 +930,8 @@ def accuracy(logits, labels) -> float:
     labels = np.asarray(labels)
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
         raise ValueError(
-            f"accuracy: logits must be (N, C) and labels (N,), got {logits.shape} and {labels.shape}"
+            f"accuracy: logits must be (N, C) and labels (N,), "
+            f"got {logits.shape} and {labels.shape}"
         )
     ### BEGIN SOLUTION
     return float(np.mean(logits.argmax(axis=1) == labels))
@@ -1036,8 +1041,8 @@ check.done()
 #
 # `train_epoch` runs one epoch and returns the sample-weighted mean loss and the
 # accuracy measured on the fly (on each batch's logits *before* that batch's update, as
-# training scripts such as PyTorch's ImageNet example report it). `fit` (given) calls it once per epoch, evaluates on the
-# validation loader, and records a `History`.
+# training scripts such as PyTorch's ImageNet example report it). `fit` (given) calls it
+# once per epoch, evaluates on the validation loader, and records a `History`.
 
 # %%
 try:
@@ -1055,7 +1060,8 @@ try:
     print(draw_graph(loss, backward=True))
 except Exception as error:  # the engine or its drawing tool is not finished yet
     print(
-        f"(the graph appears here once module 01's draw_graph works: {type(error).__name__}: {error})"
+        "(the graph appears here once module 01's draw_graph works: "
+        f"{type(error).__name__}: {error})"
     )
 
 

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Convolutions
 #
-# > conv2d as one matrix multiply over a strided view (im2col), its backward (col2im), Conv2d, max and average pooling, Flatten, and a CNN that reads digits better than the MLP.
+# > conv2d as one matrix multiply (im2col), its backward, pooling, and a CNN on the digits.
 
 # %% [markdown]
 # ## What we're building today
