@@ -151,7 +151,7 @@ def _extensions():
     """`register(add)` functions of the command modules that exist in this install."""
     import importlib
 
-    for name in ("assignments", "lab"):
+    for name in ("assignments", "lab", "mistakes"):
         try:
             module = importlib.import_module(f"{__package__}.{name}")
         except ModuleNotFoundError as error:

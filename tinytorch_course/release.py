@@ -31,7 +31,8 @@ _REGIONS = {
     "### BEGIN HIDDEN TESTS": ("### END HIDDEN TESTS", "hidden test"),
 }
 _MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
-_SKIPPED_FILES = {"__pycache__", ".ipynb_checkpoints", "mistakes.toml"}
+# Authoring files beside a module that quote its solutions (the mistake catalogue).
+_SKIPPED_FILES = {"__pycache__", ".ipynb_checkpoints", "mistakes.toml", "mutants-equivalent.toml"}
 
 
 @dataclass(frozen=True)
