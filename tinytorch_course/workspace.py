@@ -161,10 +161,12 @@ def create_workspace(project: Project, target: Path, force: bool = False, log=pr
         _link_package(target, target / "modules" / module.key)
     export_workspace(target)
     log(
-        f"workspace ready: {target} ({len(project.modules)} modules; your package: {target / PACKAGE_DIR})"
+        f"workspace ready: {target} ({len(project.modules)} modules; "
+        f"your package: {target / PACKAGE_DIR})"
     )
     log(
-        f"next: cd {target}, open modules/{project.modules[0].key}/{project.modules[0].notebook.name}; "
+        f"next: cd {target}, open "
+        f"modules/{project.modules[0].key}/{project.modules[0].notebook.name}; "
         "after each module run `nbdev-export`, then `tinytorch-course test NN`"
     )
     return target
