@@ -25,7 +25,9 @@ class Raised:
 
 
 def _show(value) -> str:
-    return np.array2string(np.asarray(value, dtype=np.float64), precision=6, separator=", ")
+    return np.array2string(
+        np.asarray(value, dtype=np.float64), precision=6, separator=", ", max_line_width=10**6
+    )
 
 
 class Check:
@@ -57,7 +59,7 @@ class Check:
             self._fail(f"{what} has shape {got.shape}, expected {expected.shape}", hint)
         if not np.allclose(got, expected, rtol=rtol, atol=atol, equal_nan=True):
             error = np.abs(got.astype(np.float64) - expected)
-            index = np.unravel_index(int(np.nanargmax(error)), error.shape) if error.ndim else ()
+            index = tuple(int(i) for i in np.unravel_index(int(np.nanargmax(error)), error.shape))
             self._fail(
                 f"{what} is {_show(got)}, expected {_show(expected)} (largest error "
                 f"{error[index]:.3g} at index {index})",

@@ -68,7 +68,7 @@ def compare_grads(check, grads, wants, what: str, hint: str = "") -> None:
                 f"{want.shape} ({diagnosis}){'; hint: ' + hint if hint else ''}",
             )
         error = np.abs(got - want)
-        at = np.unravel_index(int(np.argmax(error)), error.shape) if error.ndim else ()
+        at = tuple(int(i) for i in np.unravel_index(int(np.argmax(error)), error.shape))
         check.expect(
             False,
             f"{what}: the gradient of input {index} is wrong: {diagnosis}; at index {at} it is "

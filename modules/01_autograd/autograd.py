@@ -1414,7 +1414,8 @@ def accumulation():
     hidden = w * w
     hidden.retain_grad()
     (hidden * 5).backward(np.ones(2))
-    return accumulated, np.array(hidden.grad), (w * 2).grad is None
+    kept = None if hidden.grad is None else np.array(hidden.grad)
+    return accumulated, kept, (w * 2).grad is None
 
 
 got = check.no_raise(
@@ -1425,6 +1426,11 @@ check.close(
     [7.0, 7.0],
     "w.grad after backward of w*3 then of w*4",
     hint="gradients accumulate: add, do not overwrite",
+)
+check.expect(
+    got[1] is not None,
+    "hidden.grad is None after backward: a Variable that called "
+    "retain_grad() keeps its gradient too",
 )
 check.close(got[1], [5.0, 5.0], "hidden.grad of a non-leaf that called retain_grad()")
 check.equal(got[2], True, "(w * 2).grad is None", hint="a non-leaf keeps no .grad by default")
