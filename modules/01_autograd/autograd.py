@@ -1335,7 +1335,9 @@ def opening_example():
     return [None if v.grad is None else float(v.grad) for v in (x, y, b)]
 
 
-got = check.probe(opening_example, "(x.grad, y.grad, b.grad) after z.backward()")
+got = check.probe(opening_example, "z.backward() for z = x*y + b")
+got = check.no_raise(got, "z.backward() for z = x*y + b")
+check.expect(None not in got, f"(x.grad, y.grad, b.grad) after z.backward() is {got}")
 check.close(
     np.array(got, dtype=np.float64),
     [y0, x0, 1.0],
