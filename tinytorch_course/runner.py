@@ -107,6 +107,8 @@ def run_module(
         kernel_name="python3",
         allow_errors=True,
         resources={"metadata": {"path": str(module.folder)}},
+        # the kernel talks to this process over loopback only: not its TCP warning each run
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
     result = NotebookResult(module.key)
     start = time.perf_counter()

@@ -338,9 +338,8 @@ class trace:
         reached: dict[int, object] = {}
         for fn, grad_output, grads in steps:
             output = self._outputs.get(fn)
-            for value, grad in zip(fn.inputs, grads, strict=True):
-                if grad is None:
-                    continue
+            received = [(v, g) for v, g in zip(fn.inputs, grads, strict=True) if g is not None]
+            for value, grad in received:
                 equals = "+=" if id(value) in reached else "="
                 reached[id(value)] = value
                 rows.append(
