@@ -209,7 +209,8 @@ class Project:
         return modules
 
     def module(self, key: str) -> Module:
-        """The module whose key (`01_autograd`), name (`autograd`) or number (`01`, `1`) is `key`."""
+        """The module whose key (`01_autograd`), name (`autograd`) or number (`01`, `1`) is
+        `key`."""
         for module in self.modules:
             number = module.key.split("_", 1)[0]
             if key in (module.key, module.name, number) or (

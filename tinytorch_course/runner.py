@@ -115,9 +115,8 @@ def run_module(
     try:
         client.execute(cwd=str(module.folder), env=kernel_env(project))
     except Exception as error:  # a timeout or a dead kernel ends the run; score what completed
-        result.errors.append(
-            f"notebook stopped: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        )
+        first = str(error).splitlines()[0] if str(error) else ""
+        result.errors.append(f"notebook stopped: {type(error).__name__}: {first}")
     result.seconds = time.perf_counter() - start
     for index, cell in enumerate(notebook.cells):
         meta = cell.metadata.get("nbgrader", {})

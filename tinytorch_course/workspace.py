@@ -178,7 +178,7 @@ def create_workspace(project: Project, target: Path, force: bool = False, log=pr
             "it adds them and leaves your notebooks as they are"
         )
     log(
-        f"next: cd {target}, open modules/{project.modules[0].key}/{project.modules[0].notebook.name}; "
+        f"next: cd {target}, open modules/{modules[0].key}/{modules[0].notebook.name}; "
         "after each module run `nbdev-export`, then `tinytorch-course test NN`"
     )
     return target
