@@ -649,6 +649,7 @@ class Mul(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_mul", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
@@ -727,6 +728,7 @@ def _shape_error(op: type, arrays: Sequence, error: Exception) -> ValueError:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_function", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
@@ -833,6 +835,7 @@ class Neg(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_arithmetic", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
@@ -913,6 +916,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_unbroadcast", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_unbroadcast", points=6)
@@ -1195,6 +1199,7 @@ def add_input_grads(grads: dict, fn: Function, input_grads: list) -> None:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_engine", "locked": true, "points": 18, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
@@ -1408,6 +1413,7 @@ class ReLU(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_math_ops", "locked": true, "points": 12, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
@@ -1497,6 +1503,7 @@ class MatMul(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_matmul", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
@@ -1618,6 +1625,7 @@ class Max(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_reductions", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
@@ -1735,6 +1743,7 @@ class GetItem(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_shape_ops", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
@@ -1852,6 +1861,7 @@ def matmul(a, b) -> Variable:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_log_softmax", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
@@ -1993,6 +2003,7 @@ def gradcheck(
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_integration", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
