@@ -591,3 +591,178 @@ def check_log_softmax_large(check, nb: Callable[[], dict]) -> None:
         what,
         hint="subtract the maximum first: exp of a large number overflows",
     )
+
+
+def check_arithmetic(check, nb: Callable[[], dict]) -> None:
+    """Part 3: Add, Sub, Div, Neg called directly, then each operator with a number on
+    either side: its value and the op it records."""
+    a, b = check.rng.standard_normal((2, 3)), check.rng.standard_normal((2, 3))
+    away = check.rng.uniform(0.5, 2.0, (2, 3)) * check.rng.choice([-1, 1], (2, 3))
+    check_op(check, lambda: nb()["Add"], np.add, [a, b], "Add")
+    check_op(check, lambda: nb()["Sub"], np.subtract, [a, b], "Sub", hint="∂(a - b)/∂b = -g")
+    hint = "∂(a / b)/∂b = -g * a / b²"
+    check_op(check, lambda: nb()["Div"], np.divide, [a, away], "Div", hint=hint)
+    check_op(check, lambda: nb()["Neg"], np.negative, [a], "Neg")
+    x, k = check.rng.uniform(0.5, 2.0, 3).astype(np.float32), float(check.rng.integers(2, 5))
+    for text, fn, want, op in [
+        ("x + k", lambda v: v + k, x + k, "Add"),
+        ("k + x", lambda v: k + v, k + x, "Add"),
+        ("x - k", lambda v: v - k, x - k, "Sub"),
+        ("k - x", lambda v: k - v, k - x, "Sub"),
+        ("x / k", lambda v: v / k, x / k, "Div"),
+        ("k / x", lambda v: k / v, k / x, "Div"),
+        ("-x", lambda v: -v, -x, "Neg"),
+    ]:
+
+        def run(fn=fn):
+            out = fn(nb()["Variable"](x.copy(), requires_grad=True))
+            return np.array(out.data), type(out.grad_fn).__name__
+
+        got = check.no_raise(check.probe(run, text), text)
+        check.close(got[0], want, f"{text} for x = {x}, k = {k:g}")
+        check.equal(got[1], op, f"the op that {text} records (type of its grad_fn)")
+
+
+def check_arithmetic_more(check, nb: Callable[[], dict]) -> None:
+    """Part 3, as stated: Div with both inputs away from 0; a Python number keeps a
+    float32 Variable float32."""
+    away = check.rng.uniform(0.5, 2.0, (2, 3)) * check.rng.choice([-1, 1], (2, 3))
+    check_op(check, lambda: nb()["Div"], np.divide, [away, away[::-1]], "Div")
+    x = check.rng.uniform(0.5, 2.0, 3).astype(np.float32)
+    got = check.probe(lambda: str((nb()["Variable"](x) * 2.5 + 1).dtype), "(x * 2.5 + 1).dtype")
+    check.equal(got, "float32", "the dtype of a float32 Variable times a Python number")
+
+
+def check_unbroadcast(check, nb: Callable[[], dict]) -> None:
+    """Part 4: `unbroadcast(g, shape)` of a (4, 2, 3) gradient for every shape that
+    broadcasts to it; the same array back when the shapes match."""
+    g = check.rng.standard_normal((4, 2, 3))
+    hint = "sum the leading axes, then the stretched ones with keepdims=True"
+    for shape, want in [
+        ((4, 2, 3), g),
+        ((2, 3), g.sum(axis=0)),
+        ((3,), g.sum(axis=(0, 1))),
+        ((2, 1), g.sum(axis=(0, 2))[:, None]),
+        ((1, 3), g.sum(axis=(0, 1))[None, :]),
+        ((4, 1, 3), g.sum(axis=1, keepdims=True)),
+        ((), g.sum()),
+    ]:
+        run = lambda s=shape: np.array(nb()["unbroadcast"](g.copy(), s))  # noqa: E731
+        got = check.probe(run, f"unbroadcast(g, {shape})")
+        check.close(got, want, f"unbroadcast(g of shape (4, 2, 3), {shape})", hint=hint)
+    got = check.probe(lambda: nb()["unbroadcast"](g, g.shape) is g, "unbroadcast(g, g.shape)")
+    check.equal(got, True, "unbroadcast(g, g.shape) is g", hint="return grad itself, no copy")
+
+
+def check_math_ops(check, nb: Callable[[], dict]) -> None:
+    """Part 5: each op through the engine on random data, then sigmoid at ±1000."""
+    values, positive = check.rng.standard_normal((2, 3)), check.rng.uniform(0.5, 2.0, (2, 3))
+    away = check.rng.uniform(0.2, 2.0, (2, 3)) * check.rng.choice([-1, 1], (2, 3))
+    p = float(check.rng.uniform(2.5, 3.5))
+    rows = [
+        (lambda a: a**p, lambda a: a**p, [positive], "a ** p", "b * a ** (b - 1)"),
+        (lambda a: a**-0.5, lambda a: a**-0.5, [positive], "a ** -0.5"),
+        (lambda a, b: a**b, lambda a, b: a**b, [positive, values], "a ** b", "out * ln a"),
+        (lambda a: 2**a, lambda a: 2**a, [values], "2 ** a"),
+        (lambda a: a.exp(), np.exp, [values], "a.exp()"),
+        (lambda a: a.log(), np.log, [positive], "a.log()", "∂ ln a/∂a = 1 / a"),
+        (lambda a: a.tanh(), np.tanh, [values], "a.tanh()", "1 - out², not 1 - out"),
+        (lambda a: a.sigmoid(), lambda a: 1 / (1 + np.exp(-a)), [values], "a.sigmoid()"),
+        (lambda a: a.relu(), lambda a: np.maximum(a, 0), [away], "a.relu()"),
+    ]
+    check_table(check, nb, rows)
+    check_sigmoid_edges(check, nb)
+
+
+def check_matmul(check, nb: Callable[[], dict], hidden: bool = False) -> None:
+    """Part 6: `a @ b` for vectors, matrices and stacks (batch axes broadcast)."""
+    shapes = [((2, 3), (3, 4)), ((3,), (3, 4)), ((2, 3), (3,)), ((3,), (3,))]
+    shapes += [((5, 2, 3), (5, 3, 4)), ((5, 2, 3), (3, 4)), ((3,), (5, 3, 2))]
+    if hidden:
+        shapes = [((4, 1, 2, 3), (2, 3, 2)), ((2, 2, 3), (3,))]
+    hint = "∂L/∂A = g @ B.T, ∂L/∂B = A.T @ g"
+    rows = [
+        (
+            lambda a, b: a @ b,
+            np.matmul,
+            [check.rng.standard_normal(s) for s in pair],
+            f"a @ b with shapes {pair[0]} @ {pair[1]}",
+            hint,
+        )
+        for pair in shapes
+    ]
+    check_table(check, nb, rows)
+
+
+def check_reductions(check, nb: Callable[[], dict], hidden: bool = False) -> None:
+    """Part 7: sum, mean, max over every kind of axis, keepdims either way; ties."""
+    data = check.rng.standard_normal((2, 3, 4))
+    if hidden:
+        rows = [(lambda a: a.sum(), np.sum, [data[0, 0, 0]], "the sum of a 0-d Variable")]
+        mean = lambda a: a.mean(axis=(0, 1))  # noqa: E731
+        rows += [(mean, mean, [data], "a.mean(axis=(0, 1))")]
+        return check_table(check, nb, rows)
+    rows = [
+        (
+            lambda a, m=m, x=x, k=k: getattr(a, m)(axis=x, keepdims=k),
+            lambda a, m=m, x=x, k=k: getattr(np, m)(a, axis=x, keepdims=k),
+            [data],
+            f"a.{m}(axis={x}, keepdims={k}) for a of shape (2, 3, 4)",
+        )
+        for x in (None, 0, 1, -1, (0, 2))
+        for k in (False, True)
+        for m in ("sum", "mean", "max")
+    ]
+    check_table(check, nb, rows)
+    check_max_ties(check, nb)
+
+
+def check_shape_ops(check, nb: Callable[[], dict], hidden: bool = False) -> None:
+    """Part 8: reshape, transpose and indexing (a repeated index included)."""
+    data = check.rng.standard_normal((2, 3, 4))
+    same = lambda f: (f, f)  # noqa: E731 - the Variable and the numpy expression agree
+    if hidden:
+        mask = data > 0
+        rows = [
+            (*same(lambda a: a[np.arange(2), [1, 2]]), [data], "a[np.arange(2), [1, 2]]"),
+            (*same(lambda a: a[mask]), [data], "a[mask] (a boolean mask)"),
+            (lambda a: a.transpose(0, 2), lambda a: np.swapaxes(a, 0, 2), [data], "a.T(0, 2)"),
+        ]
+        return check_table(check, nb, rows)
+    rows = [
+        (*same(lambda a: a.reshape(4, 6)), [data], "a.reshape(4, 6)"),
+        (lambda a: a.reshape((-1,)), lambda a: a.reshape(-1), [data], "a.reshape((-1,))"),
+        (*same(lambda a: a.T), [data], "a.T"),
+        (*same(lambda a: a.transpose(1, 2, 0)), [data], "a.transpose(1, 2, 0)", "np.argsort"),
+        (*same(lambda a: a[0, 1:, ::2]), [data], "a[0, 1:, ::2]"),
+        (*same(lambda a: a[:, [0, 2, 2]]), [data], "a[:, [0, 2, 2]]", "np.add.at"),
+    ]
+    check_table(check, nb, rows)
+    check_repeated_index(check, nb)
+
+
+def _numpy_log_softmax(a, axis=-1):
+    shifted = a - a.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+def check_log_softmax(check, nb: Callable[[], dict]) -> None:
+    """Part 9: log_softmax along the last axis and along axis 0; no overflow at ±1000."""
+    data = check.rng.standard_normal((3, 4))
+    rows = [
+        (
+            lambda a: nb()["log_softmax"](a),
+            _numpy_log_softmax,
+            [data],
+            "log_softmax(a) along the last axis",
+            "g - softmax * sum(g) along the axis",
+        ),
+        (
+            lambda a: a.log_softmax(axis=0),
+            lambda a: _numpy_log_softmax(a, axis=0),
+            [data],
+            "a.log_softmax(axis=0)",
+        ),
+    ]
+    check_table(check, nb, rows)
+    check_log_softmax_large(check, nb)
