@@ -1195,11 +1195,9 @@ from tinytorch.viz import draw_graph, trace
 try:
     a = Variable(1.0, requires_grad=True)
     with trace(names=globals(), observe=observe_ops):
-        b = a * 2
-        c = a * 3
+        b, c = a * 2, a * 3
         d = b + c
         d.backward()
-    print(draw_graph(d, names=globals()))
     print(draw_graph(d, backward=True, names=globals()))
 except Exception as error:  # the released notebook runs this before your engine is finished
     print(f"draw_graph and trace run on your engine; finish Parts 1 to 4 first ({error!r})")
@@ -1600,7 +1598,8 @@ check.done()
 # ```
 #
 # Basic indexing (integers, slices, `None`, `...`) cannot pick an element twice, so
-# plain assignment is enough there, and faster (`_is_basic_index` tells them apart).
+# plain assignment is enough there, and faster (`_is_basic_index` tells them apart);
+# integer arrays and boolean masks go through `np.add.at`.
 #
 # **Your task:** `Reshape`, `Transpose` and `GetItem`.
 
