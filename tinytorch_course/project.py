@@ -106,7 +106,12 @@ class Module:
     def graded_cells(self) -> list[GradedCell]:
         """The graded test cells, in order (malformed metadata is the linter's job)."""
         cells = []
-        for meta in nbgrader_metadata(self.text).values():
+        if not self.source.is_file() and self.notebook.is_file():  # a workspace: the notebook
+            notebook = json.loads(self.notebook.read_text(encoding="utf-8"))
+            metas = [c.get("metadata", {}).get("nbgrader") for c in notebook.get("cells", [])]
+        else:
+            metas = list(nbgrader_metadata(self.text).values())
+        for meta in metas:
             if isinstance(meta, dict) and meta.get("grade"):
                 cells.append(GradedCell(str(meta.get("grade_id")), float(meta.get("points", 0))))
         return cells
