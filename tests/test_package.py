@@ -57,8 +57,25 @@ def test_a_package_with_only_module_01_exported_imports_and_names_what_is_missin
 
 
 def test_nn_looks_up_layers_of_later_modules_and_says_which_builds_them():
+    import tinytorch.attention
+    import tinytorch.conv
+
+    assert tt.nn.Conv2d is tinytorch.conv.Conv2d
+    assert tt.nn.Embedding is tinytorch.attention.Embedding
     with pytest.raises(AttributeError, match=r"tinytorch\.conv \(module 06\)"):
-        tt.nn.Conv2d  # noqa: B018
+        tt.nn.NoSuchLayer  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "name", ["autograd", "viz", "nn", "optim", "data", "training", "memory", "conv", "attention"]
+)
+def test_each_submodule_imports_first_in_a_fresh_interpreter(name):
+    """Imported first, each submodule pulls in what it needs without an import cycle
+    (tinytorch.nn's lookup of later layers must not run while the package is importing)."""
+    result = subprocess.run(
+        [sys.executable, "-c", f"import tinytorch.{name}"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_leaf_gradient_never_shares_memory_with_what_the_caller_or_another_leaf_holds():

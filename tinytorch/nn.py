@@ -465,7 +465,7 @@ def describe(model: Module, input_shape: tuple, dtype=np.float32) -> str:
     headers = ["layer", "type", "parameters", "param bytes", "output", "out bytes"]
     return box_table(headers, rows, [False, False, False, True, False, True])
 
-# %% ../modules/02_nn/nn.ipynb #ad5b3fd4
+# %% ../modules/02_nn/nn.ipynb #7b9651fa
 # Layers that later modules add (06: tinytorch.conv, 07: tinytorch.attention) are found
 # here too, so that `tinytorch.nn.Conv2d` works as in PyTorch once they are exported.
 _LATER = {"conv": "module 06", "attention": "module 07"}
@@ -473,6 +473,8 @@ _LATER = {"conv": "module 06", "attention": "module 07"}
 
 def __getattr__(name: str):
     """PEP 562: a name this module lacks, looked up in the later layer modules."""
+    if name.startswith("__"):  # the import system asks for __path__ and the like
+        raise AttributeError(f"module 'tinytorch.nn' has no attribute {name!r}")
     import importlib
 
     for submodule in _LATER:

@@ -1381,6 +1381,8 @@ _LATER = {"conv": "module 06", "attention": "module 07"}
 
 def __getattr__(name: str):
     """PEP 562: a name this module lacks, looked up in the later layer modules."""
+    if name.startswith("__"):  # the import system asks for __path__ and the like
+        raise AttributeError(f"module 'tinytorch.nn' has no attribute {name!r}")
     import importlib
 
     for submodule in _LATER:
