@@ -151,7 +151,7 @@ def _extensions():
     """`register(add)` functions of the command modules that exist in this install."""
     import importlib
 
-    for name in ("grading", "lab"):
+    for name in ("grading", "lab", "docs"):
         try:
             module = importlib.import_module(f"{__package__}.{name}")
         except ModuleNotFoundError as error:
