@@ -93,7 +93,7 @@ def test_every_module_has_a_page_with_its_outputs_listed_on_the_landing_page(cou
         assert f'href="modules/{module.key}.html"' in (site / "index.html").read_text(
             encoding="utf-8"
         )
-        passed = re.findall(r"✓ (\w+) passed", text_of(page))
+        passed = re.findall(r"(?m)^\s*✓ (\w+) passed", text_of(page))  # output lines
         graded = [cell.grade_id for cell in module.graded_cells]
         assert sorted(passed) == sorted(graded), (
             f"{module.key}: the page shows pass lines for {passed}, the module grades {graded}: "
