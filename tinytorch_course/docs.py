@@ -402,6 +402,8 @@ CSS = """pre, code, kbd, samp, .highlight pre, div.cell_output pre, .output pre 
   font-family: "DejaVu Sans Mono", "Menlo", "Consolas", monospace;
   font-variant-ligatures: none;
 }
+/* Highlighted keywords are bold; a bold face the system lacks is synthesized wider. */
+pre, pre * { font-synthesis: none; }
 pre, .highlight pre, div.cell_output pre, div.cell_output .output pre {
   white-space: pre;
   overflow-x: auto;
