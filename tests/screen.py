@@ -55,9 +55,8 @@ def assert_boxes_aligned_on_screen(blocks: list) -> int:
     measured = 0
     for block, lines in enumerate(blocks):
         starts = [line[0][1] for line in lines if line]
-        widths = [width for line in lines for char, _, width, _ in line if char in "─│"]
-        assert starts and widths, f"diagram {block}: nothing was laid out"
-        left, column_width = min(starts), min(widths)
+        assert starts, f"diagram {block}: nothing was laid out"
+        left, column_width = min(starts), _column_width(lines)
         assert column_width > 0, f"diagram {block}: box characters have no width on screen"
         for number, line in enumerate(lines):
             text = "".join(char for char, *_ in line)
@@ -77,3 +76,20 @@ def assert_boxes_aligned_on_screen(blocks: list) -> int:
                     measured += 1
                 column += char_width(char)
     return measured
+
+
+def _column_width(lines: list) -> float:
+    """The font's advance per display column: the median over lines of the distance
+    between a line's first and last character divided by the columns between them
+    (an advance is fractional, 7.834 px, so one glyph's rounded width drifts; the median
+    is not moved by one misdrawn line)."""
+    ratios = []
+    for line in lines:
+        columns = sum(char_width(char) for char, *_ in line[:-1])
+        if len(line) > 1 and columns >= 4:
+            ratios.append((line[-1][1] - line[0][1]) / columns)
+    widths = [width for line in lines for char, _, width, _ in line if char in "─│"]
+    if not ratios:
+        return min(widths, default=0.0)
+    ratios.sort()
+    return ratios[len(ratios) // 2]
