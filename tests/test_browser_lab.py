@@ -28,7 +28,6 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, copy_course
-
 from screen import CHROMIUM, CHROMIUM_FLAGS, assert_boxes_aligned_on_screen, glyphs_js
 
 from tinytorch_course.boxes import BOX_CHARS

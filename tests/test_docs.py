@@ -24,7 +24,6 @@ import pytest
 from conftest import ROOT, copy_course
 from screen import CHROMIUM, CHROMIUM_FLAGS, assert_boxes_aligned_on_screen, glyphs_js
 
-from tinytorch_course.boxes import BOX_CHARS
 from tinytorch_course.docs import WORK_DIR, find_site_leaks, package_modules, page_text
 from tinytorch_course.project import Project
 from tinytorch_course.release import secrets
@@ -178,7 +177,6 @@ except ImportError:  # pragma: no cover - depends on the environment
     sync_playwright = None
 
 
-
 def browser_only(test):
     marks = [
         pytest.mark.browser,
@@ -244,9 +242,7 @@ def visit(page, url: str) -> list[str]:
     page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
     page.on("pageerror", lambda e: problems.append(f"exception: {e}"))
     page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
-    page.on(
-        "response", lambda r: r.status >= 400 and problems.append(f"{r.status}: {r.url}")
-    )
+    page.on("response", lambda r: r.status >= 400 and problems.append(f"{r.status}: {r.url}"))
     page.goto(url, wait_until="load")
     page.wait_for_timeout(200)
     return problems

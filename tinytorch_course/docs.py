@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import html.parser
-import json
 import re
 import shutil
 import subprocess
@@ -590,9 +589,7 @@ def build_site(
                 f"{SITE_DIRS[instructor]}/ removed:\n" + "\n".join(f"  {leak}" for leak in leaks)
             )
     pages = len(list(site.rglob("*.html")))
-    return SiteResult(
-        site, pages, executed, cached, unexecuted, time.perf_counter() - start
-    )
+    return SiteResult(site, pages, executed, cached, unexecuted, time.perf_counter() - start)
 
 
 def serve(folder: Path, port: int) -> None:
@@ -615,7 +612,7 @@ def cmd_docs(project: Project, args) -> int:
         import sphinx  # noqa: F401
     except ImportError as error:
         raise CourseError(
-            f"the docs tools are not installed ({error.name}): pip install -e \".[docs]\""
+            f'the docs tools are not installed ({error.name}): pip install -e ".[docs]"'
         ) from None
     result = build_site(project, quick=args.quick, instructor=args.instructor)
     edition = "instructor's edition" if args.instructor else "student edition"
