@@ -364,6 +364,8 @@ project = {title!r}
 extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon"]
 nb_execution_mode = "off"
 nb_merge_streams = True
+# No widgets here: without this, every page loads require.js and a widget manager from CDNs.
+nb_ipywidgets_js = {{}}
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
 html_theme = "furo"
@@ -371,6 +373,8 @@ html_title = {title!r} + {suffix!r}
 html_static_path = ["_static"]
 pygments_dark_style = "native"
 html_copy_source = False
+html_show_copyright = False
+html_favicon = "_static/favicon.svg"
 html_show_sourcelink = False
 html_theme_options = {{"announcement": {announcement!r}}}
 autodoc_default_options = {{"member-order": "bysource"}}
@@ -414,6 +418,14 @@ pre, .highlight pre, div.cell_output pre, div.cell_output .output pre {
 """
 
 
+# A browser asks for /favicon.ico (a 404 in the console) unless the page names an icon.
+FAVICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    '<rect x="1" y="1" width="14" height="14" fill="none" stroke="#e65100" stroke-width="2"/>'
+    '<path d="M5 5h6M8 5v7" stroke="#e65100" stroke-width="2"/></svg>\n'
+)
+
+
 def write_sources(project: Project, notebooks: dict[str, object], instructor: bool) -> Path:
     """Write the Sphinx project to `.tinytorch/docs/src/` (only files whose text changed, so
     Sphinx re-reads only those) and remove pages of modules that no longer exist."""
@@ -434,6 +446,7 @@ def write_sources(project: Project, notebooks: dict[str, object], instructor: bo
             announcement=announcement,
         ),
         "_static/tinytorch.css": CSS,
+        "_static/favicon.svg": FAVICON,
         "index.md": _landing(project, instructor),
         **_api_pages(project),
     }
