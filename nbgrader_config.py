@@ -1,10 +1,12 @@
 """nbgrader configuration of this course, read by every `nbgrader` command run in this folder
-and by `tinytorch-course release` / `grade` (which always run nbgrader with this file).
+and by `tinytorch-course release` (which runs nbgrader's generate_assignment with it).
 
-The values come from `settings.ini` (the one place instructors edit): the course id, the
-per-cell and per-notebook time limits. nbgrader's course folders live beside this file:
-`source/` (staged by `release` from modules/, a build product), `release/`, `submitted/`,
-`autograded/`, `feedback/`, and the gradebook `<course_id>.db`.
+`grade` does not run nbgrader's autograde: it runs each submission in its own sandbox and
+scores it with the course's trusted judge (see tinytorch_course/grade.py), then records
+the scores in the gradebook that release made. The values come from `settings.ini` (the
+one place instructors edit). nbgrader's course folders live beside this file: `source/`
+(staged by `release` from modules/, a build product), `release/`, `submitted/`,
+`feedback/`, and the gradebook `<course_id>.db`.
 """
 
 import configparser
@@ -40,17 +42,3 @@ c.ClearSolutions.code_stub = {
         'raise NotImplementedError("write this part, then run the test cell below it")'
     )
 }
-
-# Time limits: nbgrader's own timeout is per cell; DeadlineExecute adds the per-notebook
-# limit, scores what completed, and survives a kernel that dies (os._exit, a crash).
-c.Execute.timeout = int(_settings.getfloat("grading", "cell_timeout", fallback=120))
-c.DeadlineExecute.notebook_timeout = _settings.getfloat("grading", "notebook_timeout", fallback=300)
-c.Autograde.autograde_preprocessors = [
-    "tinytorch_course.nbgrader_execute.DeadlineExecute",
-    "nbgrader.preprocessors.IgnorePattern",
-    "nbconvert.preprocessors.ClearMetadataPreprocessor",
-    "nbgrader.preprocessors.LimitOutput",
-    "nbgrader.preprocessors.SaveAutoGrades",
-    "nbgrader.preprocessors.AssignLatePenalties",
-    "nbgrader.preprocessors.CheckCellMetadata",
-]

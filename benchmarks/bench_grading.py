@@ -1,10 +1,12 @@
-"""How long `grade` takes: per notebook, and for a class of N submissions (default 30).
+"""How long `grade` takes per notebook with every submission sandboxed, and where it goes.
 
 In a temporary copy of the course: release one module, submit N copies of its reference
-solution, and time `tinytorch-course grade MODULE` (worker start-up, the kernel import
-check, autograde and feedback HTML per submission). The baseline, measured in the same
-run, is plain execution of the same notebook with nbclient (what `test` does): the ratio
-says what nbgrader's sanitizing, gradebook and feedback add per notebook.
+solution (default 30), and time `grade MODULE` (sandbox on: bubblewrap, own uid, cgroup
+limits; then the trusted judge, gradebook and feedback) with 1 and 2 workers. The
+baseline, measured in the same run, is plain execution of the same notebook with nbclient
+in this process (what `test` does, without recording or judging). Also printed: where a
+notebook's time goes (sandbox start and Python start-up inside it, kernel start, cell
+execution, judge, feedback page, gradebook), averaged over the class.
 
     python benchmarks/bench_grading.py [--students 30] [--workers 1 2] [--module 01]
 """
@@ -21,14 +23,15 @@ import time
 from pathlib import Path
 
 from tinytorch_course.build import module_notebook
+from tinytorch_course.execute import execute, kernel_env
 from tinytorch_course.grade import grade
 from tinytorch_course.project import Project
 from tinytorch_course.release import release, released_notebook
-from tinytorch_course.runner import kernel_env
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ("settings.ini", "pyproject.toml", "nbgrader_config.py")
 FOLDERS = ("modules", "tinytorch", "tinytorch_datasets")
+STAGES = ("sandbox start", "kernel start", "execution", "judge", "feedback", "gradebook")
 
 
 def copy_course(target: Path) -> Project:
@@ -65,12 +68,10 @@ def solved(project: Project, module) -> dict:
 
 def plain_execution_seconds(project: Project, module, notebook: dict) -> float:
     import nbformat
-    from nbclient import NotebookClient
 
     nb = nbformat.reads(json.dumps(notebook), as_version=4)
-    client = NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True)
     start = time.perf_counter()
-    client.execute(cwd=str(module.folder), env=kernel_env(project))
+    execute(nb, str(module.folder), kernel_env(project))
     return time.perf_counter() - start
 
 
@@ -92,13 +93,7 @@ def main() -> int:
         released = time.perf_counter() - start
         notebook = solved(project, module)
         for index in range(args.students):
-            path = (
-                project.root
-                / "submitted"
-                / f"student{index:03d}"
-                / module.key
-                / module.notebook.name
-            )
+            path = project.root / "submitted" / f"s{index:03d}" / module.key / module.notebook.name
             path.parent.mkdir(parents=True)
             path.write_text(json.dumps(notebook), encoding="utf-8")
         baseline = plain_execution_seconds(project, module, notebook)
@@ -114,9 +109,13 @@ def main() -> int:
             full &= all(row.score == module.points for row in rows) and len(rows) == args.students
             per = total / args.students
             print(
-                f"grade {args.students} submissions with {workers} worker(s): {total:.1f}s total, "
-                f"{per:.2f}s per notebook ({per / baseline:.1f}x the baseline)"
+                f"grade {args.students} submissions, sandboxed, {workers} worker(s): "
+                f"{total:.1f}s total, {per:.2f}s per notebook ({per / baseline:.1f}x the baseline)"
             )
+            spent = {
+                stage: sum(r.timings.get(stage, 0.0) for r in rows) / len(rows) for stage in STAGES
+            }
+            print("  per notebook: " + ", ".join(f"{k} {v:.2f}s" for k, v in spent.items()))
         print("every submission scored full marks" if full else "SOME SUBMISSIONS LOST POINTS")
     return 0 if full else 1
 

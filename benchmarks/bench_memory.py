@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  plain                  {mib(plain_held)}     {mib(plain_peak)}")
     print(f"  checkpoint_sequential  {mib(ckpt_held)}     {mib(ckpt_peak)}")
     print(
-        f"  ratio                  {memory_ratio:8.3f}    (of the peaks) target <= {MEMORY_TARGET}  "
+        f"  ratio                  {memory_ratio:8.3f}    (of the peaks) "
+        f"target <= {MEMORY_TARGET}  "
         f"{verdict[memory_ok]}{target}"
     )
     print(f"step time (median of {repeats} interleaved steps each):")

@@ -264,7 +264,10 @@ def agreement(trainers: list[Trainer], batches: list, steps: int = 3) -> str:
     )
     status = "ok" if worst < 1e-4 else "MISMATCH"
     shown = ", ".join(f"{name} {values[-1]:.6f}" for name, values in losses.items())
-    return f"same weights, same batches, loss after {steps} steps: {shown} (max rel diff {worst:.1e}: {status})"
+    return (
+        f"same weights, same batches, loss after {steps} steps: {shown} "
+        f"(max rel diff {worst:.1e}: {status})"
+    )
 
 
 def profile_tinytorch(layers, batches, steps: int, top: int = 18) -> str:
@@ -309,7 +312,8 @@ def blas_report() -> list[str]:
         pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
         return [
             f"BLAS: {p.get('internal_api')} {p.get('version')}, kernel {p.get('architecture')}, "
-            f"{p.get('num_threads')} threads, threading {p.get('threading_layer')} ({p.get('filepath')})"
+            f"{p.get('num_threads')} threads, threading {p.get('threading_layer')} "
+            f"({p.get('filepath')})"
             for p in pools
         ] or ["BLAS: threadpoolctl found no BLAS library loaded by numpy"]
     try:
@@ -361,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         TinyTorch(make_weights())
     except Exception as error:  # an unbuilt or unfinished package
         print(
-            f"cannot build the tinytorch MLP ({type(error).__name__}: {error}); run `tinytorch-course build`"
+            f"cannot build the tinytorch MLP ({type(error).__name__}: {error}); "
+            "run `tinytorch-course build`"
         )
         return 1
 
@@ -375,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds_per_step(trainer, batches, 3)
     samples = interleaved_samples(trainers, batches, steps, repeats)
     print(
-        f"\nms per step, fastest / median block ({repeats} repetitions of {steps} steps, interleaved)"
+        f"\nms per step, fastest / median block "
+        f"({repeats} repetitions of {steps} steps, interleaved)"
     )
     for name, values in samples.items():
         print(f"  {name:<15}{min(values) * 1e3:8.3f} /{statistics.median(values) * 1e3:8.3f} ms")

@@ -1,10 +1,11 @@
-"""Module 01's diagrams are printed by the engine's own tools, so they cannot drift.
+"""Module 01's diagrams are printed by the tools of `tinytorch.viz`, so they cannot drift.
 
 Every ```python block in the module's markdown that is followed by a ```text block is
 run here with the exported `tinytorch.autograd`, and what it prints must equal the
 text block. The numbers of the memory pictures are recomputed from the formulas
 stated beside them (the small model's saved-for-backward bytes measured on a live
-graph). Then the tools themselves: `draw_graph`, `trace`, `explain`.
+graph). Then the tools themselves: `draw_graph`, `trace`, `explain`, which watch the
+engine only through its public hooks (`observe_ops`, `grad_fn.register_hook`).
 """
 
 from __future__ import annotations
@@ -19,16 +20,9 @@ import numpy as np
 import pytest
 
 import tinytorch.autograd as autograd
-from tinytorch.autograd import (
-    Variable,
-    draw_graph,
-    explain,
-    is_grad_enabled,
-    log_softmax,
-    no_grad,
-    topological_order,
-    trace,
-)
+import tinytorch.viz as viz
+from tinytorch.autograd import Variable, is_grad_enabled, log_softmax, no_grad, topological_order
+from tinytorch.viz import draw_graph, explain, trace
 
 MODULE = Path(__file__).resolve().parents[1] / "modules" / "01_autograd" / "autograd.py"
 EXAMPLE = re.compile(r"```python\n(?P<code>.*?)```\n\n```text\n(?P<output>.*?)```", re.S)
@@ -52,8 +46,9 @@ EXAMPLES = [match for cell in MARKDOWN for match in EXAMPLE.finditer(cell)]
 
 
 def run_example(code: str) -> str:
-    """What `code` prints, run with everything `tinytorch.autograd` exports (and numpy)."""
+    """What `code` prints, run with what `tinytorch.autograd` and `tinytorch.viz` export."""
     namespace = {name: getattr(autograd, name) for name in autograd.__all__}
+    namespace.update({name: getattr(viz, name) for name in viz.__all__})
     namespace["np"] = np
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
@@ -96,7 +91,7 @@ def test_markdown_output_is_what_the_engine_prints(example):
 
 
 def test_the_chain_rule_trace_shows_the_seed_numbers():
-    trace_example = next(m for m in EXAMPLES if "with trace()" in m.group("code"))
+    trace_example = next(m for m in EXAMPLES if "with trace(" in m.group("code"))
     output = trace_example.group("output")
     assert "Tracks operation: Add(x, 2) = 7" in output
     assert "Tracks operation: Mul(y, 3) = 21" in output
@@ -158,30 +153,12 @@ def test_small_model_memory_numbers_follow_from_the_stated_model():
         )
 
 
-def test_large_model_memory_numbers_follow_from_the_stated_formulas():
-    parameters, s, b, h, a, layers = 175e9, 2048, 1, 12288, 96, 96
-    weights = gradients = parameters * 4 / 1e9
-    adam = 2 * weights
-    per_layer = s * b * h * (34 + 5 * a * s / h)  # Korthikanti et al. (2022), bytes
-    activations = per_layer * layers / 1e9
-    checkpointed = (2 * s * b * h * layers + per_layer) / 1e9
-    assert (weights, adam) == (700, 1400)
-    expected_texts = [
-        "700 GB",
-        "1,400 GB",
-        f"{per_layer / 1e9:.2f} GB per layer",
-        f"{activations:.1f} GB",
-        f"{2 * s * b * h / 1e6:.1f} MB",
-        f"{2 * s * b * h * layers / 1e9:.1f} GB",
-        f"{checkpointed:.1f} GB",
-        f"{weights + gradients + adam + activations:,.1f} GB",
-        f"{weights + gradients + adam + checkpointed:,.1f} GB",
-    ]
-    for text in expected_texts:
-        assert text in OPENING, (
-            f"{text!r} (derived from the stated formulas) is missing from the opening"
-        )
-    assert "estimate" in OPENING
+def test_the_large_model_picture_is_referenced_not_repeated():
+    """Module 05 holds the large-model memory picture; the opening gives its first figure
+    (fp32 weights of 175e9 parameters) and points there."""
+    weights_gb = 175e9 * 4 / 1e9
+    assert f"{weights_gb:.0f} GB" in OPENING and "module 05" in OPENING
+    assert "Korthikanti" not in OPENING, "the activation formulas live in module 05"
 
 
 def test_history_is_accurate():
@@ -219,7 +196,7 @@ def connectors_are_closed(drawing: str) -> bool:
 def test_draw_graph_labels_come_from_names_then_code_then_expressions():
     x = Variable(2.0, requires_grad=True, name="input")
     doubled = x * 2
-    drawing = draw_graph(doubled.exp() + 1)
+    drawing = draw_graph(doubled.exp() + 1, names=locals())
     assert "input ──┐" in drawing  # Variable.name wins over the code's name `x`
     assert "doubled = input*2" in drawing  # the name in this function's code
     assert "exp(doubled)" in drawing  # no name: the expression
@@ -241,14 +218,15 @@ def test_draw_graph_backward_shows_only_what_receives_a_gradient():
     w = Variable([1.0, 2.0], requires_grad=True)
     constant = Variable([3.0, 4.0])
     loss = (w * constant).sum()
-    forward, backward = draw_graph(loss), draw_graph(loss, backward=True)
+    names = locals()
+    forward, backward = draw_graph(loss, names=names), draw_graph(loss, True, names=names)
     assert "constant ──┘" in forward and "∂loss/∂constant" not in backward
     assert "∂loss/∂w ←──" in backward and "∂loss/∂loss = 1" in backward
     loss.backward()
     scalar = Variable(2.0, requires_grad=True)
     out = scalar * 3
     out.backward()
-    assert "∂out/∂scalar = 3 ←──" in draw_graph(out, backward=True)
+    assert "∂out/∂scalar = 3 ←──" in draw_graph(out, backward=True, names=locals())
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -287,19 +265,22 @@ def test_draw_graph_refuses_huge_graphs_with_advice():
 # ----------------------------------------------------------------------- trace
 
 
-def traced(action) -> str:
+def traced(action, names: dict | None = None) -> str:
     buffer = io.StringIO()
-    with trace(file=buffer):
+    with trace(file=buffer, names=names):
         action()
     return buffer.getvalue()
 
 
 def test_trace_prints_operations_as_they_run():
+    plain_apply = autograd.Function.__dict__["apply"]
     x = Variable([1.0, 2.0], requires_grad=True)
     result = {}
-    output = traced(lambda: result.setdefault("y", x * 2))
-    assert output == "Tracks operation: Mul(x, 2) = [2., 4.]   saves [1., 2.], 2 for backward\n"
-    assert autograd._tracer is None, "the tracer is removed when the block ends"
+    output = traced(lambda: result.setdefault("y", x * 2), names={"x": x})
+    assert output == (
+        "Tracks operation: Mul(x, 2) = [2., 4.]\n    saves [1., 2.], 2 for backward\n"
+    )
+    assert autograd.Function.__dict__["apply"] is plain_apply, "the observer leaves with the block"
 
 
 def test_trace_says_when_nothing_is_recorded():
@@ -309,32 +290,67 @@ def test_trace_says_when_nothing_is_recorded():
         with no_grad():
             return x * 2
 
-    assert traced(untracked) == "Computes without tracking: Mul(x, 2) = 6\n"
+    assert traced(untracked, {"x": x}) == "Computes without tracking: Mul(x, 2) = 6\n"
     assert is_grad_enabled()
 
 
 def test_trace_marks_accumulation_from_two_paths():
-    a = Variable(1.0, requires_grad=True)
+    names = {"a": Variable(1.0, requires_grad=True)}
 
     def diamond():
-        left = a * 2
-        right = a * 3
-        (left + right).backward()
+        names["left"] = names["a"] * 2
+        names["right"] = names["a"] * 3
+        (names["left"] + names["right"]).backward()
 
-    output = traced(diamond)
+    output = traced(diamond, names)
     steps = re.findall(r"∂L/∂a (\+?=) ∂L/∂(left|right) × ∂\(a\*[23]\)/∂a = 1 × ([23]) = \3", output)
-    assert sorted(equals for equals, _, _ in steps) == ["+=", "="], (
-        output
-    )  # first path sets, second adds
+    assert sorted(equals for equals, _, _ in steps) == ["+=", "="], output  # set, then add
     assert sorted(path for _, path, _ in steps) == ["left", "right"], output
     assert "Result: a.grad = 5" in output
 
 
 def test_trace_is_removed_after_an_exception():
+    plain_apply = autograd.Function.__dict__["apply"]
     with pytest.raises(KeyError):
         with trace(file=io.StringIO()):
             raise KeyError("boom")
-    assert autograd._tracer is None
+    assert autograd.Function.__dict__["apply"] is plain_apply
+
+
+def test_the_hooks_cost_nothing_outside_a_trace_and_see_only_nodes_made_inside():
+    """A node recorded inside a trace keeps its hook, but reports nothing once the block
+    has ended; a graph made outside is not observed at all."""
+    buffer = io.StringIO()
+    x = Variable(2.0, requires_grad=True)
+    with trace(file=buffer):
+        y = x * 3
+    before = buffer.getvalue()
+    y.backward()
+    assert buffer.getvalue() == before and x.grad == 3
+
+
+def test_node_hooks_see_and_may_replace_the_input_gradients():
+    x = Variable(2.0, requires_grad=True)
+    y = x * 3
+    seen = []
+    y.grad_fn.register_hook(
+        lambda grad_inputs, grad_outputs: (
+            seen.append(grad_outputs) or (grad_inputs[0] * 10, grad_inputs[1])
+        )
+    )
+    y.backward()
+    assert float(seen[0][0]) == 1.0 and float(x.grad) == 30.0
+
+
+def test_observe_ops_sees_every_apply_and_nests():
+    calls = []
+    x = Variable(1.0, requires_grad=True)
+    with autograd.observe_ops(lambda op, inputs, out: calls.append(("outer", op.__name__))):
+        with autograd.observe_ops(lambda op, inputs, out: calls.append(("inner", op.__name__))):
+            _ = x + 1
+        _ = x * 2
+    _ = x - 1
+    assert calls == [("outer", "Add"), ("inner", "Add"), ("outer", "Mul")]  # inner wraps outer
 
 
 def test_explain_is_the_one_call_the_cli_demo_uses():

@@ -1,9 +1,14 @@
-"""`grade`: a whole class of real submissions graded by real nbgrader in one run.
+"""`grade`: one hostile class of module 01, graded in one run in the real sandbox.
 
-One class, built from the real release of every module: for every module a student who
-submits the reference solution and one who submits the release untouched; for the first
-module also a row of hostile and broken submissions. Expected scores are derived from the
-module itself (which graded cells come before the cell a submission breaks), never typed in.
+The course is copied, module 01 released with real nbgrader, and a class submitted: a
+reference student, an untouched release, broken notebooks, and students who attack the
+grader (read the reference, rewrite how cells run, patch the checks, tamper with the
+gradebook, classmates and the table, leave processes behind, exhaust memory, processes
+and disk, use the network, hard-code answers, detect the grader). Each student's fair
+score is computed here from the module (which graded cells come before the cell a
+submission breaks; which checks a hard-coded answer would pass), never typed in.
+Everything outside the run's own outputs is checksummed before and after, and no process
+of the class may be alive when `grade` returns.
 """
 
 from __future__ import annotations
@@ -13,27 +18,30 @@ import copy
 import hashlib
 import json
 import shutil
+import socket
+import sys
+import threading
 from pathlib import Path
 
 import pytest
-from fixtures.grading.released import cli, private_released_copy
+from conftest import copy_course
+from fixtures.grading.released import cli
 
 from tinytorch_course.grade import read_table
 from tinytorch_course.project import Project
 from tinytorch_course.release import released_notebook
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (apt-get)"),
+]
 
-NOTEBOOK_TIMEOUT = 20  # seconds: well above any reference notebook; the infinite loop costs this
-
-
-def set_timeouts(root: Path, notebook: float, cell: float) -> None:
-    settings = configparser.ConfigParser()
-    settings.read(root / "settings.ini", encoding="utf-8")
-    settings.set("grading", "notebook_timeout", str(notebook))
-    settings.set("grading", "cell_timeout", str(cell))
-    with (root / "settings.ini").open("w", encoding="utf-8") as handle:
-        settings.write(handle)
+FIXTURES = Path(__file__).parent / "fixtures" / "grading"
+NOTEBOOK_TIMEOUT = 12  # seconds: well above a reference run; the infinite loop costs this
+MEMORY_MB = 768
+WORKERS = 2
+ESCAPE = "\x1b[2J\x1b[31m"
+OWN_OUTPUTS = ("grades", "feedback", ".tinytorch", "tinytorch.db")
 
 
 def load(path: Path) -> dict:
@@ -44,9 +52,13 @@ def meta(cell: dict) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {})
 
 
+def source(cell: dict) -> str:
+    text = cell.get("source", "")
+    return text if isinstance(text, str) else "".join(text)
+
+
 def solved(project: Project, module) -> dict:
-    """The released notebook with every solution cell filled in from the module source:
-    what a student who solved everything submits."""
+    """The released notebook with every solution cell filled in from the module source."""
     from tinytorch_course.build import module_notebook
 
     reference = {meta(c).get("grade_id"): c.source for c in module_notebook(module).cells}
@@ -65,63 +77,296 @@ def solution_cells(notebook: dict) -> list[int]:
     ]
 
 
+def graded_cell_indices(notebook: dict) -> list[int]:
+    return [i for i, c in enumerate(notebook["cells"]) if meta(c).get("grade")]
+
+
 def points_before(notebook: dict, index: int) -> float:
     return sum(float(meta(c)["points"]) for c in notebook["cells"][:index] if meta(c).get("grade"))
 
 
-def stop_cell(notebook: dict) -> int:
-    """The last solution cell with graded cells before it (else the first solution cell):
-    where a submission that stops the notebook stops it."""
-    cells = solution_cells(notebook)
-    later = [i for i in cells if points_before(notebook, i) > 0]
-    return later[-1] if later else cells[0]
-
-
-def first_test(notebook: dict) -> int:
-    return next(i for i, c in enumerate(notebook["cells"]) if meta(c).get("grade"))
-
-
-def with_source(notebook: dict, index: int, source: str) -> dict:
+def with_cell(notebook: dict, index: int, code: str) -> dict:
+    """`notebook` with a new plain code cell holding `code` inserted at `index`."""
     changed = copy.deepcopy(notebook)
-    changed["cells"][index]["source"] = source
+    cell = {"cell_type": "code", "metadata": {}, "source": code, "outputs": []}
+    changed["cells"].insert(index, cell | {"execution_count": None})
     return changed
 
 
-def hostile_class(project: Project, module) -> dict[str, object]:
-    """Student name -> submission (a notebook dict, or raw bytes), for `module`."""
-    good = solved(project, module)
-    first, stop = solution_cells(good)[0], stop_cell(good)
-    first_source = good["cells"][first]["source"]
-    stop_source = good["cells"][stop]["source"]
+def with_source(notebook: dict, index: int, code: str) -> dict:
+    changed = copy.deepcopy(notebook)
+    changed["cells"][index]["source"] = code
+    return changed
+
+
+# Attacks, each a cell a student can add. They run as the student's code, in the sandbox.
+# FILES lists the files a submission can find (walking the usual places, not /proc).
+FILES = """
+import os
+def files(suffix):
+    for base in ('/box', '/opt', '/tmp', '/work', '/home', '/root', '/srv', '/var'):
+        for folder, subfolders, names in os.walk(base):
+            subfolders[:] = [d for d in subfolders if d not in ('site-packages', '.pyenv')]
+            yield from (os.path.join(folder, n) for n in names if n.endswith(suffix))
+"""
+WALK_UP = """
+import os, pathlib
+here = pathlib.Path.cwd()
+for folder in [here, *here.parents]:
+    for found in [*folder.glob('modules/*/*.py'), *folder.glob('tinytorch/*.py')]:
+        try:
+            exec(found.read_text(), globals())
+        except Exception:
+            pass
+"""
+LOOK = """
+import os
+print('course root visible:', os.path.exists({root!r}))
+try:
+    import tinytorch.{target}
+    print('reference importable: True')
+except ImportError:
+    print('reference importable: False')
+"""
+TRANSFORMER = """
+def _wrap(lines):
+    body = ''.join('    ' + line for line in lines) or '    pass\\n'
+    return ['try:\\n', body + '\\n', 'except BaseException:\\n', '    pass\\n']
+get_ipython().input_transformers_post.append(_wrap)
+"""
+PATCHER = """
+import builtins, numpy, numpy.testing
+import tinytorch_course.checks as checks
+for name in ('close', 'equal', 'expect', 'raises', 'mentions', 'no_raise'):
+    setattr(checks.Check, name, lambda self, *a, **k: None)
+checks.Check.probe = lambda self, fn, label='': 0.0
+numpy.allclose = lambda *a, **k: True
+numpy.array_equal = lambda *a, **k: True
+numpy.testing.assert_allclose = lambda *a, **k: None
+builtins.all = lambda *a: True\nbuiltins.abs = lambda x: 0
+"""
+GRADEBOOK = (
+    FILES
+    + """
+import sqlite3
+for path in files('.db'):
+    try:
+        db = sqlite3.connect(path)
+        db.execute('update grade set manual_score = 1000')
+        db.commit()
+    except Exception:
+        pass
+"""
+)
+CLASSMATES = (
+    FILES
+    + """
+for path in files('.ipynb'):
+    try:
+        open(path, 'w').write('{}')
+    except Exception:
+        pass
+"""
+)
+READER = (
+    FILES
+    + """
+import json
+for path in files('.ipynb'):
+    try:
+        for cell in json.load(open(path))['cells']:
+            if 'NotImplementedError' not in ''.join(cell['source']):
+                exec(''.join(cell['source']), globals())
+    except Exception:
+        pass
+"""
+)
+LATER = """
+import subprocess, sys
+code = ("import time, os\\ntime.sleep(8)\\n"
+        "for d, _, names in os.walk('/'):\\n"
+        "    if 'grades.csv' in names: open(os.path.join(d, 'grades.csv'), 'w').write('x')")
+subprocess.Popen([sys.executable, '-c', code], start_new_session=True,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+"""
+SITECUSTOMIZE = """
+import os, sys, pathlib
+payload = 'import tinytorch_course.checks as c\\nc.Check.close = lambda *a, **k: None\\n'
+targets = [*sys.path, os.getcwd(), *map(str, pathlib.Path.cwd().parents), '/tmp', '/root']
+for folder in targets:
+    try:
+        pathlib.Path(folder, 'sitecustomize.py').write_text(payload)
+    except Exception:
+        pass
+"""
+MEMORY = "hoard = bytearray(3 * 2**30)\nhoard[::4096] = b'x' * len(hoard[::4096])\n"
+FORKS = """
+import os, time
+for _ in range(5000):
+    try:
+        if os.fork() == 0:
+            time.sleep(600)
+            os._exit(0)
+    except OSError:
+        break
+"""
+DISK = """
+chunk = b'x' * 2**20
+for path in ('filler', '/tmp/filler', '/box/.runtime/filler'):
+    try:
+        with open(path, 'wb') as handle:
+            while True:
+                handle.write(chunk)
+    except Exception:
+        pass
+"""
+NETWORK = """
+import socket
+for host in ('127.0.0.1', '10.0.2.2', '8.8.8.8'):
+    try:
+        socket.create_connection((host, {port}), timeout=2).sendall(b'pwned')
+    except OSError:
+        pass
+"""
+DETECT = """
+import os, socket
+graded = bool(os.environ.get('TINYTORCH_CHECK_RECORD')) or socket.gethostname() == 'grading'
+if graded:
+    import tinytorch_course.checks as checks
+    checks.Check.close = lambda *a, **k: None
+    checks.Check.raises = lambda *a, **k: None
+    path = os.environ.get('TINYTORCH_CHECK_RECORD')
+    if path:
+        open(path, 'w').write('')
+"""
+
+
+def hard_coder(observations: bytes) -> str:
+    """A cell that makes every probe return what the reference returned for the inputs a
+    student sees locally (seed 0), in order: hard-coded answers."""
+    return (
+        "import json, collections\n"
+        "import tinytorch_course.checks as checks\n"
+        f"_seen = {observations.decode('utf-8')!r}.splitlines()\n"
+        "_queue = collections.defaultdict(list)\n"
+        "for _line in _seen:\n"
+        "    _record = json.loads(_line)\n"
+        "    if 'value' in _record:\n"
+        "        _queue[_record['cell']].append(_record['value'])\n"
+        "_original = checks.Check.probe\n"
+        "def _probe(self, fn, label=''):\n"
+        "    value = checks.decode(_queue[self.grade_id].pop(0))\n"
+        "    return _original(self, lambda: value, label)\n"
+        "checks.Check.probe = _probe\n"
+    )
+
+
+def local_score(project: Project, module, notebook: dict, seed: int) -> float:
+    """What `notebook`'s code earns, scored as `tinytorch-course test` scores it: run
+    unsandboxed, the instructor's graded cells judged against what it recorded."""
+    from tinytorch_course.checks import judge
+    from tinytorch_course.scoring import graded_cells
+
+    recorded = reference_observations(project, notebook, seed)
+    verdicts = judge(graded_cells(load_source(project, module)), recorded, seed)
+    return sum(v.points for v in verdicts if v.passed)
+
+
+def reference_observations(project: Project, notebook: dict, seed: int) -> bytes:
+    """What the reference records when run locally with `seed` (as `test` runs it)."""
+    import tempfile
+
+    import nbformat
+
+    from tinytorch_course.execute import execute, kernel_env
+
+    with tempfile.TemporaryDirectory() as folder:
+        record = Path(folder) / "record"
+        env = kernel_env(project) | {
+            "TINYTORCH_CHECK_RECORD": str(record),
+            "TINYTORCH_CHECK_SEED": str(seed),
+        }
+        execute(nbformat.from_dict(copy.deepcopy(notebook)), folder, env, notebook_timeout=120)
+        return record.read_bytes()
+
+
+def hostile_class(project: Project, module, port: int) -> dict[str, tuple[object, float]]:
+    """Student -> (submission, fair score)."""
+    good, release = solved(project, module), load(released_notebook(project, module))
+    full = module.points
+    solutions, tests = solution_cells(good), graded_cell_indices(good)
+    first, stop = solutions[0], solutions[-1]
+    before_stop = points_before(good, stop)
+    end = len(good["cells"])
+
+    from tinytorch_course.checks import judge
+    from tinytorch_course.scoring import graded_cells, module_seed
+
+    seed = module_seed(project.root, module.key)
+    local = reference_observations(project, good, 0)
+    hard_coded = judge(graded_cells(load_source(project, module)), local, seed)
+    hard_coded_score = sum(v.points for v in hard_coded if v.passed)
+
+    duplicated = copy.deepcopy(good)
+    duplicated["cells"].insert(tests[0] + 1, copy.deepcopy(good["cells"][tests[0]]))
+    edited = copy.deepcopy(good)
+    edited["cells"][tests[0]]["metadata"]["nbgrader"] |= {"points": 1000, "grade": False}
+    tampered = copy.deepcopy(release)
+    for index in graded_cell_indices(tampered):
+        tampered["cells"][index]["source"] = "pass  # the tests were here"
+    deleted_test = copy.deepcopy(good)
+    del deleted_test["cells"][tests[0]]
     deleted = copy.deepcopy(good)
     del deleted["cells"][first]
-    tampered = load(released_notebook(project, module))
-    for cell in tampered["cells"]:
-        if meta(cell).get("grade"):
-            cell["source"] = "pass  # the tests were here"
-    no_test = copy.deepcopy(good)
-    del no_test["cells"][first_test(good)]
-    copier = copy.deepcopy(good)
+    copier = copy.deepcopy(release)
     for index in solution_cells(copier):
-        reference_import = (
-            f"from tinytorch.{module.export_target} import *  # the reference answer\n"
-        )
-        copier["cells"][index]["source"] = reference_import
-    loud = copy.deepcopy(good)
-    loud["cells"][first]["source"] = first_source + '\nprint("x" * 50_000_000)\n'
+        copier["cells"][index]["source"] = f"from tinytorch.{module.export_target} import *\n"
+    look = LOOK.format(root=str(project.root), target=module.export_target)
+    stub = source(release["cells"][first])
+    escape = with_source(release, first, stub.replace("write this part", ESCAPE + "cleared screen"))
+    syntax = with_source(good, first, "def broken(:\n    pass\n")
+    sysexit = with_source(good, first, "import sys\nsys.exit()\n")
+    loud = with_source(good, first, source(good["cells"][first]) + '\nprint("x" * 50_000_000)\n')
     return {
-        "h_loop": with_source(good, stop, stop_source + "\nwhile True:\n    pass\n"),
-        "h_syntax": with_source(good, first, "def broken(:\n    pass\n" + first_source),
-        "h_deleted": deleted,
-        "h_tampered": tampered,
-        "h_deleted_test": no_test,
-        "h_sysexit": with_source(good, first, "import sys\nsys.exit()\n" + first_source),
-        "h_osexit": with_source(good, stop, "import os\nos._exit(1)\n" + stop_source),
-        "h_print50mb": loud,
-        "h_copier": copier,
-        "h_badjson": b'{"cells": [ this is not json',
-        "h_empty": b"",
+        "ref": (good, full),
+        "zero": (release, 0),
+        # broken notebooks
+        "h_loop": (with_cell(good, stop, "while True:\n    pass\n"), before_stop),
+        "h_osexit": (with_cell(good, stop, "import os\nos._exit(1)\n"), before_stop),
+        "h_memory": (with_cell(good, stop, MEMORY), before_stop),
+        "h_syntax": (syntax, local_score(project, module, syntax, seed)),
+        "h_sysexit": (sysexit, local_score(project, module, sysexit, seed)),
+        "h_deleted": (deleted, local_score(project, module, deleted, seed)),
+        "h_print50mb": (loud, full),
+        "h_badjson": (b'{"cells": [ this is not json', 0),
+        "h_empty": (b"", 0),
+        # structure accidents: named, not punished
+        "h_duplicate_test": (duplicated, full),
+        "h_edited_meta": (edited, full),
+        "h_deleted_test": (deleted_test, full),
+        "h_tampered": (tampered, 0),
+        # attacks that try to raise a score: they earn what their code earns
+        "h_walkup": (with_cell(release, 1, WALK_UP + look), 0),
+        "h_transformer": (with_cell(release, 1, TRANSFORMER), 0),
+        "h_patcher": (with_cell(release, 1, PATCHER), 0),
+        "h_reader": (with_cell(release, 1, READER), 0),
+        "h_copier": (copier, 0),
+        "h_detect": (with_cell(release, 1, DETECT), 0),
+        "h_hardcoded": (with_cell(release, 1, hard_coder(local)), hard_coded_score),
+        "h_escape": (escape, 0),
+        # attacks on the grader, the class and the machine, after every test has run
+        "h_gradebook": (with_cell(good, end, GRADEBOOK), full),
+        "h_classmates": (with_cell(good, end, CLASSMATES), full),
+        "h_later": (with_cell(good, end, LATER), full),
+        "h_sitecustomize": (with_cell(good, end, SITECUSTOMIZE), full),
+        "h_forks": (with_cell(good, end, FORKS), full),
+        "h_disk": (with_cell(good, end, DISK), full),
+        "h_network": (with_cell(good, end, NETWORK.format(port=port)), full),
     }
+
+
+def load_source(project: Project, module) -> dict:
+    return load(project.root / "source" / module.key / module.notebook.name)
 
 
 def write_submission(root: Path, student: str, module, content) -> Path:
@@ -134,195 +379,218 @@ def write_submission(root: Path, student: str, module, content) -> Path:
     return path
 
 
-def digest(root: Path) -> dict[str, str]:
-    return {
+def checksum(root: Path) -> dict[str, str]:
+    """Every file of the course copy except the run's own outputs, and the names in the
+    Python environment's import folders (a planted sitecustomize.py would show)."""
+    files = {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((root / "submitted").rglob("*"))
-        if p.is_file()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.relative_to(root).parts[0] not in OWN_OUTPUTS
     }
+    for folder in map(Path, sys.path):
+        if folder.is_dir():
+            files[f"listing of {folder}"] = " ".join(sorted(p.name for p in folder.iterdir()))
+    return files
+
+
+def class_processes(stdout: str) -> list[str]:
+    """Processes running as one of the uids the run's sandboxes used (from its log)."""
+    import re
+
+    from tinytorch_course.sandbox import processes_of
+
+    uids = [int(u) for u in re.search(r"\(uids ([\d, ]+)\)", stdout)[1].split(", ")]
+    assert len(uids) == WORKERS, stdout
+    return [f"uid {uid}: pid {pid}" for uid in uids for pid in processes_of(uid)]
+
+
+def course_with_module_01(tmp_path_factory) -> Path:
+    """A course copy whose module 01 grades with the check framework: the real module
+    once its cells use it, else the stand-in module of tests/fixtures/grading."""
+    root = copy_course(tmp_path_factory.mktemp("grading") / "course")
+    first = Project(root).modules[0]
+    if "Check(" not in first.source.read_text(encoding="utf-8"):
+        shutil.copy2(FIXTURES / "checked_module.py", first.source)
+    settings = configparser.ConfigParser()
+    settings.read(root / "settings.ini", encoding="utf-8")
+    settings.set("grading", "notebook_timeout", str(NOTEBOOK_TIMEOUT))
+    settings.set("grading", "cell_timeout", str(NOTEBOOK_TIMEOUT))
+    settings.set("grading", "memory_limit_mb", str(MEMORY_MB))
+    settings.set("grading", "workers", str(WORKERS))
+    with (root / "settings.ini").open("w", encoding="utf-8") as handle:
+        settings.write(handle)
+    return root
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Release every module, submit the class, grade it once with the CLI."""
-    root = private_released_copy(tmp_path_factory, "grading")
-    set_timeouts(root, notebook=NOTEBOOK_TIMEOUT, cell=NOTEBOOK_TIMEOUT)
+    """Release module 01, submit the hostile class, grade it once with the CLI."""
+    root = course_with_module_01(tmp_path_factory)
+    released = cli("release", "01", cwd=root)
+    assert released.returncode == 0, released.stdout + released.stderr
     project = Project(root)
     first = project.modules[0]
-    for module in project.modules:
-        write_submission(root, "ref", module, solved(project, module))
-        write_submission(root, "zero", module, load(released_notebook(project, module)))
-    submissions = hostile_class(project, first)
-    for student, content in submissions.items():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    contacts: list[bytes] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            contacts.append(connection.recv(100) or b"(connected)")
+            connection.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    students = hostile_class(project, first, listener.getsockname()[1])
+    for student, (content, _) in students.items():
         write_submission(root, student, first, content)
     nowhere = root / "submitted" / "h_nomodule" / "99_nowhere" / "nowhere.ipynb"
     nowhere.parent.mkdir(parents=True)
     nowhere.write_text(json.dumps(solved(project, first)), encoding="utf-8")
-    before = digest(root)
+    before = checksum(root)
     result = cli("grade", cwd=root)
-    table = {(r["student"], r["module"]): r for r in read_table(root / "grades" / "grades.csv")}
+    alive = class_processes(result.stdout)
+    table_text = (root / "grades" / "grades.csv").read_text(encoding="utf-8")
+    listener.close()
     return {
         "root": root,
         "project": project,
-        "result": result,
-        "table": table,
-        "before": before,
-        "good": solved(project, first),
         "first": first,
+        "result": result,
+        "alive": alive,
+        "table": {
+            (r["student"], r["module"]): r for r in read_table(root / "grades" / "grades.csv")
+        },
+        "table_text": table_text,
+        "before": before,
+        "students": students,
+        "contacts": contacts,
+        "good": solved(project, first),
     }
 
 
-def row(graded, student: str, module=None) -> dict:
-    return graded["table"][(student, (module or graded["first"]).key)]
+def row(graded, student: str) -> dict:
+    return graded["table"][(student, graded["first"].key)]
 
 
-def test_grading_a_class_succeeds_even_though_students_fail(graded):
+def fair(graded, student: str) -> float:
+    return graded["students"][student][1]
+
+
+def test_the_class_is_graded_and_every_student_gets_a_fair_score(graded):
     result = graded["result"]
-    assert result.returncode == 0, result.stderr
-    assert "h_loop" in result.stdout and "FAIL" in result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "bubblewrap" in result.stdout and "cgroup" in result.stdout, result.stdout
+    wrong = {
+        student: (row(graded, student)["score"], fair(graded, student), row(graded, student))
+        for student in graded["students"]
+        if float(row(graded, student)["score"]) != fair(graded, student)
+    }
+    assert not wrong, json.dumps(wrong, indent=1, ensure_ascii=True)
 
 
-@pytest.mark.parametrize("index", range(len(Project(Path(__file__).resolve().parents[1]).modules)))
-def test_reference_scores_full_marks_and_release_scores_zero(graded, index):
-    module = graded["project"].modules[index]
-    full, zero = row(graded, "ref", module), row(graded, "zero", module)
-    assert float(full["score"]) == float(full["max_score"]) == module.points, full
-    assert full["failed_tests"] == "" and full["problem"] == ""
-    assert float(zero["score"]) == 0 and float(zero["max_score"]) == module.points, zero
-    failed = [part.split(":")[0] for part in zero["failed_tests"].split(" | ")]
-    assert failed == [cell.grade_id for cell in module.graded_cells if cell.points > 0]
-    assert "NotImplementedError" in zero["failed_tests"]
+def test_nothing_outside_the_runs_outputs_changed_and_no_process_is_left(graded):
+    after = checksum(graded["root"])
+    changed = sorted(
+        k for k in {*after, *graded["before"]} if after.get(k) != graded["before"].get(k)
+    )
+    assert not changed, changed
+    assert graded["alive"] == [], graded["alive"]
+    assert graded["contacts"] == [], "a submission reached the host's network"
 
 
-def test_feedback_html_for_every_graded_submission(graded):
-    root, first = graded["root"], graded["first"]
-    for student in ("ref", "zero", "h_loop", "h_osexit", "h_print50mb"):
-        page = root / "feedback" / student / first.key / f"{first.notebook.stem}.html"
-        assert page.is_file(), page
-        assert page.stat().st_size < 5_000_000, f"{page} is {page.stat().st_size} bytes"
-
-
-def test_infinite_loop_and_os_exit_are_scored_on_what_completed(graded):
-    good = graded["good"]
-    expected = points_before(good, stop_cell(good))
-    for student, why in (("h_loop", "time limit"), ("h_osexit", "kernel died")):
-        entry = row(graded, student)
-        assert float(entry["score"]) == expected, entry
-        assert why in entry["problem"], entry
-
-
-def test_breaking_a_solution_cell_costs_what_depends_on_it(graded):
-    """A syntax error, sys.exit() or deleting the cell all lose exactly that cell's
-    definitions, so the three score alike, and the test after the cell fails."""
-    deleted = row(graded, "h_deleted")
-    good = graded["good"]
-    first = solution_cells(good)[0]
-    next_test = next(meta(c)["grade_id"] for c in good["cells"][first:] if meta(c).get("grade"))
-    assert float(deleted["score"]) < graded["first"].points
-    assert next_test in deleted["failed_tests"]
-    for student, error in (("h_syntax", "SyntaxError"), ("h_sysexit", "SystemExit")):
-        entry = row(graded, student)
-        assert entry["score"] == deleted["score"], (entry, deleted)
-        assert next_test in entry["failed_tests"]
-        assert f"cell {first}: {error}" in entry["problem"], entry
-
-
-def test_importing_the_reference_answer_scores_like_no_answer(graded):
-    """The grading kernel sees only the modules before the graded one, so solution cells
-    that import the reference package instead of implementing it earn nothing."""
-    entry = row(graded, "h_copier")
-    assert float(entry["score"]) == float(row(graded, "zero")["score"]) == 0, entry
-    assert "ModuleNotFoundError" in entry["problem"] or "ImportError" in entry["problem"], entry
-
-
-def test_edited_locked_tests_are_restored_before_grading(graded):
-    entry = row(graded, "h_tampered")
-    assert float(entry["score"]) == 0, entry
-    assert entry["failed_tests"] == row(graded, "zero")["failed_tests"]
-
-
-def test_a_deleted_test_cell_costs_its_points(graded):
-    good = graded["good"]
-    cell = meta(good["cells"][first_test(good)])
-    entry = row(graded, "h_deleted_test")
-    assert float(entry["score"]) == graded["first"].points - float(cell["points"]), entry
+def test_reasons_reach_the_table_in_the_students_terms(graded):
+    first = graded["first"]
+    assert "time limit" in row(graded, "h_loop")["problem"]
+    assert "kernel died" in row(graded, "h_osexit")["problem"]
+    assert f"{768} MiB of memory" in row(graded, "h_memory")["problem"]
+    assert "SyntaxError" in row(graded, "h_syntax")["problem"]
+    assert "SystemExit" in row(graded, "h_sysexit")["problem"]
+    assert "NotImplementedError" in row(graded, "zero")["failed_tests"]
     assert (
-        entry["failed_tests"]
-        == f"{cell['grade_id']}: this test cell is missing from the submission"
+        "ImportError"
+        in row(graded, "h_copier")["failed_tests"] + row(graded, "h_copier")["problem"]
     )
-
-
-def test_huge_output_does_not_cost_points(graded):
-    entry = row(graded, "h_print50mb")
-    assert float(entry["score"]) == graded["first"].points, entry
-    graded_copy = (
-        graded["root"]
-        / "autograded"
-        / "h_print50mb"
-        / graded["first"].key
-        / graded["first"].notebook.name
-    )
-    assert graded_copy.stat().st_size < 2_000_000
-
-
-def test_files_that_are_not_notebooks_are_reported_not_graded(graded):
     assert "not valid JSON" in row(graded, "h_badjson")["problem"]
     assert "empty" in row(graded, "h_empty")["problem"]
     nowhere = graded["table"][("h_nomodule", "99_nowhere")]
     assert "no module '99_nowhere'" in nowhere["problem"] and nowhere["max_score"] == ""
-    for student in ("h_badjson", "h_empty"):
-        assert float(row(graded, student)["score"]) == 0
+    tests = [c.grade_id for c in first.graded_cells]
+    assert f"{tests[0]} duplicated (kept once)" in row(graded, "h_duplicate_test")["notes"]
+    assert f"{tests[0]} had its nbgrader metadata edited" in row(graded, "h_edited_meta")["notes"]
+    assert f"{tests[0]} was deleted" in row(graded, "h_deleted_test")["notes"]
+    for student in graded["students"]:
+        assert float(row(graded, student)["max_score"]) == first.points
 
 
-def test_regrading_gives_the_same_table_and_keeps_everything(graded):
+def test_the_sandbox_hides_the_course_and_the_reference_of_the_graded_module(graded):
+    page = graded["root"] / "feedback" / "h_walkup" / graded["first"].key
+    text = next(page.glob("*.html")).read_text(encoding="utf-8")
+    assert "course root visible: False" in text and "reference importable: False" in text
+
+
+def test_escape_sequences_never_reach_the_terminal_table_or_feedback(graded):
+    assert "cleared screen" in row(graded, "h_escape")["failed_tests"]
+    page = graded["root"] / "feedback" / "h_escape" / graded["first"].key
+    texts = {
+        "terminal": graded["result"].stdout + graded["result"].stderr,
+        "table": graded["table_text"],
+        **{p.name: p.read_text(encoding="utf-8") for p in page.glob("*.html")},
+    }
+    assert len(texts) == 3
+    assert [name for name, text in texts.items() if "\x1b" in text] == []
+
+
+def test_feedback_pages_show_verdicts_and_no_student_html(graded):
+    root, first = graded["root"], graded["first"]
+    for student in ("ref", "zero", "h_loop", "h_osexit", "h_print50mb", "h_duplicate_test"):
+        page = root / "feedback" / student / first.key / f"{first.notebook.stem}.html"
+        text = page.read_text(encoding="utf-8")
+        assert page.stat().st_size < 5_000_000, f"{page} is {page.stat().st_size} bytes"
+        assert f"{row(graded, student)['score']}/{first.points:g}" in text
+        assert "<script" not in text.lower()
+    duplicated = (root / "feedback" / "h_duplicate_test" / first.key).glob("*.html")
+    assert "duplicated (kept once)" in next(duplicated).read_text(encoding="utf-8")
+
+
+def test_the_gradebook_holds_what_the_grader_decided(graded):
     from nbgrader.api import Gradebook
 
-    root, project = graded["root"], graded["project"]
-    last = project.modules[-1]
-    again = cli("grade", last.key, cwd=root)
+    root, project, first = graded["root"], graded["project"], graded["first"]
+    with Gradebook(f"sqlite:///{root / 'tinytorch.db'}", project.course_id) as gradebook:
+        for student in ("ref", "zero", "h_gradebook", "h_patcher"):
+            submission = gradebook.find_submission(first.key, student)
+            assert submission.score == float(row(graded, student)["score"]), student
+            for notebook in submission.notebooks:
+                assert all(g.manual_score is None for g in notebook.grades)
+
+
+def test_regrading_gives_the_same_table_that_history_keeps(graded):
+    root = graded["root"]
+    first_run = (root / "grades" / "grades.csv").read_text(encoding="utf-8")
+    again = cli("grade", "01", cwd=root)
     assert again.returncode == 0, again.stderr
-    table = {(r["student"], r["module"]): r for r in read_table(root / "grades" / "grades.csv")}
-    assert set(table) == {("ref", last.key), ("zero", last.key)}
-    for key, entry in table.items():
-        assert entry == graded["table"][key]
-    assert digest(root) == graded["before"], "grading modified a submitted file"
-    assert len(list((root / "grades" / "history").glob("*.csv"))) == 2
-    db = f"sqlite:///{root / (project.course_id + '.db')}"
-    with Gradebook(db, project.course_id) as gradebook:  # the first run's results are still there
-        for student in ("ref", "h_loop"):
-            submission = gradebook.find_submission(graded["first"].key, student)
-            assert submission.score == float(row(graded, student)["score"])
+    second_run = (root / "grades" / "grades.csv").read_text(encoding="utf-8")
+    without_nomodule = [line for line in first_run.splitlines() if "99_nowhere" not in line]
+    assert second_run.splitlines() == without_nomodule
+    history = sorted((root / "grades" / "history").glob("*.csv"))
+    assert [p.read_text(encoding="utf-8") for p in history] == [first_run, second_run]
+    assert class_processes(again.stdout) == []
 
 
-@pytest.fixture
-def broken_package_course(tmp_path_factory):
-    """A released course with one submission per module, whose package we then break."""
-    root = private_released_copy(tmp_path_factory, "broken-package")
-    project = Project(root)
-    for module in project.modules:
-        write_submission(root, "ref", module, solved(project, module))
-    return root, project
+def test_grade_refuses_without_the_sandbox_unless_told(tmp_path):
+    """Without bubblewrap on PATH, `grade` says why it stops and how to go on."""
+    import os
+    import subprocess
 
-
-def test_grading_refuses_when_the_kernel_cannot_import_the_course_package(broken_package_course):
-    root, project = broken_package_course
-    first = project.modules[0]
-    exported = root / "tinytorch" / f"{first.export_target}.py"
-    exported.write_text(
-        exported.read_text(encoding="utf-8") + "\nthis line is not python\n", encoding="utf-8"
-    )
-    result = cli("grade", cwd=root)
-    assert result.returncode != 0
-    assert "cannot import" in result.stderr and "SyntaxError" in result.stderr, result.stderr
-    assert not (root / "grades" / "grades.csv").exists(), "a table of zeros was written"
-
-
-def test_grading_refuses_a_kernel_that_imports_another_tinytorch(broken_package_course):
-    root, _ = broken_package_course
-    shutil.rmtree(root / "tinytorch")  # the environment may still hold an installed tinytorch
-    result = cli("grade", cwd=root)
-    assert result.returncode != 0
-    assert "tinytorch" in result.stderr and (
-        "cannot import" in result.stderr or "not from this course" in result.stderr
-    )
-    assert not (root / "grades" / "grades.csv").exists()
+    root = copy_course(tmp_path / "course", with_package=False)
+    (root / "submitted").mkdir()
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent))
+    command = [sys.executable, "-m", "tinytorch_course", "grade"]
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "bwrap" in done.stderr and "--no-sandbox" in done.stderr, done.stderr

@@ -50,11 +50,15 @@ def double(a):
     ### END SOLUTION
 
 # %% {meta(grade=True, locked=True, points=100, grade_id="test_double")}
-assert double(2) == 4
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_double", points=100)
+check.equal(check.probe(lambda: double(2), "double(2)"), 4, "double(2)")
 ### BEGIN HIDDEN TESTS
-assert double(0) == 0
+check.equal(check.probe(lambda: double(0), "double(0)"), 0, "double(0)")
 ### END HIDDEN TESTS
-print("✓ test_double passed (100 points)")
+check.done()
 """
 
 
@@ -132,9 +136,17 @@ BROKEN = {
         lambda s: s.replace('"points": 100', '"points": 60'),
         "add up to 60 points, not 100",
     ),
-    "graded cell without its pass line": (
-        lambda s: s.replace('print("✓ test_double passed (100 points)")\n', ""),
-        "graded cell 'test_double' must end with print(\"✓ test_double passed (100 points)\")",
+    "graded cell without check.done() last": (
+        lambda s: s.replace("check.done()\n", ""),
+        "graded cell 'test_double' must end with check.done()",
+    ),
+    "graded cell that does not open with its Check": (
+        lambda s: s.replace('check = Check("test_double", points=100)', "check = None"),
+        'must start (after its imports) with check = Check("test_double", points=100)',
+    ),
+    "graded cell whose Check disagrees with its metadata": (
+        lambda s: s.replace('Check("test_double", points=100)', 'Check("test_double", points=10)'),
+        'must start (after its imports) with check = Check("test_double", points=100)',
     ),
     "title cell not first": (
         lambda s: s.replace("# # Good module", "# Good module"),

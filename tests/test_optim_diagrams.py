@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tinytorch.autograd import Variable
-from tinytorch.nn import Linear, ReLU, Sequential, box_table, cross_entropy
+from tinytorch.nn import Linear, ReLU, Sequential, cross_entropy
 from tinytorch.optim import SGD, Adam, AdamW, memory_table
 
 SOURCE = Path(__file__).resolve().parents[1] / "modules" / "03_optim" / "optim.py"
@@ -88,23 +88,6 @@ def render_adam_trace() -> str:
     return "\n".join(lines)
 
 
-GPT3_PARAMETERS, FLOAT32 = 175 * 10**9, 4
-
-
-def render_gpt3_table() -> str:
-    one_copy = GPT3_PARAMETERS * FLOAT32
-    rows = [
-        ["parameters", f"{one_copy:,}"],
-        ["gradients", f"{one_copy:,}"],
-        ["Adam exp_avg + exp_avg_sq", f"{2 * one_copy:,}"],
-        ["training with Adam, total", f"{4 * one_copy:,}"],
-        None,
-        ["SGD(momentum) buffer instead", f"{one_copy:,}"],
-        ["training with SGD, total", f"{3 * one_copy:,}"],
-    ]
-    return box_table(["175e9 parameters, float32", "bytes"], rows, [False, True])
-
-
 def test_memory_table_is_measured_from_live_optimizers():
     assert markdown_block("memory:mlp") == render_memory_table()
     parameters = mlp().parameters()
@@ -117,10 +100,6 @@ def test_adam_trace_is_what_adam_does():
     assert markdown_block("trace:adam") == render_adam_trace()
 
 
-def test_gpt3_scale_table_matches_the_formula():
-    assert markdown_block("scale:gpt3") == render_gpt3_table()
-
-
 if __name__ == "__main__":
-    for render in (render_memory_table, render_adam_trace, render_gpt3_table):
+    for render in (render_memory_table, render_adam_trace):
         print(render(), end="\n\n")

@@ -63,7 +63,10 @@ def test_package_imports_from_a_clean_clone(tmp_path):
     env["PYTHONPATH"] = str(clone)
     project = Project(clone)
     names = " ".join(f"tinytorch.{m.export_target}" for m in project.modules)
-    code = f"import importlib, sys\nfor n in '{names}'.split(): m = importlib.import_module(n); assert m.__file__.startswith({str(clone)!r}), m.__file__"
+    code = (
+        f"import importlib, sys\nfor n in '{names}'.split(): m = importlib.import_module(n); "
+        f"assert m.__file__.startswith({str(clone)!r}), m.__file__"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
     )

@@ -67,6 +67,7 @@ def released(tmp_path_factory):
 
 
 def test_release_of_every_module_succeeds_and_says_it_verified(released):
+    """Released by `tinytorch-course` started by its full path, the venv not on PATH."""
     result = released["result"]
     assert result.returncode == 0, result.stderr
     assert "verified release/" in result.stdout

@@ -39,7 +39,8 @@ def assert_environment_reported(output: str) -> None:
     assert re.search(r"^threads: 1 \(", output, re.M), output
     assert re.search(r"max rel diff \S+: ok\)", output), "the implementations disagree:\n" + output
     assert re.search(
-        r"^ratio tinytorch/numpy-by-hand: \d+\.\d+ \(goal <= 1\.15: (PASS|MISS)\) \[fastest blocks; medians give \d+\.\d+\]$",
+        r"^ratio tinytorch/numpy-by-hand: \d+\.\d+ \(goal <= 1\.15: (PASS|MISS)\) "
+        r"\[fastest blocks; medians give \d+\.\d+\]$",
         output,
         re.M,
     )
@@ -52,7 +53,8 @@ def test_quick_benchmark_with_profile_reports_both_ratios():
     output = run([sys.executable, str(SCRIPT), "--quick", "--repeats", "1", "--profile"])
     assert_environment_reported(output)
     assert re.search(
-        r"^ratio tinytorch/PyTorch: \d+\.\d+ \(goal <= 1\.5: (PASS|MISS)\) \[fastest blocks; medians give \d+\.\d+\]$",
+        r"^ratio tinytorch/PyTorch: \d+\.\d+ \(goal <= 1\.5: (PASS|MISS)\) "
+        r"\[fastest blocks; medians give \d+\.\d+\]$",
         output,
         re.M,
     )

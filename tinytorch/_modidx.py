@@ -160,6 +160,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'tinytorch.optim.Adam.update': ('03_optim/optim.html#adam.update', 'tinytorch/optim.py'),
                                  'tinytorch.optim.AdamW': ('03_optim/optim.html#adamw', 'tinytorch/optim.py'),
                                  'tinytorch.optim.AdamW.__init__': ('03_optim/optim.html#adamw.__init__', 'tinytorch/optim.py'),
+                                 'tinytorch.optim.AdamW.update': ('03_optim/optim.html#adamw.update', 'tinytorch/optim.py'),
                                  'tinytorch.optim.Optimizer': ('03_optim/optim.html#optimizer', 'tinytorch/optim.py'),
                                  'tinytorch.optim.Optimizer.__init__': ('03_optim/optim.html#optimizer.__init__', 'tinytorch/optim.py'),
                                  'tinytorch.optim.Optimizer.__repr__': ('03_optim/optim.html#optimizer.__repr__', 'tinytorch/optim.py'),

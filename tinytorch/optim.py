@@ -148,12 +148,10 @@ class SGD(Optimizer):
             grad = grad + momentum * buffer if group["nesterov"] else buffer
         parameter.data -= group["lr"] * grad
 
-# %% ../modules/03_optim/optim.ipynb #8ff73e10
+# %% ../modules/03_optim/optim.ipynb #46e0e711
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015) with optional AMSGrad and L2 weight decay added to the
     gradient, following PyTorch's `torch.optim.Adam` exactly."""
-
-    decoupled = False  # AdamW sets this: weight decay applied to p directly (Part 4)
 
     def __init__(
         self,
@@ -187,9 +185,7 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = np.zeros_like(p)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = np.zeros_like(p)
-        if self.decoupled and weight_decay != 0:
-            p *= 1 - lr * weight_decay
-        elif weight_decay != 0:
+        if weight_decay != 0:
             grad = grad + weight_decay * p
         state["step"] += 1
         step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
@@ -211,11 +207,9 @@ class Adam(Optimizer):
         scratch *= step_size
         p -= scratch
 
-# %% ../modules/03_optim/optim.ipynb #4d58e0f8
+# %% ../modules/03_optim/optim.ipynb #fe6bca55
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as `torch.optim.AdamW`."""
-
-    decoupled = True
 
     def __init__(
         self,
@@ -229,6 +223,10 @@ class AdamW(Adam):
         super().__init__(
             params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad
         )
+
+    def update(self, parameter: Variable, grad: np.ndarray, state: dict, group: dict) -> None:
+        parameter.data *= 1 - group["lr"] * group["weight_decay"]
+        super().update(parameter, grad, state, {**group, "weight_decay": 0.0})
 
 # %% ../modules/03_optim/optim.ipynb #ee58b576
 def _copy_state(state: dict) -> dict:

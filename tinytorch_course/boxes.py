@@ -59,11 +59,17 @@ def _trace_box(grid: list[dict[int, str]], top: int, left: int) -> str | None:
         bottom += 1
     if bottom == len(grid) or grid[bottom].get(left) != "└":
         found = grid[bottom].get(left, "nothing") if bottom < len(grid) else "the end"
-        return f"box at column {left}: left side breaks {bottom - top} lines down ({found!r} instead of │ or └)"
+        return (
+            f"box at column {left}: left side breaks {bottom - top} lines down "
+            f"({found!r} instead of │ or └)"
+        )
     for row in range(top + 1, bottom):
         if grid[row].get(right) not in RIGHT_SIDE:
             found = grid[row].get(right, " ")
-            return f"box at column {left}: right side should be at column {right}, {row - top} lines down it is {found!r}"
+            return (
+                f"box at column {left}: right side should be at column {right}, "
+                f"{row - top} lines down it is {found!r}"
+            )
     if grid[bottom].get(right) != "┘":
         return f"box at column {left}: bottom-right corner ┘ is not at column {right}"
     if any(grid[bottom].get(col) not in HORIZONTAL for col in range(left + 1, right)):

@@ -85,14 +85,17 @@ def _cell_ids(cells: list) -> None:
 
 def module_notebook(module: Module):
     """The notebook generated from `module.source` (an `nbformat.NotebookNode`)."""
+    return percent_notebook(module.text, module.source)
+
+
+def percent_notebook(text: str, where: Path):
+    """The notebook of a percent-format source (kernelspec set, nbgrader metadata kept)."""
     import jupytext
 
     try:
-        notebook = jupytext.reads(module.text, fmt="py:percent")
+        notebook = jupytext.reads(text, fmt="py:percent")
     except Exception as error:  # jupytext raises several types for malformed input
-        raise CourseError(
-            f"{module.source}: not a valid percent-format notebook: {error}"
-        ) from None
+        raise CourseError(f"{where}: not a valid percent-format notebook: {error}") from None
     notebook.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
     for cell in notebook.cells:
         cell.metadata = {k: v for k, v in cell.metadata.items() if k == "nbgrader"}
@@ -191,6 +194,12 @@ def convert(project: Project, force: bool = False, log=print) -> list[Module]:
         manifest[key] = _sha(new)
         changed.append(module)
     _save_manifest(project, manifest)
+    for module in project.modules:
+        for path in module.companions:
+            notebook = path.with_suffix(".ipynb")
+            data = _notebook_bytes(percent_notebook(path.read_text(encoding="utf-8"), path))
+            if not notebook.exists() or notebook.read_bytes() != data:
+                notebook.write_bytes(data)
     return changed
 
 
@@ -304,7 +313,8 @@ def out_of_sync(project: Project) -> list[str]:
             shutil.copy2(project.root / name, copy / name)
         for module in project.modules:
             (copy / module.source.relative_to(project.root)).parent.mkdir(parents=True)
-            shutil.copy2(module.source, copy / module.source.relative_to(project.root))
+            for path in (module.source, *module.companions):
+                shutil.copy2(path, copy / path.relative_to(project.root))
         built = Project(copy)
         build(built, log=lambda *_: None)
         return _diff_trees(project.package_dir, built.package_dir)

@@ -509,7 +509,7 @@ def _run_cell(cell: JudgedCell, records: list[dict], seed: int) -> Verdict:
         verdict.message = f"the test cell does not compile: {error}"
         return verdict
     namespace: dict = {"__name__": "__judge__", "__builtins__": builtins, "np": np, "math": math}
-    for name in _global_names(code) - set(dir(builtins)):
+    for name in _global_names(code) - set(dir(builtins)) - set(namespace):
         namespace[name] = _Placeholder(name)
     _replay = _Replay(cell.grade_id, records, seed)
     try:

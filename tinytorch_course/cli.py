@@ -76,7 +76,7 @@ def cmd_test(project: Project, args) -> int:
 
 def cmd_demo(project: Project, args) -> int:
     from .build import build, is_stale
-    from .runner import kernel_env
+    from .execute import kernel_env
 
     if is_stale(project):
         print("modules changed since the last build; building first")
@@ -97,7 +97,7 @@ def cmd_bench(project: Project, args) -> int:
         raise CourseError(
             f"unknown benchmark {args.name!r}; the benchmarks are: {', '.join(names)}"
         )
-    from .runner import kernel_env
+    from .execute import kernel_env
 
     script = project.root / "benchmarks" / f"bench_{args.name}.py"
     return subprocess.run(
@@ -151,7 +151,7 @@ def _extensions():
     """`register(add)` functions of the command modules that exist in this install."""
     import importlib
 
-    for name in ("grading", "lab", "docs"):
+    for name in ("assignments", "lab", "mistakes", "docs"):
         try:
             module = importlib.import_module(f"{__package__}.{name}")
         except ModuleNotFoundError as error:

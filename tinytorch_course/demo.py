@@ -13,7 +13,8 @@ import sys
 def show_autograd() -> None:
     """The seed's worked example, f(x) = (x + 2) * 3 at x = 5, traced by the live engine:
     each line of code beside what autograd does for it, then the graph both ways."""
-    from tinytorch.autograd import Variable, draw_graph, explain
+    from tinytorch.autograd import Variable
+    from tinytorch.viz import draw_graph, explain
 
     print("f(x) = (x + 2) * 3 at x = 5, computed by tinytorch.autograd\n")
     print(explain("y = x + 2\nz = y * 3\nz.backward()", x=5.0))
@@ -21,9 +22,9 @@ def show_autograd() -> None:
     z = (x + 2) * 3
     z.backward(retain_graph=True)
     print("\nForward pass (the graph autograd recorded):\n")
-    print(draw_graph(z))
+    print(draw_graph(z, names={"z": z}))
     print("\nBackward pass (gradients flowing back):\n")
-    print(draw_graph(z, backward=True))
+    print(draw_graph(z, backward=True, names={"z": z}))
     print(f"\nx.grad = {x.grad.item():g}")
 
 

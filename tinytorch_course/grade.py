@@ -1,45 +1,55 @@
-"""`grade`: autograde every submission with nbgrader, then write and print the grade table.
+"""`grade`: grade every submission of a module (or of all) and write the grade table.
 
-Submissions are read from `submitted/<student>/<module>/<notebook>.ipynb` (nbgrader's
-layout) and never modified; nbgrader grades copies in `autograded/`, writes feedback HTML
-to `feedback/<student>/<module>/`, and keeps every result in the gradebook
-(`<course_id>.db`). The table of each run goes to `grades/grades.csv`, and a copy to
-`grades/history/` so no earlier table is lost.
+Submissions are read from `submitted/<student>/<module>/<notebook>.ipynb` and never
+modified. For each one, in `[grading] workers` parallel slots:
 
-What the wrapper adds to nbgrader, whose failures are silent:
+1. `normalize.py` rebuilds it around the instructor's cells (tests with hidden tests
+   from `source/`, the student's solution cells), noting duplicated, deleted or edited
+   cells;
+2. `sandbox.py` executes it with nbclient inside bubblewrap, where it sees only its own
+   copy, a read-only Python and the package of the modules before it, with time, memory,
+   process and output limits; the check framework records every probed value;
+3. `scoring.py` replays the instructor's graded cells against those values in this
+   process (`checks.judge`), which never runs student code;
+4. `gradebook.py` stores the scores in nbgrader's gradebook, `feedback.py` writes
+   `feedback/<student>/<module>/<notebook>.html`, and the table goes to
+   `grades/grades.csv` with a copy in `grades/history/`.
 
-- before grading, the grading kernel must import this course's `tinytorch` (the modules a
-  notebook builds on); if it cannot, grading stops with the reason instead of every
-  student scoring 0;
-- files that are not notebooks (empty, invalid JSON), a missing notebook, or a folder
-  for a module that does not exist are reported in the table, never sent to nbgrader;
-- each submission runs with a whole-notebook time limit (`[grading] notebook_timeout`)
-  and is scored on what completed (`DeadlineExecute`); a worker that still hangs is
-  killed after that limit plus a margin, costing only that submission;
-- scores come from the gradebook (nbgrader's exit code says nothing about them).
+Files that are not notebooks, a missing notebook, or a folder for a module that does
+not exist are reported in the table, never run.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
 import os
+import queue
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import execute, gradebook, sandbox, scoring
+from .feedback import render, safe_outputs, write_feedback
+from .normalize import normalize
 from .project import CourseError, Module, Project
-from .release import released_notebook
+from .release import SOURCE_DIR, release_dir, released_notebook
+from .scoring import clean
 
 SUBMITTED_DIR = "submitted"
 GRADES_DIR = "grades"
-KILL_MARGIN_SECONDS = 60.0
-# Submissions graded at once, each in its own nbgrader worker ([grading] workers).
+FEEDBACK_DIR = "feedback"
+# Submissions graded at once, each in its own sandbox slot ([grading] workers).
 DEFAULT_WORKERS = 2
-CSV_COLUMNS = ["student", "module", "score", "max_score", "failed_tests", "problem"]
+DEFAULT_MEMORY_MB = 2048
+CSV_COLUMNS = ["student", "module", "score", "max_score", "failed_tests", "problem", "notes"]
 
 
 @dataclass
@@ -52,6 +62,9 @@ class GradeRow:
     max_score: float | None = None
     failed: list[str] = field(default_factory=list)  # "grade_id: first line of the error"
     problem: str = ""  # why the submission was not (fully) graded
+    notes: list[str] = field(default_factory=list)  # structure notes (never cost points)
+    verdicts: list = field(default_factory=list)  # scoring.CellVerdict per graded cell
+    timings: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
     def csv_row(self) -> list[str]:
@@ -63,6 +76,7 @@ class GradeRow:
             max_score,
             " | ".join(self.failed),
             self.problem,
+            " | ".join(self.notes),
         ]
 
 
@@ -72,10 +86,6 @@ class Submission:
     folder: Path
     module: Module | None
     problem: str = ""
-
-    @property
-    def job(self) -> str:
-        return f"{self.module.key}/{self.student}/{self.module.notebook.stem}"
 
 
 def _first_line(text: str) -> str:
@@ -144,128 +154,206 @@ def find_submissions(
     return found
 
 
-def check_grading_kernel(project: Project, modules: list[Module]) -> str:
-    """Start the grading kernel the way nbgrader will and import `tinytorch` and each
-    module's package; raise CourseError naming what failed. Returns tinytorch's folder."""
-    from nbclient import NotebookClient
-    from nbformat.v4 import new_code_cell, new_notebook
-
-    from .runner import kernel_env
-
-    names = ["tinytorch"] + [f"tinytorch.{m.export_target}" for m in modules if m.export_target]
+def check_package(project: Project, module: Module, lib: Path) -> None:
+    """Import, in a fresh interpreter that sees only `lib`, the course package modules
+    that `module` builds on; raise CourseError naming what failed (else every submission
+    that imports them would score 0)."""
+    before = project.modules[: project.modules.index(module)]
+    names = ["tinytorch"] + [
+        f"tinytorch.{name}" for m in before for name in filter(None, (m.export_target,))
+    ]
     code = (
-        "import importlib, json\n"
+        "import importlib, tinytorch\n"
         f"for name in {names!r}:\n"
         "    importlib.import_module(name)\n"
-        "import tinytorch\n"
-        "print(json.dumps(list(tinytorch.__path__)))"
+        "print(tinytorch.__file__)\n"
     )
-    notebook = new_notebook(cells=[new_code_cell(code)])
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    client = NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True)
-    try:
-        with tempfile.TemporaryDirectory(
-            prefix="tinytorch-kernel-check-"
-        ) as empty:  # as in autograded/
-            client.execute(cwd=empty, env=kernel_env(project))
-    except Exception as error:
-        raise CourseError(
-            f"could not start the grading kernel (python3): {type(error).__name__}: {error}"
-        ) from None
-    outputs = notebook.cells[0].outputs
-    failed = next((o for o in outputs if o.get("output_type") == "error"), None)
-    if failed:
-        raise CourseError(
-            f"the grading kernel cannot import the course package ({failed['ename']}: {failed['evalue']}); "
-            f"every submission that imports tinytorch would score 0. The kernel runs with "
-            f"PYTHONPATH={project.root}: run `tinytorch-course build` there first"
+    env = {**execute.kernel_env(project), "PYTHONPATH": str(lib)}
+    with tempfile.TemporaryDirectory(prefix="tinytorch-import-check-") as empty:
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=empty, env=env, capture_output=True, text=True
         )
-    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-    paths = json.loads(text.strip().splitlines()[-1])
-    expected = project.package_dir.resolve()
-    if not any(Path(p).resolve() == expected for p in paths):
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
         raise CourseError(
-            f"the grading kernel imports tinytorch from {', '.join(paths)}, not from this course's "
-            f"{expected}: grading would test another package"
+            f"the grading kernel cannot import the course package ({clean(last)}); every "
+            f"submission of {module.key} that imports it would score 0: run "
+            "`tinytorch-course build` first"
         )
-    return str(expected)
+    if not Path(done.stdout.strip()).resolve().is_relative_to(lib.resolve()):
+        raise CourseError(
+            f"the grading kernel imports tinytorch from {done.stdout.strip()}, not from this "
+            "course's copy: grading would test another package"
+        )
 
 
-def grading_env(project: Project, module: Module) -> dict[str, str]:
-    """The environment that grades `module`: its kernel imports a `tinytorch` holding only
-    the modules before it (a copy made for this run; the graded module and later ones are
-    stubs that raise ImportError), so a solution cell that imports the reference answer,
-    e.g. `from tinytorch.autograd import *` in module 01, is graded like a missing answer.
-    What is tested is the student's code."""
-    from .runner import kernel_env
+def _read_notebook(path: Path):
+    import warnings
 
-    folder = project.root / ".tinytorch" / "grading" / module.key
-    shutil.rmtree(folder, ignore_errors=True)
-    package = folder / project.package_dir.name
-    package.mkdir(parents=True)
-    shutil.copy2(project.package_dir / "__init__.py", package / "__init__.py")
-    position = project.modules.index(module)
-    for index, other in enumerate(project.modules):
-        for name in (other.export_target, *other.extra_targets):
-            relative = f"{name.replace('.', '/')}.py"
-            (package / relative).parent.mkdir(parents=True, exist_ok=True)
-            if index < position:
-                shutil.copy2(project.package_dir / relative, package / relative)
-            else:  # shadows the reference, which an editable install would otherwise find
-                message = (
-                    f"tinytorch.{name} is built in module {other.key}; while module "
-                    f"{module.key} is graded, the kernel has only the modules before it"
-                )
-                (package / relative).write_text(
-                    f"raise ImportError({message!r})\n", encoding="utf-8"
-                )
-    env = kernel_env(project)
-    env["PYTHONPATH"] = os.pathsep.join([str(folder), env["PYTHONPATH"]])
-    return env
+    import nbformat
+
+    with warnings.catch_warnings():  # missing or repeated cell ids: normalize renumbers them
+        warnings.simplefilter("ignore")
+        return nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
 
 
-def _modules_needed_by(project: Project, modules: list[Module]) -> list[Module]:
-    """The modules whose package the selected ones build on (all before the last one)."""
-    last = max(project.modules.index(m) for m in modules)
-    return project.modules[:last]
+@dataclass
+class ModuleJob:
+    """What every submission of one module is graded against."""
+
+    module: Module
+    source: object  # the instructor's notebook, with hidden tests
+    release: object  # the student's release notebook
+    lib: Path
+    data_files: list[Path]
+    seed: int
+    judged: list  # checks.JudgedCell of the graded cells
 
 
-def _row(submission: Submission, result: dict) -> GradeRow:
-    module = submission.module
-    row = GradeRow(
-        submission.student, module.key, max_score=module.points, seconds=result.get("seconds", 0.0)
+def _module_job(project: Project, module: Module, folder: Path) -> ModuleJob:
+    source_path = project.root / SOURCE_DIR / module.key / module.notebook.name
+    if not source_path.is_file():
+        raise CourseError(
+            f"{SOURCE_DIR}/{module.key}/{module.notebook.name} is missing: run "
+            "`tinytorch-course release` first (grading uses the release's instructor copy)"
+        )
+    if not project.package_dir.joinpath("__init__.py").is_file():
+        raise CourseError(
+            f"the grading kernel cannot import the course package: no {project.package_dir}; "
+            "run `tinytorch-course build` first"
+        )
+    source = _read_notebook(source_path)
+    lib = sandbox.module_lib(project, module, folder / module.key)
+    check_package(project, module, lib)
+    release = release_dir(project, module)
+    data = sorted(p for p in release.iterdir() if p.name != module.notebook.name)
+    return ModuleJob(
+        module,
+        source,
+        _read_notebook(released_notebook(project, module)),
+        lib,
+        data,
+        scoring.module_seed(project.root, module.key),
+        scoring.graded_cells(source),
     )
-    if not result.get("ok"):
-        row.problem = _first_line(result.get("error", "grading failed"))
-        if "killed" not in result:
-            row.problem = "not graded: " + row.problem.removeprefix("not graded: ")
-        return row
-    grades = result.get("grades", [])
-    row.score = sum(g["score"] for g in grades)
-    row.max_score = sum(g["max_score"] for g in grades)
-    for g in grades:
-        if g["score"] < g["max_score"]:
-            row.failed.append(f"{g['name']}: {g['error'] or 'no points'}")
-    other = result.get("other_error")
-    feedback = result.get("feedback_error")
-    problems = [
-        result.get("stopped") or "",
-        f"error outside the tests: {other}" if other else "",
-        f"no feedback file: {_first_line(feedback)}" if feedback else "",
-    ]
+
+
+@dataclass
+class Outcome:
+    """One submission graded: its row, its graded notebook and what the gradebook gets."""
+
+    row: GradeRow
+    notebook: object | None = None
+    verdicts: list = field(default_factory=list)
+
+
+def _run_unsandboxed(job: ModuleJob, notebook, limits: dict) -> sandbox.SandboxResult:
+    """`--no-sandbox`: execute in a temporary folder as this user (no isolation)."""
+    with tempfile.TemporaryDirectory(prefix="tinytorch-grade-") as folder:
+        for path in job.data_files:
+            copy = shutil.copytree if path.is_dir() else shutil.copy2
+            copy(path, Path(folder) / path.name)
+        record = Path(folder) / ".observations"
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(job.lib),
+            "PYTHONIOENCODING": "utf-8",
+            "OPENBLAS_NUM_THREADS": "1",
+            "TINYTORCH_CHECK_RECORD": str(record),
+            "TINYTORCH_CHECK_SEED": str(job.seed),
+        }
+        env.pop("IN_TEST", None)
+        ran = execute.execute(notebook, folder, env, **limits)
+        observations = record.read_bytes() if record.is_file() else b""
+    inside = {"seconds": ran.seconds, "kernel_seconds": ran.kernel_seconds}
+    return sandbox.SandboxResult(ran.notebook, observations, ran.stopped, "", ran.seconds, inside)
+
+
+def grade_one(
+    project: Project, job: ModuleJob, submission: Submission, slot, limits: dict
+) -> Outcome:
+    """Normalize, run (in the sandbox of `slot`, or without one when `slot` is None),
+    judge and write the feedback page of one submission."""
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    module = job.module
+    row = GradeRow(clean(submission.student, 100), module.key, max_score=module.points)
+    path = submission.folder / module.notebook.name
+    graded, notes = normalize(_read_notebook(path), job.source, job.release)
+    row.notes = [clean(n) for n in notes]
+    if slot is None:
+        result = _run_unsandboxed(job, copy.deepcopy(graded), limits)
+    else:
+        result = sandbox.run(graded, job.lib, job.data_files, slot, job.seed, **limits)
+    inside = result.inside.get("seconds", result.seconds)
+    timings["sandbox start"] = max(0.0, result.seconds - inside)
+    timings["kernel start"] = result.inside.get("kernel_seconds", 0.0)
+    timings["execution"] = max(0.0, inside - timings["kernel start"])
+    mark = time.perf_counter()
+    executed = safe_outputs(graded, result.notebook)
+    stopped = clean(result.problem or result.stopped)
+    row.verdicts = scoring.verdicts(job.judged, result.observations, job.seed, executed, stopped)
+    row.score = sum(v.score for v in row.verdicts)
+    row.failed = [f"{v.grade_id}: {v.message}" for v in row.verdicts if not v.passed]
+    errors = scoring.run_errors(executed)
+    problems = [stopped, f"error outside the tests: {errors[0]}" if errors else ""]
     row.problem = "; ".join(p for p in problems if p)
-    return row
+    timings["judge"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    title = f"{row.student} · {module.key}"
+    page = render(executed, title, row.verdicts, f"{row.score:g}/{module.points:g}", row.notes)
+    write_feedback(feedback_path(project, submission.student, module), page)
+    timings["feedback"] = time.perf_counter() - mark
+    row.timings = timings
+    row.seconds = time.perf_counter() - start
+    return Outcome(row, executed, row.verdicts)
 
 
-def grade(project: Project, key: str | None = None, log=print) -> list[GradeRow]:
-    """Autograde every submission of one module (`key`) or of all modules; write the table."""
-    from .nbgrader_jobs import require_nbgrader_config, run_jobs
+def feedback_path(project: Project, student: str, module: Module) -> Path:
+    return project.root / FEEDBACK_DIR / student / module.key / f"{module.notebook.stem}.html"
 
-    require_nbgrader_config(project)
+
+def _grade_all(project, jobs, gradable, workers, sandboxed, limits, log) -> list[GradeRow]:
+    slots: queue.Queue = queue.Queue()
+    taken = []
+    memory = int(project.setting("grading", "memory_limit_mb", DEFAULT_MEMORY_MB))
+    for _ in range(workers):
+        if sandboxed:
+            taken.append(sandbox.Slot(memory * 2**20))
+            slots.put(taken[-1])
+        else:
+            slots.put(None)
+    if taken:
+        uids = ", ".join(str(slot.uid) for slot in taken)
+        log(f"sandbox: bubblewrap, {taken[0].limits.how}, {workers} worker slots (uids {uids})")
+
+    def work(submission: Submission) -> GradeRow:
+        slot = slots.get()
+        try:
+            return grade_one(project, jobs[submission.module.key], submission, slot, limits).row
+        except Exception as error:  # a bug of ours must cost one row, not the class
+            row = GradeRow(clean(submission.student, 100), submission.module.key)
+            row.max_score = submission.module.points
+            row.problem = clean(f"not graded: {type(error).__name__}: {error}")
+            return row
+        finally:
+            slots.put(slot)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(work, gradable))
+    finally:
+        for slot in taken:
+            slot.release()
+
+
+def grade(
+    project: Project, key: str | None = None, log=print, sandboxed: bool = True
+) -> list[GradeRow]:
+    """Grade every submission of one module (`key`) or of all modules; write the table."""
+    if sandboxed:
+        sandbox.check_available()
+        sandbox.check_course_hidden(project)
     modules = project.select(key)
     submissions = find_submissions(project, modules, every_module=key is None)
     gradable = [s for s in submissions if not s.problem]
@@ -274,39 +362,51 @@ def grade(project: Project, key: str | None = None, log=print) -> list[GradeRow]
     if unreleased:
         raise CourseError(
             f"not released: {', '.join(unreleased)}; run `tinytorch-course release` first "
-            "(nbgrader grades against the cells and checksums recorded at release)"
+            "(grading uses the cells recorded at release)"
         )
     rows = [
         GradeRow(
-            s.student,
-            s.folder.name,
+            clean(s.student, 100),
+            clean(s.folder.name, 100),
             max_score=s.module.points if s.module else None,
-            problem=s.problem,
+            problem=clean(s.problem),
         )
         for s in submissions
         if s.problem
     ]
     if gradable:
-        package = check_grading_kernel(project, _modules_needed_by(project, used))
-        log(f"grading {len(gradable)} submissions with the kernel importing {package}")
-        limit = project.setting("grading", "notebook_timeout", 300)
-        start = time.perf_counter()
-        workers = int(project.setting("grading", "workers", DEFAULT_WORKERS))
-        results = {}
-        for module in used:
-            jobs = [s.job for s in gradable if s.module == module]
-            results |= run_jobs(
-                project,
-                "grade",
-                jobs,
-                job_seconds=limit + KILL_MARGIN_SECONDS,
-                workers=workers,
-                env=grading_env(project, module),
+        limits = {
+            "notebook_timeout": project.setting("grading", "notebook_timeout", 300),
+            "cell_timeout": project.setting("grading", "cell_timeout", 120),
+            "max_output_chars": int(project.setting("grading", "max_output_chars", 100_000)),
+        }
+        workers = max(1, int(project.setting("grading", "workers", DEFAULT_WORKERS)))
+        if not sandboxed:
+            log(
+                "WARNING: --no-sandbox: submissions run with your rights and can change "
+                "any file you can (gradebook, grades, other submissions, the course)"
             )
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="tinytorch-grading-") as folder:
+            Path(folder).chmod(0o755)
+            jobs = {m.key: _module_job(project, m, Path(folder)) for m in used}
+            graded = _grade_all(project, jobs, gradable, workers, sandboxed, limits, log)
+        mark = time.perf_counter()
+        entries = [
+            (s.student, r.module, s.module.notebook.stem, {v.grade_id: v.score for v in r.verdicts})
+            for s, r in zip(gradable, graded, strict=True)
+            if r.verdicts
+        ]
+        for problem in gradebook.record(project, entries):
+            log(f"gradebook: {problem}")
+        gradebook_seconds = time.perf_counter() - mark
+        for r in graded:
+            r.timings["gradebook"] = gradebook_seconds / len(graded)
+        rows += graded
         elapsed = time.perf_counter() - start
-        rows += [_row(s, results[s.job]) for s in gradable]
         log(
-            f"graded {len(gradable)} submissions in {elapsed:.1f}s ({elapsed / len(gradable):.1f}s each)"
+            f"graded {len(gradable)} submissions in {elapsed:.1f}s "
+            f"({elapsed / len(gradable):.1f}s each, {workers} workers)"
         )
     rows.sort(key=lambda r: (r.student, r.module))
     write_table(project, rows)
@@ -352,8 +452,14 @@ def print_table(rows: list[GradeRow], out=print) -> None:
     for row in rows:
         total = "-" if row.max_score is None else f"{row.max_score:g}"
         out(f"{row.student:<{width}}  {row.module:<14} {row.score:>6g}/{total:<5}")
-        for failed in row.failed:
-            out(f"{'':<{width}}    FAIL {failed}")
+        for verdict in row.verdicts or []:
+            if not verdict.passed:
+                out(f"{'':<{width}}  {verdict.line()}")
+        if not row.verdicts:
+            for failed in row.failed:
+                out(f"{'':<{width}}    FAIL {failed}")
         if row.problem:
             out(f"{'':<{width}}    NOTE {row.problem}")
+        for note in row.notes:
+            out(f"{'':<{width}}    NOTE {note}")
     out(f"table written to {GRADES_DIR}/grades.csv")

@@ -21,7 +21,7 @@ What the student gets, and how it is set up without touching their own Jupyter:
 - Diagrams stay rectangles: a custom CSS file (in the same folder, loaded with
   `--LabApp.custom_css`) makes code blocks and outputs scroll sideways instead of
   wrapping a line that is wider than the window.
-- The kernel imports *this* project's `tinytorch`: it inherits `runner.kernel_env`,
+- The kernel imports *this* project's `tinytorch`: it inherits `execute.kernel_env`,
   which puts the project root first on `PYTHONPATH`. The kernel starts on opening a
   module (JupyterLab sometimes still asks which one: "Python 3" is preselected).
 - In a workspace the same command opens the student's `.ipynb` notebooks. "Run All
@@ -146,7 +146,7 @@ def _write_if_changed(path: Path, text: str) -> None:
 def lab_env(project: Project) -> dict[str, str]:
     """The server's environment: the kernel environment (this project's `tinytorch`
     first on `PYTHONPATH`) with Jupyter's user config folder inside the project."""
-    from .runner import kernel_env
+    from .execute import kernel_env
 
     env = kernel_env(project)
     env["JUPYTER_CONFIG_DIR"] = str(write_lab_config(project))

@@ -8,6 +8,7 @@ is a broken diagram; mojibake is text that was decoded with the wrong codec.
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -122,17 +123,39 @@ def _lint_markdown(where: Path, number: int, body: list[str]) -> list[str]:
     return problems
 
 
-def pass_line(grade_id: str, points: float) -> str:
-    """The line every graded cell ends with, so a student sees what passed."""
-    return f'print("✓ {grade_id} passed ({points:g} points)")'
+def check_line(grade_id: str, points: float) -> str:
+    """The statement every graded cell starts with (after its imports)."""
+    return f'check = Check("{grade_id}", points={points:g})'
 
 
-def _lint_pass_line(where: Path, number: int, meta: dict, body: list[str]) -> list[str]:
-    expected = pass_line(meta.get("grade_id"), meta["points"])
-    last = next((line for line in reversed(body) if line.strip()), "")
-    if last.strip() != expected:
-        return [f"{where}:{number}: graded cell {meta.get('grade_id')!r} must end with {expected}"]
-    return []
+def _statements(body: list[str]) -> list[str] | None:
+    """The source of each top-level statement of a code cell, or None if it does not parse."""
+    source = "\n".join(body)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    return [ast.get_source_segment(source, node) or "" for node in tree.body]
+
+
+def _lint_check_cell(where: Path, number: int, meta: dict, body: list[str]) -> list[str]:
+    """A graded cell: imports, then `check = Check(<grade_id>, points=N)`, ..., `check.done()`
+    (the check framework records and replays what happens in between)."""
+    grade_id = meta.get("grade_id")
+    statements = _statements(body)
+    if statements is None:
+        return [f"{where}:{number}: graded cell {grade_id!r} is not valid Python"]
+    code = [s for s in statements if not s.startswith(("import ", "from "))]
+    expected = check_line(grade_id, meta["points"])
+    problems = []
+    if not code or " ".join(code[0].split()) != expected:
+        problems.append(
+            f"{where}:{number}: graded cell {grade_id!r} must start (after its imports) with "
+            f"{expected}"
+        )
+    if not code or code[-1].strip() != "check.done()":
+        problems.append(f"{where}:{number}: graded cell {grade_id!r} must end with check.done()")
+    return problems
 
 
 def _lint_nbgrader(where: Path, number: int, meta: dict, body: list[str]) -> list[str]:
@@ -158,7 +181,7 @@ def _lint_nbgrader(where: Path, number: int, meta: dict, body: list[str]) -> lis
                 f"{where}:{number}: graded cell {meta.get('grade_id')!r} needs points > 0"
             )
         if meta.get("grade") and isinstance(meta.get("points"), (int, float)):
-            problems += _lint_pass_line(where, number, meta, body)
+            problems += _lint_check_cell(where, number, meta, body)
         if meta.get("solution") and meta.get("locked"):
             problems.append(
                 f"{where}:{number}: solution cell {meta.get('grade_id')!r} must not be locked"

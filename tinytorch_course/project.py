@@ -74,6 +74,12 @@ class Module:
         return jupytext.writes(notebook, fmt="py:percent")
 
     @property
+    def companions(self) -> list[Path]:
+        """Other percent-format notebooks in the module's folder (e.g. `viz.py`): built,
+        exported and released beside the module, never graded."""
+        return sorted(p for p in self.folder.glob("*.py") if p != self.source)
+
+    @property
     def exists(self) -> bool:
         return self.source.is_file() or self.notebook.is_file()
 

@@ -31,7 +31,8 @@ _REGIONS = {
     "### BEGIN HIDDEN TESTS": ("### END HIDDEN TESTS", "hidden test"),
 }
 _MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
-_SKIPPED_FILES = {"__pycache__", ".ipynb_checkpoints"}
+# Authoring files beside a module that quote its solutions (the mistake catalogue).
+_SKIPPED_FILES = {"__pycache__", ".ipynb_checkpoints", "mistakes.toml", "mutants-equivalent.toml"}
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,13 @@ def _source_lines(module: Module):
 
 def secrets(modules: list[Module]) -> dict[str, Secret]:
     """Every non-trivial solution / hidden-test line of `modules`, except lines that also
-    appear as visible code outside any region (shown to students by design)."""
+    appear as visible code outside any region or in a companion notebook (shown to
+    students by design)."""
     visible: set[str] = set()
     found: dict[str, Secret] = {}
     for module in modules:
+        for companion in module.companions:  # released whole, by design (e.g. viz.py)
+            visible |= {line.strip() for line in companion.read_text(encoding="utf-8").splitlines()}
         for number, line, kind, in_code in _source_lines(module):
             if kind is None and in_code:
                 visible.add(line)
@@ -199,7 +203,7 @@ def stage_source(project: Project, module: Module) -> Path:
     """Write `source/KEY/NAME.ipynb` from the module's .py, plus its data files (no .py)."""
     import nbformat
 
-    from .build import module_notebook
+    from .build import module_notebook, percent_notebook
 
     folder = project.root / SOURCE_DIR / module.key
     if folder.exists():
@@ -210,6 +214,11 @@ def stage_source(project: Project, module: Module) -> Path:
         nbformat.writes(_let_run_all_continue(module_notebook(module)), version=4) + "\n",
         encoding="utf-8",
     )
+    for path in module.companions:  # given notebooks beside the module (e.g. viz)
+        companion = percent_notebook(path.read_text(encoding="utf-8"), path)
+        (folder / f"{path.stem}.ipynb").write_text(
+            nbformat.writes(companion, version=4) + "\n", encoding="utf-8"
+        )
     for path in module.folder.iterdir():
         if (
             path.suffix in (".py", ".ipynb")
@@ -228,7 +237,7 @@ def release(
     """Generate (or, without `force`, keep) each selected module's release, then verify the
     whole release folder. Returns the modules generated now; raises CourseError on a leak
     or when nbgrader did not do what it said."""
-    from .nbgrader_jobs import run_jobs
+    from .nbgrader_release import generate
 
     modules = project.select(key)
     kept = [m for m in modules if release_dir(project, m).exists() and not force]
@@ -243,7 +252,7 @@ def release(
         if release_dir(project, module).exists():
             shutil.rmtree(release_dir(project, module))
     start = time.time()
-    results = run_jobs(project, "generate", [m.key for m in todo], job_seconds=600) if todo else {}
+    results = generate(project, [m.key for m in todo]) if todo else {}
     failures = []
     for module in todo:
         result = results[module.key]

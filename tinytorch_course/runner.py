@@ -1,41 +1,39 @@
-"""Run a module notebook headless and report each graded test cell, the way a grader would.
+"""`tinytorch-course test`: run a module's notebook locally and score it as `grade` does.
 
-Every cell runs even after an earlier one fails (as in nbgrader's autograde), so one
-unfinished part costs only its own tests. The kernel starts in the notebook's folder
-with the project root first on `PYTHONPATH`, so `import tinytorch` finds the package
-of *this* project: the reference in the course repository, the student's own in a
-workspace.
+The notebook runs top to bottom (`execute.py`) with the check framework recording every
+probed value (`TINYTORCH_CHECK_RECORD`, seed 0); then the graded cells are replayed in
+this process by `checks.judge` (`scoring.py`), the same judge, messages and "did not
+run" rule as `grade`. In the course repository the graded cells are the module source's
+(with hidden tests); in a workspace, the student's own notebook's. The local run is not
+sandboxed: it is the student's own code on the student's own machine.
+
+The kernel starts in the notebook's folder with the project root first on `PYTHONPATH`,
+so `import tinytorch` finds the package of *this* project: the reference in the course
+repository, the student's own in a workspace.
 """
 
 from __future__ import annotations
 
-import os
-import time
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .execute import execute, kernel_env
 from .project import Module, Project
+from .scoring import CellVerdict, graded_cells, run_errors, verdicts
 
+CellResult = CellVerdict  # the outcome of one graded cell
+LOCAL_SEED = 0
 
-@dataclass
-class CellResult:
-    """The outcome of one graded test cell."""
-
-    grade_id: str
-    points: float
-    passed: bool
-    message: str = ""
-
-    @property
-    def score(self) -> float:
-        return self.points if self.passed else 0.0
+__all__ = ["CellResult", "NotebookResult", "format_result", "kernel_env", "run_module"]
 
 
 @dataclass
 class NotebookResult:
     module: str
-    cells: list[CellResult] = field(default_factory=list)
+    cells: list[CellVerdict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # errors outside graded cells
+    stopped: str = ""  # why the notebook stopped early
     seconds: float = 0.0
 
     @property
@@ -48,19 +46,7 @@ class NotebookResult:
 
     @property
     def passed(self) -> bool:
-        return not self.errors and all(cell.passed for cell in self.cells)
-
-
-def kernel_env(project: Project) -> dict[str, str]:
-    """The environment of a kernel that must import this project's `tinytorch`."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project.root), env.get("PYTHONPATH")]))
-    env["PYTHONIOENCODING"] = "utf-8"
-    # The course's matrices are small: extra BLAS threads only contend with each other
-    # (module 04's digits run: 2 s with one OpenBLAS thread, ~30 s with two on a busy 2-core box).
-    env.setdefault("OPENBLAS_NUM_THREADS", "1")
-    env.pop("IN_TEST", None)
-    return env
+        return not self.errors and not self.stopped and all(cell.passed for cell in self.cells)
 
 
 def error_message(outputs: list) -> str | None:
@@ -68,16 +54,6 @@ def error_message(outputs: list) -> str | None:
     for output in outputs:
         if output.get("output_type") == "error":
             return f"{output.get('ename')}: {output.get('evalue')}".strip()
-    return None
-
-
-def stderr_message(outputs: list) -> str | None:
-    """The first line a cell wrote to stderr, or None: nbgrader scores a graded test cell
-    that writes to stderr (a warning, say) 0 points, so `test` must fail it too."""
-    for output in outputs:
-        if output.get("output_type") == "stream" and output.get("name") == "stderr":
-            first = next((line for line in output.get("text", "").splitlines() if line.strip()), "")
-            return f"wrote to stderr, which nbgrader scores 0: {first.strip()}"
     return None
 
 
@@ -96,55 +72,33 @@ def _notebook_for(project: Project, module: Module):
 def run_module(
     project: Project, module: Module, cell_timeout: float | None = None
 ) -> NotebookResult:
-    """Execute `module`'s notebook top to bottom and collect each graded cell's result."""
-    from nbclient import NotebookClient
-
+    """Execute `module`'s notebook, then judge its graded cells from what it recorded."""
     notebook = _notebook_for(project, module)
-    timeout = cell_timeout or project.setting("grading", "cell_timeout", 120)
-    client = NotebookClient(
-        notebook,
-        timeout=int(timeout),
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(module.folder)}},
-    )
-    result = NotebookResult(module.key)
-    start = time.perf_counter()
-    try:
-        client.execute(cwd=str(module.folder), env=kernel_env(project))
-    except Exception as error:  # a timeout or a dead kernel ends the run; score what completed
-        result.errors.append(
-            f"notebook stopped: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    judged = graded_cells(notebook)
+    with tempfile.TemporaryDirectory(prefix="tinytorch-test-") as folder:
+        record = Path(folder) / "observations"
+        env = kernel_env(project)
+        env |= {"TINYTORCH_CHECK_RECORD": str(record), "TINYTORCH_CHECK_SEED": str(LOCAL_SEED)}
+        ran = execute(
+            notebook,
+            str(module.folder),
+            env,
+            notebook_timeout=project.setting("grading", "notebook_timeout", 300),
+            cell_timeout=cell_timeout or project.setting("grading", "cell_timeout", 120),
         )
-    result.seconds = time.perf_counter() - start
-    for index, cell in enumerate(notebook.cells):
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code":
-            continue
-        ran = cell.get("execution_count") is not None
-        message = error_message(cell.get("outputs", []))
-        if meta.get("grade"):
-            message = message or stderr_message(cell.get("outputs", []))
-            passed = ran and message is None
-            why = message or ("" if ran else "did not run (the notebook stopped before this cell)")
-            result.cells.append(
-                CellResult(
-                    meta.get("grade_id", f"cell {index}"), float(meta.get("points", 0)), passed, why
-                )
-            )
-        elif message:
-            result.errors.append(f"cell {index} (not a test cell): {message}")
+        observations = record.read_bytes() if record.is_file() else b""
+    result = NotebookResult(module.key, stopped=ran.stopped, seconds=ran.seconds)
+    result.cells = verdicts(judged, observations, LOCAL_SEED, notebook, ran.stopped)
+    result.errors = [f"{e} (not a test cell)" for e in run_errors(notebook)]
     return result
 
 
 def format_result(result: NotebookResult) -> str:
-    """One line per graded test cell, then the score."""
-    lines = []
-    for cell in result.cells:
-        status = "pass" if cell.passed else "FAIL"
-        detail = f"  {cell.message.splitlines()[0]}" if cell.message else ""
-        lines.append(f"  {status}  {cell.grade_id:<32} {cell.score:g}/{cell.points:g}{detail}")
+    """One line per graded test cell (as `grade` prints them), then the score."""
+    lines = [cell.line() for cell in result.cells]
     lines += [f"  ERROR {error}" for error in result.errors]
+    if result.stopped:
+        lines.append(f"  STOPPED {result.stopped}")
     lines.append(
         f"  {result.module}: {result.score:g}/{result.max_score:g} points ({result.seconds:.1f}s)"
     )

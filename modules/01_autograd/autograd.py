@@ -1,37 +1,31 @@
 # %% [markdown]
 # # Autograd
 #
-# > A reverse-mode automatic differentiation engine over numpy: `Variable`, `Function`, `backward()`.
+# > A reverse-mode automatic differentiation engine over numpy: `Variable`, `Function`,
+# > `backward()`.
 
 # %% [markdown]
 # ## What we're building
 #
-# Every modern deep learning framework rests on one piece of machinery: **reverse-mode
-# automatic differentiation**, *autograd*. You write the forward computation; it records
-# each operation as it runs, and one call to `backward()` gives you the gradient of the
-# result with respect to every input that asked for one. In this module you build that
-# engine over numpy, with PyTorch's names, and the rest of the course trains networks
-# with it.
+# Every deep learning framework rests on **reverse-mode automatic differentiation**,
+# *autograd*: you write the forward computation, it records each operation as it runs,
+# and one call to `backward()` gives the gradient of the result with respect to every
+# input that asked for one. You build that engine here, over numpy, with PyTorch's
+# names; the rest of the course trains networks with it.
 #
-# Here is what it does with five lines of code. The right-hand column is not drawn by
-# hand: it is printed by `explain()`, a tool you export in this module, running the
-# engine you are about to write.
+# The right-hand column below is not drawn by hand: `explain()` (from `tinytorch.viz`)
+# printed it, running the engine you are about to write.
 #
 # ```python
-# print(explain("""
-# x = Variable([1.0, 2.0], requires_grad=True)
-# y = x * 2
-# z = y + 3
-# loss = z.mean()
-# loss.backward()
-# """))
+# print(explain("y = x * 2\nz = y + 3\nloss = z.mean()\nloss.backward()", x=[1.0, 2.0]))
 # ```
 #
 # ```text
 # Your code:                                      What autograd does:
 # ──────────                                      ───────────────────
 # x = Variable([1.0, 2.0], requires_grad=True)    Creates leaf x (requires_grad=True)
-# y = x * 2                                       Tracks operation: Mul(x, 2) = [2., 4.]   saves [1., 2.], 2 for backward
+# y = x * 2                                       Tracks operation: Mul(x, 2) = [2., 4.]
+#                                                     saves [1., 2.], 2 for backward
 # z = y + 3                                       Tracks operation: Add(y, 3) = [5., 7.]
 # loss = z.mean()                                 Tracks operation: Mean(z) = 6
 # loss.backward()                                 Backward pass (loss.backward()):
@@ -42,27 +36,25 @@
 #                                                 Result: x.grad = [1., 1.]
 # ```
 #
-# Three things to notice. Each operation is *recorded* (as a node that remembers its
-# inputs), and some save values they will need later (`Mul` keeps `x` and `2`, `Add`
-# needs nothing). Nothing is differentiated until `backward()`. And `backward()` walks
-# the recorded operations in reverse, each one turning the gradient of its output into
-# gradients of its inputs.
+# Each operation is *recorded* as a node that remembers its inputs, and some save values
+# for later (`Mul` keeps `x` and `2`; `Add` needs nothing). Nothing is differentiated
+# until `backward()`, which walks the recorded operations in reverse, each turning the
+# gradient of its output into gradients of its inputs.
 
 # %% [markdown]
 # ## The computational graph
 #
-# When you write `z = x * y + b`, the engine builds this graph, one node per operation.
-# Both pictures are printed by `draw_graph()`, another tool of this module, from the
-# live `Variable`s:
+# `z = x * y + b` builds one node per operation. `draw_graph()` prints both pictures from
+# the live `Variable`s (`names=` tells it what your code calls them):
 #
 # ```python
 # x = Variable(2.0, requires_grad=True)
 # y = Variable(3.0, requires_grad=True)
 # b = Variable(1.0, requires_grad=True)
 # z = x * y + b
-# print(draw_graph(z))
+# print(draw_graph(z, names=globals()))
 # z.backward()
-# print(draw_graph(z, backward=True))
+# print(draw_graph(z, backward=True, names=globals()))
 # ```
 #
 # ```text
@@ -78,33 +70,27 @@
 #                        ∂z/∂b = 1 ←──┘
 # ```
 #
-# Forward, values flow left to right. Backward, gradients flow right to left: `[+]`
-# passes `∂z/∂z = 1` unchanged to both of its inputs, and `[×]` multiplies it by the
-# *other* input, so `∂z/∂x = y = 3` and `∂z/∂y = x = 2`. That is the chain rule, applied
-# one node at a time.
+# Forward, values flow left to right; backward, gradients flow right to left: `[+]` passes
+# `∂z/∂z = 1` to both inputs, `[×]` multiplies it by the *other* input, so `∂z/∂x = y = 3`
+# and `∂z/∂y = x = 2`. That is the chain rule, one node at a time.
 
 # %% [markdown]
 # ## Memory: what training keeps around
 #
-# Recording the graph costs memory: every value an operation saves for `backward()`
-# stays alive until `backward()` has used it. Take a small classifier, an MLP with 784
-# inputs, 256 hidden units and 10 outputs (`relu(x @ W1 + b1) @ W2 + b2`, then
-# `log_softmax` and a cross-entropy loss), trained on batches of 64 in float32 (4 bytes a
-# number):
+# Every value an operation saves for `backward()` stays alive until `backward()` has used
+# it. Take an MLP with 784 inputs, 256 hidden units and 10 outputs (`relu(x @ W1 + b1) @
+# W2 + b2`, then `log_softmax` and a cross-entropy loss), batches of 64, float32 (4 B):
 #
 # - parameters: 784·256 + 256 + 256·10 + 10 = 203,530 numbers × 4 B = 814,120 B;
-# - saved for backward (measured on this module's engine, parameters not counted
-#   twice): the input batch 64·784, the pre-activation that `relu` keeps 64·256, the
-#   hidden layer that the second `@` keeps 64·256, and the log-probabilities 64·10:
-#   83,584 numbers × 4 B = 334,336 B;
-# - gradients: one per parameter, 814,120 B;
-# - Adam keeps two running moments per parameter: 2 × 814,120 = 1,628,240 B.
+# - saved for backward (measured on this engine): the batch 64·784, the pre-activation
+#   `relu` keeps 64·256, the hidden layer the second `@` keeps 64·256, the
+#   log-probabilities 64·10: 83,584 numbers × 4 B = 334,336 B;
+# - gradients: one per parameter, 814,120 B; Adam's two moments: 1,628,240 B.
 #
 # ```text
 # ┌───────────────────────────────────────────────────────────────────────┐
 # │ Training memory: MLP 784-256-10, batch 64, float32                    │
 # ├───────────────────────────────────────────────────────────────────────┤
-# │                                                                       │
 # │ Forward pass keeps:                                                   │
 # │ ┌────────────────────────────────┐ ┌────────────────────────────────┐ │
 # │ │ Parameters                     │ │ Saved for backward             │ │
@@ -112,7 +98,6 @@
 # │ │ 203,530 numbers                │ │ log-probabilities              │ │
 # │ │ 0.81 MB                        │ │ 83,584 numbers: 0.33 MB        │ │
 # │ └────────────────────────────────┘ └────────────────────────────────┘ │
-# │                                                                       │
 # │ Backward pass and optimizer add:                                      │
 # │ ┌────────────────────────────────┐ ┌────────────────────────────────┐ │
 # │ │ Gradients                      │ │ Adam state                     │ │
@@ -120,13 +105,11 @@
 # │ │ 203,530 numbers                │ │ 407,060 numbers                │ │
 # │ │ 0.81 MB                        │ │ 1.63 MB                        │ │
 # │ └────────────────────────────────┘ └────────────────────────────────┘ │
-# │                                                                       │
 # │ Total: 814,120 × 2 + 334,336 + 1,628,240 = 3,590,816 B = 3.59 MB      │
-# │                                                                       │
 # └───────────────────────────────────────────────────────────────────────┘
 # ```
 #
-# Inference under `no_grad()` needs the parameters and only the activation being
+# Inference under `no_grad()` keeps only the parameters and the activation being
 # computed: no graph, no saved values, no gradients, no optimizer state.
 
 # %% [markdown]
@@ -136,7 +119,7 @@
 #
 # ```python
 # x = Variable(5.0, requires_grad=True)
-# with trace():
+# with trace(names=globals()):
 #     y = x + 2
 #     z = y * 3
 #     z.backward()
@@ -144,7 +127,8 @@
 #
 # ```text
 # Tracks operation: Add(x, 2) = 7
-# Tracks operation: Mul(y, 3) = 21   saves 7, 3 for backward
+# Tracks operation: Mul(y, 3) = 21
+#     saves 7, 3 for backward
 # Backward pass (z.backward()):
 #     ∂z/∂z = 1                                 start with gradient 1
 #     ∂z/∂y = ∂z/∂z × ∂(y*3)/∂y = 1 × 3 = 3     Mul.backward
@@ -152,71 +136,34 @@
 # Result: x.grad = 3
 # ```
 #
-# Forward, `y = 7` and `z = 21`; `Mul` saves its two inputs (7 and 3), because the
-# derivative of `y * 3` with respect to `y` is the other input, 3. Backward starts from
-# `∂z/∂z = 1`, multiplies by each local derivative on the way back, and arrives at
-# `x.grad = 3`: indeed `f(x) = 3x + 6`.
+# `Mul` saves its two inputs (7 and 3), because the derivative of `y * 3` with respect to
+# `y` is the other input. Backward starts from `∂z/∂z = 1`, multiplies by each local
+# derivative on the way back, and arrives at `x.grad = 3`: indeed `f(x) = 3x + 6`.
 
 # %% [markdown]
 # ## At the scale of a large model
 #
-# The same accounting for a GPT-3-sized model (175 × 10⁹ parameters; 96 layers, hidden
-# size 12,288, 96 attention heads, sequences of 2,048 tokens), trained with Adam. This is
-# an **estimate** under stated assumptions, not a measurement:
-#
-# - weights in fp32: 175e9 × 4 B = 700 GB; gradients in fp32: 700 GB; Adam's two
-#   moments in fp32: 2 × 700 GB = 1,400 GB;
-# - activations of one sequence, using the count of Korthikanti et al. (2022,
-#   "Reducing Activation Recomputation in Large Transformer Models") for one
-#   transformer layer stored in 16-bit: s·b·h·(34 + 5·a·s/h) bytes with s = 2,048,
-#   b = 1, h = 12,288, a = 96: 2.87 GB per layer, × 96 layers = 275.4 GB;
-# - activation checkpointing keeps only each layer's input (2·s·b·h bytes = 50.3 MB,
-#   × 96 = 4.8 GB) and recomputes one layer at a time during backward (2.87 GB):
-#   7.7 GB, paid for with about one extra forward pass.
-#
-# ```text
-# Keeping every activation:                 With activation checkpointing:
-# ┌──────────────────────────────────┐      ┌──────────────────────────────────┐
-# │ Weights, fp32:           700 GB  │      │ Weights, fp32:           700 GB  │
-# │ Gradients, fp32:         700 GB  │      │ Gradients, fp32:         700 GB  │
-# │ Adam moments, fp32:    1,400 GB  │      │ Adam moments, fp32:    1,400 GB  │
-# │ Activations:           275.4 GB  │      │ Activations:             7.7 GB  │
-# ├──────────────────────────────────┤      ├──────────────────────────────────┤
-# │ Total:               3,075.4 GB  │      │ Total:               2,807.7 GB  │
-# └──────────────────────────────────┘      └──────────────────────────────────┘
-# ```
-#
-# At this size the optimizer state, not the graph, is the largest item for one
-# sequence; activations grow with the batch (b) and the sequence length (s² in the
-# attention term), and that is where checkpointing (module 05) earns its keep. Every
-# number here follows from the formulas above; a memory ledger that measures them on a
-# live graph comes in module 05.
+# The same accounting for a model of 175 × 10⁹ parameters trained with Adam gives about
+# 700 GB of fp32 weights, as much again for gradients and twice that for Adam's moments,
+# before any activation is kept: module 05 measures that picture on a live graph and shows
+# how activation checkpointing shrinks its activations.
 
 # %% [markdown]
 # ## Why this matters
 #
 # Reverse-mode automatic differentiation is old: Seppo Linnainmaa described it in his
-# 1970 master's thesis, as a way to compute the derivatives of a long computation at a
-# cost proportional to the computation itself. Paul Werbos proposed using it to train
-# neural networks (1974), and Rumelhart, Hinton and Williams made *backpropagation*
-# widely known in 1986. For years, though, most people still derived gradients by
-# hand for each new model and coded them separately, where one sign error silently
-# ruined training. Theano (2007) made derivatives of whole array programs automatic in
-# Python; Chainer (2015) and then PyTorch (2017) recorded the graph *as the code runs*
-# ("define-by-run"), the design you build here, so that any Python control flow is
-# differentiable.
+# 1970 master's thesis, Paul Werbos proposed using it to train neural networks (1974), and
+# Rumelhart, Hinton and Williams made *backpropagation* widely known in 1986. For years,
+# though, most people still derived gradients by hand for each new model, where one sign
+# error silently ruined training. Theano (2007) made derivatives of whole array programs
+# automatic in Python; Chainer (2015) and PyTorch (2017) recorded the graph *as the code
+# runs* ("define-by-run"), the design you build here, so any Python control flow is
+# differentiable. Before: a page of calculus per new layer, checked by hope. After: write
+# the forward pass, call `backward()`, and check every gradient with `gradcheck`.
 #
-# What that changed:
-#
-# - **Any architecture gets gradients for free**: write the forward pass, call
-#   `backward()`.
-# - **New ideas are cheap to try**: a new layer is a new forward function, not a page
-#   of calculus.
-# - **Correctness is checkable**: `gradcheck` compares every gradient with finite
-#   differences, so an engine like yours can be trusted.
-#
-# Now let's build it, piece by piece: a `Variable`, the `Function` node, the arithmetic
-# ops, the engine that runs backward, then the rest of the ops a neural network needs.
+# The plan: `Variable` and `Function` are given; you write the first op (`Mul`), the
+# `apply` that records the graph, the other arithmetic, the engine that runs backward,
+# then the rest of the ops a neural network needs.
 
 # %%
 #| default_exp autograd
@@ -224,153 +171,33 @@
 # %%
 #| export
 import contextlib
-import io
-import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 # %% [markdown]
-# ## How the tests talk to you
+# ## How the tests talk to you, and where your code goes
 #
-# Each part ends with a locked test cell worth points. When something is wrong it says
-# what, in this notebook's terms: which op, which input, which shape, which number it
-# expected. The next cell defines the small checking helpers those tests use (they are
-# not part of the library). Two of them compare your gradients with *numerical*
-# gradients, computed by nudging each input by ±ε and watching the output change: the
-# same idea as `gradcheck` in Part 10, written with numpy alone so that nothing you
-# write can fool it.
+# Each part ends with a locked test cell worth points. Its inputs are random (drawn anew
+# when your notebook is graded), and when something is wrong its first line says what, in
+# this notebook's terms: which op, which input, which number it expected, and often the
+# mistake (a flipped sign, swapped inputs, a missing sum). Gradients are compared with
+# *numerical* gradients, computed by nudging each input by ±ε: the same idea as
+# `gradcheck` in Part 10, done with numpy alone so nothing you write can fool it.
+#
+# Cells marked `#| export` form the library. In your workspace, run `nbdev-export` in the
+# workspace folder after finishing the module: it writes your code to your own
+# `tinytorch/autograd.py`, which later modules import (`tinytorch-course test 01` runs
+# this notebook's tests from the command line).
 
 # %%
 import warnings
 
-
-def expect(condition, message: str) -> None:
-    """Fail a test with `message` (an AssertionError that says what is wrong)."""
-    if not condition:
-        raise AssertionError(message)
-
-
-def floats(values, dtype=np.float64) -> np.ndarray:
-    """A floating numpy array: a Variable of it does not need Part 1's `as_float_array`,
-    so each part's test depends only on the parts it tests."""
-    return np.array(values, dtype=dtype)
-
-
-def show(value) -> str:
-    return np.array2string(np.asarray(value, dtype=np.float64), precision=5, separator=", ")
-
-
-def expect_close(got, expected, what: str, rtol: float = 1e-5, atol: float = 1e-8) -> None:
-    got, expected = np.asarray(got), np.asarray(expected)
-    expect(got.shape == expected.shape, f"{what} has shape {got.shape}, expected {expected.shape}")
-    expect(
-        np.allclose(got, expected, rtol=rtol, atol=atol),
-        f"{what} is {show(got)}, expected {show(expected)}",
-    )
-
-
-def numerical_gradients(numpy_fn, arrays, grad_output, eps: float = 1e-6) -> list:
-    """What each input's gradient must be: central differences of
-    sum(grad_output * numpy_fn(*arrays)), in float64, with numpy alone."""
-    arrays = [np.array(a, dtype=np.float64) for a in arrays]
-    gradients = []
-    for array in arrays:
-        gradient = np.zeros_like(array)
-        for index in np.ndindex(array.shape):
-            original = array[index]
-            array[index] = original + eps
-            up = np.sum(grad_output * numpy_fn(*arrays))
-            array[index] = original - eps
-            down = np.sum(grad_output * numpy_fn(*arrays))
-            array[index] = original
-            gradient[index] = (up - down) / (2 * eps)
-        gradients.append(gradient)
-    return gradients
-
-
-def check_op_backward(op, numpy_fn, arrays, seed: int = 0) -> None:
-    """Call `op.apply` and then `op.backward` directly (no engine needed) on float64
-    inputs, and compare the result and each gradient with numpy and finite differences."""
-    name = op.__name__
-    variables = [Variable(np.array(a, dtype=np.float64), requires_grad=True) for a in arrays]
-    out = op.apply(*variables)
-    expect(
-        isinstance(out, Variable),
-        f"{name}.apply returned {type(out).__name__}, expected a Variable",
-    )
-    expect_close(out.data, numpy_fn(*arrays), f"{name}.forward's result")
-    expect(out.grad_fn is not None, f"{name}.apply(...) of inputs that require grad has no grad_fn")
-    grad_output = np.random.default_rng(seed).standard_normal(out.shape)
-    grads = op.backward(out.grad_fn, grad_output)
-    grads = grads if isinstance(grads, tuple) else (grads,)
-    expect(
-        len(grads) == len(arrays),
-        f"`{name}.backward` returned {len(grads)} gradient(s); it must return one per input ({len(arrays)})",
-    )
-    expected = numerical_gradients(numpy_fn, arrays, grad_output)
-    for index, (grad, want) in enumerate(zip(grads, expected, strict=True)):
-        expect(
-            grad is not None,
-            f"`{name}.backward` returned None for input {index}, which requires grad",
-        )
-        grad = np.asarray(grad)
-        expect(
-            grad.shape == want.shape,
-            f"`{name}.backward` returned a gradient of shape {grad.shape} for input {index}, "
-            f"whose shape is {want.shape}",
-        )
-        expect(
-            np.allclose(grad, want, rtol=1e-4, atol=1e-6),
-            f"`{name}.backward` returned {show(grad)} for input {index}; the chain rule gives "
-            f"{show(want)} (with grad_output = {show(grad_output)})",
-        )
-
-
-def check_gradients(expression, numpy_fn, arrays, what: str, seed: int = 0) -> None:
-    """Through the whole engine: Variables in, `expression`, backward(random gradient),
-    then every input's .grad against finite differences of the numpy version."""
-    variables = [Variable(np.array(a, dtype=np.float64), requires_grad=True) for a in arrays]
-    out = expression(*variables)
-    expect(isinstance(out, Variable), f"{what} returned {type(out).__name__}, expected a Variable")
-    expect_close(out.data, numpy_fn(*arrays), f"the value of {what}")
-    grad_output = np.random.default_rng(seed).standard_normal(out.shape)
-    out.backward(grad_output)
-    expected = numerical_gradients(numpy_fn, arrays, grad_output)
-    for index, (variable, want) in enumerate(zip(variables, expected, strict=True)):
-        expect(
-            variable.grad is not None,
-            f"after backward() through {what}, input {index} has no .grad",
-        )
-        expect(
-            variable.grad.shape == want.shape,
-            f"after backward() through {what}, input {index}.grad has shape {variable.grad.shape}, "
-            f"but the input's shape is {want.shape}: did you reduce over the broadcast axes?",
-        )
-        expect(
-            np.allclose(variable.grad, want, rtol=1e-4, atol=1e-6),
-            f"the gradient of {what} for input {index} is {show(variable.grad)}, "
-            f"expected {show(want)}",
-        )
-
-
-def raises(error_type, action, *fragments: str) -> str:
-    """Run `action`; expect it to raise `error_type` whose message holds each fragment."""
-    try:
-        action()
-    except error_type as error:
-        message = str(error)
-        for fragment in fragments:
-            expect(
-                fragment in message,
-                f"the error message should mention {fragment!r}; it was: {message}",
-            )
-        return message
-    raise AssertionError(f"expected {error_type.__name__}, but nothing was raised")
-
+from tinytorch_course.checks import Check
+from tinytorch_course.checks_autograd import check_gradients, check_op
 
 # %% [markdown]
-# ## Part 1: `Variable`, an array that remembers where it came from
+# ## Part 1: `Variable`, `Function`, and your first op
 #
 # A `Variable` wraps a numpy array and carries what autograd needs:
 #
@@ -385,38 +212,26 @@ def raises(error_type, action, *fragments: str) -> str:
 # └─────────────────────────────────────────────────────────────────────┘
 # ```
 #
-# A Variable you create yourself is a **leaf** (`grad_fn is None`); one computed by an
-# operation on Variables that require grad gets a `grad_fn`, the record of that
-# operation. Only leaves keep `.grad` (unless you ask with `retain_grad()`), exactly as
-# in PyTorch.
+# A Variable you create is a **leaf** (`grad_fn is None`); one computed by an operation on
+# Variables that require grad gets a `grad_fn`, the record of that operation. Only leaves
+# keep `.grad` (unless you ask with `retain_grad()`), as in PyTorch. Numbers follow
+# PyTorch's rule: Python numbers, lists and integer arrays become **float32**; a floating
+# numpy array keeps its dtype; a Python number in an expression never changes a
+# Variable's dtype (`x * 2.5` with a float32 `x` is float32). Anything else (a string,
+# `None`) is refused with a `TypeError` naming it.
 #
-# Numbers follow one rule, PyTorch's: Python numbers, lists and integer arrays become
-# **float32**; a floating numpy array keeps its dtype (float64 stays float64). And a
-# Python number in an expression never changes a Variable's dtype: `x * 2.5` with a
-# float32 `x` is float32.
-#
-# The `Variable` class below is given: read it, it is the whole public face of the
-# library. Every operator on it (`+`, `*`, `@`, `x.sum()`, `x[0]`...) calls a `Function`
-# that you write in Parts 2 to 9. Your first job is smaller: `as_float_array`, which
-# turns whatever the user passed into a floating numpy array, or refuses it clearly.
-#
-# **Your task:** implement `as_float_array(data)`: use `np.asarray`; keep floating
-# numpy arrays and numpy floating scalars as they are; turn integer and boolean data,
-# Python numbers and lists into float32; raise `TypeError` naming the type for anything
-# else (a string, `None`, a dict).
+# The next cells are given: read them, they are the library's public face. Every
+# operator (`+`, `*`, `@`, `x.sum()`, `x[0]`...) calls a `Function` you write.
 
 
-# %% nbgrader={"grade": false, "grade_id": "as_float_array", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 #| export
-def as_float_array(data) -> np.ndarray:
+def _as_float_array(data) -> np.ndarray:
     """`data` as a floating numpy array: numbers, lists and integer or boolean arrays
     become float32; floating numpy arrays (and numpy floating scalars) keep their dtype.
-
-    Anything that is not numbers (strings, None, dicts, objects) is refused here with a
-    `TypeError` naming what it got, before it can break an op three steps later."""
+    Anything that is not numbers is refused with a `TypeError` naming what it got."""
     if isinstance(data, Variable):
         raise TypeError("Variable(...) got a Variable: pass its .data, or use .detach()")
-    ### BEGIN SOLUTION
     keeps_dtype = isinstance(data, (np.ndarray, np.generic))
     try:
         array = np.asarray(data)
@@ -436,11 +251,8 @@ def as_float_array(data) -> np.ndarray:
         "Variable data must be numbers (a number, a list of numbers or a numeric numpy "
         f"array), got {described}"
     )
-    ### END SOLUTION
 
 
-# %%
-#| export
 class Variable:
     """A numpy array (`data`) that records the operation that made it (`grad_fn`), so
     that `backward()` can compute the gradient of a result with respect to every
@@ -452,7 +264,7 @@ class Variable:
 
     def __init__(self, data, requires_grad: bool = False, name: str | None = None):
         if type(data) is not np.ndarray or data.dtype.kind != "f":
-            data = as_float_array(data)
+            data = _as_float_array(data)
         self.data = data
         self.grad = None
         self.requires_grad = requires_grad
@@ -460,27 +272,11 @@ class Variable:
         self.name = name
         self._retains_grad = False
 
-    # -- what it is
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.data.shape
-
-    @property
-    def ndim(self) -> int:
-        return self.data.ndim
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.data.dtype
-
-    @property
-    def size(self) -> int:
-        return self.data.size
-
-    @property
-    def is_leaf(self) -> bool:
-        """Made by the user (not by an op that tracks gradients)."""
-        return self.grad_fn is None
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    size = property(lambda self: self.data.size)
+    is_leaf = property(lambda self: self.grad_fn is None, doc="Made by the user, not an op.")
 
     def __len__(self) -> int:
         return len(self.data)
@@ -499,11 +295,11 @@ class Variable:
             text += ", requires_grad=True"
         return f"Variable({text})"
 
-    # -- leaving the graph
     def item(self) -> float:
         if self.data.size != 1:
             raise ValueError(
-                f"item() needs a Variable with 1 element, this one has {self.data.size} (shape {self.shape})"
+                f"item() needs a Variable with 1 element, this one has {self.data.size} "
+                f"(shape {self.shape})"
             )
         return self.data.item()
 
@@ -518,7 +314,8 @@ class Variable:
     def requires_grad_(self, requires_grad: bool = True) -> "Variable":
         if not self.is_leaf:
             raise RuntimeError(
-                "requires_grad_() can only change leaves; use .detach() to start a new leaf from this result"
+                "requires_grad_() can only change leaves; use .detach() to start a new leaf "
+                "from this result"
             )
         self.requires_grad = requires_grad
         return self
@@ -530,61 +327,56 @@ class Variable:
         self._retains_grad = True
 
     def zero_grad(self) -> None:
-        """Forget the accumulated gradient (sets `.grad` to None, as PyTorch's zero_grad does by default)."""
+        """Forget the accumulated gradient (`.grad = None`, as PyTorch does by default)."""
         self.grad = None
 
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Compute the gradient of this Variable with respect to every leaf that requires
         grad, adding it to their `.grad`. A non-scalar needs `gradient` (∂L/∂self)."""
-        seed = initial_gradient(self, gradient)
-        if _tracer is not None:
-            _tracer.begin_backward(self, seed)
-        backpropagate(self, seed, retain_graph)
-        if _tracer is not None:
-            _tracer.end_backward(self)
+        backpropagate(self, _initial_gradient(self, gradient), retain_graph)
 
-    # -- operators: each is a Function (defined below); see the ops sections
+    # operators: each calls a Function defined below
     def __add__(self, other):
-        return Add.apply(self, operand(other))
+        return Add.apply(self, _operand(other))
 
     def __radd__(self, other):
-        return Add.apply(operand(other), self)
+        return Add.apply(_operand(other), self)
 
     def __sub__(self, other):
-        return Sub.apply(self, operand(other))
+        return Sub.apply(self, _operand(other))
 
     def __rsub__(self, other):
-        return Sub.apply(operand(other), self)
+        return Sub.apply(_operand(other), self)
 
     def __mul__(self, other):
-        return Mul.apply(self, operand(other))
+        return Mul.apply(self, _operand(other))
 
     def __rmul__(self, other):
-        return Mul.apply(operand(other), self)
+        return Mul.apply(_operand(other), self)
 
     def __truediv__(self, other):
-        return Div.apply(self, operand(other))
+        return Div.apply(self, _operand(other))
 
     def __rtruediv__(self, other):
-        return Div.apply(operand(other), self)
+        return Div.apply(_operand(other), self)
 
     def __neg__(self):
         return Neg.apply(self)
 
     def __pow__(self, exponent):
-        return Pow.apply(self, operand(exponent))
+        return Pow.apply(self, _operand(exponent))
 
     def __rpow__(self, base):
-        return Pow.apply(operand(base), self)
+        return Pow.apply(_operand(base), self)
 
     def __matmul__(self, other):
-        return MatMul.apply(self, operand(other))
+        return MatMul.apply(self, _operand(other))
 
     def __rmatmul__(self, other):
-        return MatMul.apply(operand(other), self)
+        return MatMul.apply(_operand(other), self)
 
     def __getitem__(self, index):
-        return GetItem.apply(self, plain_index(index))
+        return GetItem.apply(self, _plain_index(index))
 
     def exp(self):
         return Exp.apply(self)
@@ -617,13 +409,12 @@ class Variable:
 
     def transpose(self, *axes):
         """No axes: reverse all axes (numpy's `.T`). Two axes: swap them (PyTorch's
-        `transpose(dim0, dim1)`). A tuple of one axis per dimension: that permutation
-        (numpy's `transpose(axes)`, also `permute`)."""
+        `transpose(dim0, dim1)`). A tuple of one axis per dimension: that permutation."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             return self.permute(*axes[0])
         if len(axes) == 2:
             order = list(range(self.ndim))
-            first, second = (checked_axis(a, self.shape, "transpose") for a in axes)
+            first, second = (_checked_axis(a, self.shape, "transpose") for a in axes)
             order[first], order[second] = order[second], order[first]
             axes = tuple(order)
         return Transpose.apply(self, axes or None)
@@ -641,8 +432,8 @@ class Variable:
         return LogSoftmax.apply(self, axis)
 
 
-def checked_axis(axis: int, shape: tuple, op: str) -> int:
-    """`axis` as a non-negative index into `shape`; an axis that does not exist is an
+def _checked_axis(axis: int, shape: tuple, op: str) -> int:
+    """`axis` as a non-negative index into `shape`; one that does not exist is an
     IndexError naming it (never wrapped around silently)."""
     if not -len(shape) <= axis < len(shape):
         raise IndexError(
@@ -652,18 +443,18 @@ def checked_axis(axis: int, shape: tuple, op: str) -> int:
     return axis % len(shape)
 
 
-def operand(value):
-    """The other side of an operator: a Variable or a Python number as it is (numbers
-    do not change a Variable's dtype, as in numpy and PyTorch); numpy scalars become
-    Python numbers; anything else becomes a constant array by `Variable`'s dtype rules."""
+def _operand(value):
+    """The other side of an operator: a Variable or a Python number as it is (numbers do
+    not change a Variable's dtype); numpy scalars become Python numbers; anything else a
+    constant array by `Variable`'s dtype rules."""
     if isinstance(value, (Variable, int, float)):
         return value
     if isinstance(value, np.generic) and value.dtype.kind in "biuf":
         return value.item()
-    return as_float_array(value)
+    return _as_float_array(value)
 
 
-def plain_index(index):
+def _plain_index(index):
     """An index for numpy: Variables inside it become integer arrays."""
     if isinstance(index, Variable):
         return index.data.astype(np.intp)
@@ -673,57 +464,11 @@ def plain_index(index):
 
 
 # %% [markdown]
-# ### Test: Variable (6 points)
-
-# %% nbgrader={"grade": true, "grade_id": "test_variable", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
-for data, described in [
-    (3, "the number 3"),
-    ([1, 2, 3], "a list of ints"),
-    ([1.5, 2.5], "a list of floats"),
-    (np.arange(3), "an integer array"),
-    (np.array([True, False]), "a boolean array"),
-]:
-    dtype = Variable(data).dtype
-    expect(
-        dtype == np.float32,
-        f"Variable({described}) holds {dtype}; numbers, lists and integer arrays become float32",
-    )
-for dtype in (np.float64, np.float32, np.float16):
-    got = Variable(np.zeros(2, dtype=dtype)).dtype
-    expect(
-        got == dtype,
-        f"a numpy array of {np.dtype(dtype)} became {got}: floating arrays keep their dtype",
-    )
-v = Variable([[1, 2, 3], [4, 5, 6]])
-expect(
-    isinstance(v.data, np.ndarray),
-    f"Variable.data is a {type(v.data).__name__}, expected a numpy array",
-)
-expect(
-    v.shape == (2, 3) and v.ndim == 2,
-    f"Variable([[1, 2, 3], [4, 5, 6]]) has shape {v.shape}, expected (2, 3)",
-)
-raises(TypeError, lambda: Variable("abc"), "str")
-raises(TypeError, lambda: Variable(None), "None")
-### BEGIN HIDDEN TESTS
-expect(Variable(np.float64(2.5)).dtype == np.float64, "a numpy float64 scalar keeps float64")
-expect(Variable(np.array(4, dtype=np.int8)).dtype == np.float32, "an int8 array becomes float32")
-raises(TypeError, lambda: Variable({"a": 1}), "dict")
-raises(TypeError, lambda: Variable(["a", "b"]), "str")
-raises(TypeError, lambda: Variable(np.array(["x"])), "<U1")
-expect(Variable(2.0, name="w").name == "w", "Variable(..., name='w').name should be 'w'")
-### END HIDDEN TESTS
-print("✓ test_variable passed (6 points)")
-
-
-# %% [markdown]
-# ## Part 2: `Function`, one node of the graph
-#
 # Every operation is a subclass of `Function` with two static methods: `forward(ctx,
-# *inputs)` computes the result from numpy arrays, and `backward(ctx, grad_output)`
-# turns the gradient of the result into one gradient per input. You never call them
-# directly: `MyOp.apply(*inputs)` does, and builds the graph on the way. The `ctx`
-# object is the graph node itself: what `forward` saves there, `backward` finds again.
+# *inputs)` computes the result from numpy arrays, and `backward(ctx, grad_output)` turns
+# the gradient of the result into one gradient per input. `MyOp.apply(*inputs)` calls
+# them and builds the graph. The `ctx` object is the graph node itself: what `forward`
+# saves there with `ctx.save_for_backward(...)`, `backward` finds in `ctx.saved_tensors`.
 #
 # ```text
 # x * 3   calls   Mul.apply(x, 3)
@@ -738,29 +483,14 @@ print("✓ test_variable passed (6 points)")
 # forward(ctx, x.data, 3)  returns the array  ──>  Variable(array, grad_fn=ctx)
 # ```
 #
-# `apply` does four things:
-#
-# 1. unwraps each input: a Variable becomes its `.data`, anything else (a number, an
-#    axis, an index) passes through as it is; it notes which inputs require grad in
-#    `ctx.needs_input_grad` (forward may use it to save less);
-# 2. calls `cls.forward(ctx, *arrays)`; a `ValueError` from numpy (shapes that do not
-#    broadcast) is re-raised by `shape_error`, which names the op and the shapes;
-# 3. wraps the result in a new `Variable`;
-# 4. **only if** recording is on (`is_grad_enabled()`) and some input requires grad:
-#    stores `ctx.inputs`, and makes the result require grad with `grad_fn = ctx`.
-#
-# Step 4 is what `no_grad()` switches off: inside `with no_grad():` nothing is recorded
-# and nothing is kept for backward, which is how you evaluate a model or update its
-# weights. The cell below gives you `no_grad()`, `enable_grad()` and
-# `is_grad_enabled()`, all backed by one module-level flag.
-#
-# **Your task:** the body of `Function.apply`, inside the marked region. Leave the two
-# lines after it: they let `trace()` (Part 4) watch your engine work.
+# The class and the switch behind `no_grad()` are given below. Tools observe the engine
+# from outside, as PyTorch's do: `grad_fn.register_hook(hook)` calls
+# `hook(grad_inputs, grad_outputs)` after that node's backward, and `with
+# observe_ops(hook):` calls `hook(op, inputs, output)` after every `apply`.
 
 # %%
 #| export
 _grad_enabled = True  # switched off inside `no_grad()`
-_tracer = None  # the active `trace()`, if any
 
 
 def is_grad_enabled() -> bool:
@@ -769,8 +499,8 @@ def is_grad_enabled() -> bool:
 
 
 class set_grad_enabled(contextlib.ContextDecorator):
-    """Switch graph recording on or off for a block (`with set_grad_enabled(False):`) or
-    a function (`@set_grad_enabled(False)`); nests, and restores the previous state even
+    """Switch graph recording on or off for a block (`with set_grad_enabled(False):`) or a
+    function (`@set_grad_enabled(False)`); nests, and restores the previous state even
     after an exception. `no_grad()` and `enable_grad()` are its two usual forms."""
 
     def __init__(self, mode: bool):
@@ -790,9 +520,8 @@ class set_grad_enabled(contextlib.ContextDecorator):
 
 
 class no_grad(set_grad_enabled):
-    """Run code without recording the graph: results do not require grad and nothing
-    is saved for backward (evaluation, optimizer updates). `with no_grad():`, or as a
-    decorator, `@no_grad()` or `@no_grad`."""
+    """Run code without recording the graph (evaluation, optimizer updates): results do
+    not require grad and nothing is saved. `with no_grad():`, `@no_grad()` or `@no_grad`."""
 
     def __new__(cls, func=None):
         if callable(func):  # used as a bare decorator: @no_grad
@@ -805,7 +534,7 @@ class no_grad(set_grad_enabled):
 
 class enable_grad(set_grad_enabled):
     """Record the graph again inside a `no_grad()` block (e.g. to recompute a segment
-    during gradient checkpointing). `with enable_grad():`, `@enable_grad()` or `@enable_grad`."""
+    during gradient checkpointing). `with enable_grad():`, `@enable_grad()`, `@enable_grad`."""
 
     def __new__(cls, func=None):
         if callable(func):
@@ -819,17 +548,22 @@ class enable_grad(set_grad_enabled):
 _FREED = object()  # marks saved values that backward() has already released
 
 
-# %% nbgrader={"grade": false, "grade_id": "function", "locked": false, "schema_version": 3, "solution": true, "task": false}
-#| export
 class Function:
     """One operation in the graph, and the context (`ctx`) of one call to it.
 
     Subclasses define `forward(ctx, *inputs)` (numpy arrays in, one numpy array out;
     arguments that are not Variables, such as an axis, pass through unchanged) and
-    `backward(ctx, grad_output)` (one gradient, or None, per input of forward). They
-    are called as `MyFunction.apply(*inputs)`, which records the graph."""
+    `backward(ctx, grad_output)` (one gradient, or None, per input of forward). They are
+    called as `MyFunction.apply(*inputs)`, which records the graph."""
 
     __slots__ = ("inputs", "needs_input_grad", "_saved", "__dict__")
+    _hooks: tuple = ()  # set per node by register_hook
+
+    @classmethod
+    def apply(cls, *inputs) -> Variable:
+        """Run forward on the inputs' data and wrap the result in a Variable that
+        remembers this call (`grad_fn`) when gradients are needed (Part 2)."""
+        return record(cls, inputs)
 
     def save_for_backward(self, *values) -> None:
         """Keep what backward will need (freed after backward unless retain_graph)."""
@@ -840,11 +574,16 @@ class Function:
         saved = getattr(self, "_saved", ())
         if saved is _FREED:
             raise RuntimeError(
-                f"{type(self).__name__}: trying to backward through the graph a second time: its saved "
-                "values were freed by the first backward(). Call backward(retain_graph=True) the first "
-                "time if you need to backward through it again."
+                f"{type(self).__name__}: trying to backward through the graph a second time: "
+                "its saved values were freed by the first backward(). Call "
+                "backward(retain_graph=True) the first time to backward through it again."
             )
         return saved
+
+    def register_hook(self, hook: Callable) -> None:
+        """Call `hook(grad_inputs, grad_outputs)` after this node's backward (PyTorch's
+        `grad_fn.register_hook`); a hook that returns a tuple replaces `grad_inputs`."""
+        self._hooks = (*self._hooks, hook)
 
     @staticmethod
     def forward(ctx, *inputs):
@@ -857,40 +596,131 @@ class Function:
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
 
-    @classmethod
-    def apply(cls, *inputs) -> Variable:
-        """Run forward on the inputs' data and wrap the result in a Variable that
-        remembers this call (`grad_fn`) when gradients are needed."""
-        ctx = cls()
-        ### BEGIN SOLUTION
-        arrays = []
-        needs = []
-        for value in inputs:
-            if isinstance(value, Variable):
-                arrays.append(value.data)
-                needs.append(value.requires_grad)
-            else:
-                arrays.append(value)
-                needs.append(False)
-        ctx.needs_input_grad = needs
-        try:
-            data = cls.forward(ctx, *arrays)
-        except ValueError as error:
-            raise shape_error(cls, arrays, error) from None
-        if type(data) is not np.ndarray:
-            data = np.asarray(data)
-        output = Variable(data)
-        if _grad_enabled and True in needs:
-            ctx.inputs = inputs
-            output.requires_grad = True
-            output.grad_fn = ctx
-        ### END SOLUTION
-        if _tracer is not None:
-            _tracer.record_operation(ctx, inputs, output)
+
+@contextlib.contextmanager
+def observe_ops(hook: Callable):
+    """Within the block, call `hook(op, inputs, output)` after every `Function.apply`:
+    the op class, the inputs as given, the Variable returned (its `grad_fn` is the node
+    when the call was recorded). Costs nothing outside the block; blocks nest."""
+    plain = Function.__dict__["apply"]
+
+    def observed(cls, *inputs):
+        output = plain.__func__(cls, *inputs)
+        hook(cls, inputs, output)
         return output
 
+    Function.apply = classmethod(observed)
+    try:
+        yield
+    finally:
+        Function.apply = plain
 
-def shape_error(op: type, arrays: Sequence, error: Exception) -> ValueError:
+
+# %% [markdown]
+# ### Your first op: `Mul`
+#
+# `backward` receives `grad_output` (∂L/∂out, an array shaped like the output) and returns
+# ∂L/∂input for each input: `grad_output` times the *local* derivative. For `out = a * b`,
+# ∂out/∂a = b and ∂out/∂b = a, so `forward` must save both:
+#
+# ```text
+# forward:   a = [1, 2], b = [3, 4]          out = a * b = [3, 8]     saves a, b
+# backward:  g = ∂L/∂out = [1, 10]           ∂L/∂a = g * b = [3, 40]
+#                                            ∂L/∂b = g * a = [1, 20]
+# ```
+#
+# **Your task:** `Mul.forward` (save `a` and `b`, return `a * b`) and `Mul.backward`
+# (return the two gradients, in the order of the inputs). The test calls them directly
+# with a fresh `ctx = Mul()`, so they work before the rest of the engine exists.
+
+
+# %% nbgrader={"grade": false, "grade_id": "mul_op", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| exporti
+class Mul(Function):
+    """a * b"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ### BEGIN SOLUTION
+        ctx.save_for_backward(a, b)
+        return a * b
+        ### END SOLUTION
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        ### BEGIN SOLUTION
+        a, b = ctx.saved_tensors
+        return grad_output * b, grad_output * a
+        ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_mul", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
+from tinytorch_course.checks import Check
+from tinytorch_course.checks_autograd import check_op
+
+check = Check("test_mul", points=6)
+a, b = check.rng.standard_normal((2, 3)), check.rng.standard_normal((2, 3))
+check_op(check, lambda: Mul, np.multiply, [a, b], "Mul", hint="∂(a*b)/∂a = g * b")
+### BEGIN HIDDEN TESTS
+check_op(check, lambda: Mul, np.multiply, [a[0], 2 * b[0]], "Mul (vectors)")
+### END HIDDEN TESTS
+check.done()
+
+
+# %% [markdown]
+# ## Part 2: `apply`, recording the graph
+#
+# `Function.apply(*inputs)` hands its work to `record(op, inputs)`, which does four things:
+#
+# 1. unwraps each input: a Variable becomes its `.data`, anything else (a number, an
+#    axis, an index) passes through as it is; it notes which inputs require grad in
+#    `ctx.needs_input_grad` (a list of bools; forward may use it to save less);
+# 2. calls `op.forward(ctx, *arrays)` with a fresh `ctx = op()`; a `ValueError` from
+#    numpy (shapes that do not broadcast) is re-raised as `_shape_error(op, arrays,
+#    error)`, which names the op and the shapes;
+# 3. wraps the result (as a numpy array) in a new `Variable`;
+# 4. **only if** recording is on (`_grad_enabled`) and some input requires grad: stores
+#    `ctx.inputs = inputs`, and makes the result require grad with `grad_fn = ctx`.
+#
+# Step 4 is what `no_grad()` switches off: inside `with no_grad():` nothing is recorded
+# and nothing is kept for backward, which is how you evaluate a model or update weights.
+#
+# **Your task:** `record(op, inputs)`, returning the new Variable.
+
+
+# %% nbgrader={"grade": false, "grade_id": "record", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| exporti
+def record(op: type, inputs: tuple) -> Variable:
+    """Run `op.forward` on the inputs' data and wrap the result in a Variable that
+    remembers this call (`grad_fn`, the ctx) when gradients are needed."""
+    ctx = op()
+    ### BEGIN SOLUTION
+    arrays = []
+    needs = []
+    for value in inputs:
+        if isinstance(value, Variable):
+            arrays.append(value.data)
+            needs.append(value.requires_grad)
+        else:
+            arrays.append(value)
+            needs.append(False)
+    ctx.needs_input_grad = needs
+    try:
+        data = op.forward(ctx, *arrays)
+    except ValueError as error:
+        raise _shape_error(op, arrays, error) from None
+    if type(data) is not np.ndarray:
+        data = np.asarray(data)
+    output = Variable(data)
+    if _grad_enabled and True in needs:
+        ctx.inputs = inputs
+        output.requires_grad = True
+        output.grad_fn = ctx
+    return output
+    ### END SOLUTION
+
+
+def _shape_error(op: type, arrays: Sequence, error: Exception) -> ValueError:
     """A ValueError naming the op and the shapes it was given."""
     shapes = [str(np.shape(a)) for a in arrays if isinstance(a, np.ndarray)]
     if len(shapes) == 1:
@@ -902,127 +732,152 @@ def shape_error(op: type, arrays: Sequence, error: Exception) -> ValueError:
     )
 
 
-# %% [markdown]
-# ### Test: Function.apply (10 points)
-#
-# These tests define two tiny Functions of their own, so they only need `apply`.
-
-
 # %% nbgrader={"grade": true, "grade_id": "test_function", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-class Twice(Function):
-    """2 * a, saving nothing."""
+from tinytorch_course.checks import Check
 
-    @staticmethod
-    def forward(ctx, a):
-        Twice.seen = type(a)
-        return a * 2
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        return grad_output * 2
+check = Check("test_function", points=10)
+a = check.rng.standard_normal(3)
+factor = float(check.rng.uniform(1.5, 3.0))
+shared = {}
 
 
-class Scale(Function):
-    """a * factor, where factor is a plain number that passes through apply."""
+def recorded():
+    class Twice(Function):
+        """2 * a, saving nothing; notes the type forward received."""
 
-    @staticmethod
-    def forward(ctx, a, factor):
-        return a * factor
+        @staticmethod
+        def forward(ctx, value):
+            shared["seen"] = type(value).__name__
+            return value * 2
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        return grad_output * 2, None
+    class Scale(Function):
+        """a * factor, where factor is a plain number that passes through apply."""
+
+        @staticmethod
+        def forward(ctx, value, k):
+            return value * k
+
+    shared["Twice"], shared["Scale"] = Twice, Scale
+    x = Variable(a.copy(), requires_grad=True)
+    y = Twice.apply(x)
+    return {
+        "type": type(y).__name__,
+        "forward got": shared["seen"],
+        "data": np.array(y.data),
+        "requires_grad": bool(y.requires_grad),
+        "grad_fn": type(y.grad_fn).__name__,
+        "inputs[0] is x": bool(y.grad_fn is not None and y.grad_fn.inputs[0] is x),
+        "needs": [bool(n) for n in y.grad_fn.needs_input_grad] if y.grad_fn else None,
+    }
 
 
-x = Variable(floats([1.0, 2.0]), requires_grad=True)
-y = Twice.apply(x)
-expect(isinstance(y, Variable), f"Function.apply returned {type(y).__name__}, expected a Variable")
-expect(
-    Twice.seen is np.ndarray,
-    f"forward received a {Twice.seen.__name__}; apply must pass Variables' .data (numpy arrays)",
+got = check.probe(recorded, "Twice.apply(x)")
+got = check.no_raise(got, "Twice.apply(x)")
+check.equal(got["type"], "Variable", "the type apply returns")
+check.equal(
+    got["forward got"],
+    "ndarray",
+    "the type of what forward receives",
+    hint="apply must pass each Variable's .data (a numpy array)",
 )
-expect_close(y.data, [2.0, 4.0], "Twice.apply(x)")
-expect(y.requires_grad, "the result of an op on a Variable that requires grad must require grad")
-expect(
-    isinstance(y.grad_fn, Twice), f"y.grad_fn should be the Twice node (ctx), it is {y.grad_fn!r}"
+check.close(got["data"], 2 * a, "Twice.apply(x).data")
+check.equal(got["requires_grad"], True, "requires_grad of an op on a Variable that requires grad")
+check.equal(got["grad_fn"], "Twice", "type(Twice.apply(x).grad_fn)", hint="grad_fn is the ctx")
+check.equal(
+    got["inputs[0] is x"], True, "ctx.inputs[0] is x", hint="store the inputs apply was called with"
 )
-expect(not y.is_leaf, "a computed Variable is not a leaf")
-expect(y.grad_fn.inputs[0] is x, "ctx.inputs must hold the inputs apply was called with (x itself)")
-expect(
-    list(y.grad_fn.needs_input_grad) == [True],
-    f"needs_input_grad is {y.grad_fn.needs_input_grad}, expected [True]",
+check.equal(got["needs"], [True], "ctx.needs_input_grad")
+
+
+def scaled_call():
+    x = Variable(a.copy(), requires_grad=True)
+    s = shared["Scale"].apply(x, factor)
+    return np.array(s.data), [bool(n) for n in s.grad_fn.needs_input_grad]
+
+
+scaled = check.no_raise(check.probe(scaled_call, "Scale.apply(x, k)"), "Scale.apply(x, k)")
+check.close(scaled[0], a * factor, "Scale.apply(x, k)", hint="a number reaches forward unchanged")
+check.equal(scaled[1], [True, False], "needs_input_grad of Scale.apply(x, k)")
+
+constant = check.probe(
+    lambda: type(shared["Twice"].apply(Variable(a.copy())).grad_fn).__name__,
+    "Twice.apply(a Variable that does not require grad).grad_fn",
 )
-s = Scale.apply(x, 3)
-expect_close(s.data, [3.0, 6.0], "Scale.apply(x, 3): a number must reach forward unchanged")
-expect(
-    list(s.grad_fn.needs_input_grad) == [True, False],
-    f"needs_input_grad of Scale.apply(x, 3) is {s.grad_fn.needs_input_grad}, expected [True, False]",
+check.equal(constant, "NoneType", "grad_fn of an op whose inputs do not require grad")
+
+
+def under_no_grad():
+    with no_grad():
+        z = shared["Twice"].apply(Variable(a.copy(), requires_grad=True))
+    return bool(z.requires_grad), type(z.grad_fn).__name__
+
+
+check.equal(
+    check.probe(under_no_grad, "Twice.apply(x) inside no_grad()"),
+    (False, "NoneType"),
+    "(requires_grad, type(grad_fn)) of Twice.apply(x) inside no_grad()",
+    hint="record nothing when recording is off",
 )
-constant = Twice.apply(Variable(floats([1.0])))
-expect(
-    not constant.requires_grad and constant.grad_fn is None,
-    "an op on Variables that do not require grad records nothing (grad_fn None)",
-)
-with no_grad():
-    z = Twice.apply(x)
-expect(
-    not z.requires_grad and z.grad_fn is None, "inside no_grad(), apply must not record the graph"
-)
-expect(is_grad_enabled(), "no_grad() must switch recording back on when the block ends")
 ### BEGIN HIDDEN TESTS
 
 
-class Pair(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        return a + b
+def mismatched():
+    class Pair(Function):
+        @staticmethod
+        def forward(ctx, p, q):
+            return p + q
+
+    return Pair.apply(Variable(np.ones(2)), Variable(np.ones(3)))
 
 
-raises(
+check.raises(
+    check.probe(mismatched, "Pair.apply(ones(2), ones(3))"),
     ValueError,
-    lambda: Pair.apply(Variable(np.ones(2)), Variable(np.ones(3))),
-    "Pair",
-    "(2,)",
-    "(3,)",
+    "Pair.apply(ones(2), ones(3))",
 )
-expect(
-    isinstance(
-        Twice.apply(Variable(np.ones(2, dtype=np.float64), requires_grad=True)).data, np.ndarray
-    ),
-    "apply must return a Variable holding an ndarray",
+
+
+def scalar_result():
+    class Total(Function):
+        @staticmethod
+        def forward(ctx, p):
+            return np.sum(p)
+
+    return type(Total.apply(Variable(a.copy(), requires_grad=True)).data).__name__
+
+
+check.equal(
+    check.probe(scalar_result, "Total.apply(x).data"),
+    "ndarray",
+    "the type of .data when forward returns a numpy scalar",
 )
 ### END HIDDEN TESTS
-print("✓ test_function passed (10 points)")
+check.done()
 
 
 # %% [markdown]
-# ## Part 3: arithmetic, each backward beside its forward
+# ## Part 3: the rest of the arithmetic
 #
-# Each op's `backward` receives `grad_output` (∂L/∂out, an array shaped like the
-# output) and returns ∂L/∂input for each input: `grad_output` times the *local*
-# derivative. For the five arithmetic ops (write `g` for `grad_output`):
+# Write `g` for `grad_output`:
 #
 # | op | forward | ∂L/∂a | ∂L/∂b | saves |
 # |---|---|---|---|---|
 # | `Add` | a + b | g | g | nothing |
 # | `Sub` | a - b | g | -g | nothing |
-# | `Mul` | a * b | g * b | g * a | a, b |
 # | `Div` | a / b | g / b | -g * a / b² = -(g / b) * out | b, out |
 # | `Neg` | -a | -g | | nothing |
 #
-# `ctx.save_for_backward(...)` keeps what backward needs, and `ctx.saved_tensors` gives
-# it back. Save only what the derivative needs: `Add` needs nothing, so it keeps
-# nothing alive (that is the memory picture of the opening, one op at a time).
+# Save only what the derivative needs: `Add` needs nothing, so it keeps nothing alive
+# (the memory picture of the opening, one op at a time). When `a` has shape (2, 3) and
+# `b` shape (3,), numpy *broadcasts* `b` in forward, and `g` has shape (2, 3), not `b`'s.
+# Do not worry about that here: the engine sums each gradient back to its input's shape
+# (Part 4). Return the plain formulas.
 #
-# When `a` has shape (2, 3) and `b` shape (3,), numpy *broadcasts* `b` in forward, and
-# `g * a` has shape (2, 3), not `b`'s. Do not worry about that here: the engine sums each
-# gradient back to its input's shape (Part 4). Return the plain formulas.
-#
-# **Your task:** forward and backward of `Add`, `Sub`, `Mul`, `Div` and `Neg`.
+# **Your task:** forward and backward of `Add`, `Sub`, `Div` and `Neg`.
 
 
 # %% nbgrader={"grade": false, "grade_id": "arithmetic_ops", "locked": false, "schema_version": 3, "solution": true, "task": false}
-#| export
+#| exporti
 class Add(Function):
     """a + b"""
 
@@ -1052,24 +907,6 @@ class Sub(Function):
     def backward(ctx, grad_output):
         ### BEGIN SOLUTION
         return grad_output, -grad_output
-        ### END SOLUTION
-
-
-class Mul(Function):
-    """a * b"""
-
-    @staticmethod
-    def forward(ctx, a, b):
-        ### BEGIN SOLUTION
-        ctx.save_for_backward(a, b)
-        return a * b
-        ### END SOLUTION
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        ### BEGIN SOLUTION
-        a, b = ctx.saved_tensors
-        return grad_output * b, grad_output * a
         ### END SOLUTION
 
 
@@ -1109,40 +946,46 @@ class Neg(Function):
         ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_arithmetic", "locked": true, "points": 12, "schema_version": 3, "solution": false, "task": false}
-rng = np.random.default_rng(1)
-a, b = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
-nonzero = rng.uniform(0.5, 2.0, (2, 3)) * rng.choice([-1, 1], (2, 3))
-check_op_backward(Add, np.add, [a, b])
-check_op_backward(Sub, np.subtract, [a, b])
-check_op_backward(Mul, np.multiply, [a, b])
-check_op_backward(Div, np.divide, [a, nonzero])
-check_op_backward(Neg, np.negative, [a])
-x = Variable(floats([1.0, 2.0, 4.0], np.float32), requires_grad=True)
-for text, got, want, op in [
-    ("x + 1", x + 1, [2.0, 3.0, 5.0], Add),
-    ("1 + x", 1 + x, [2.0, 3.0, 5.0], Add),
-    ("x - 1", x - 1, [0.0, 1.0, 3.0], Sub),
-    ("1 - x", 1 - x, [0.0, -1.0, -3.0], Sub),
-    ("x * 2", x * 2, [2.0, 4.0, 8.0], Mul),
-    ("2 * x", 2 * x, [2.0, 4.0, 8.0], Mul),
-    ("x / 2", x / 2, [0.5, 1.0, 2.0], Div),
-    ("2 / x", 2 / x, [2.0, 1.0, 0.5], Div),
-    ("-x", -x, [-1.0, -2.0, -4.0], Neg),
-]:
-    expect_close(got.data, want, text)
-    expect(
-        isinstance(got.grad_fn, op),
-        f"{text} should be recorded as {op.__name__}, its grad_fn is {got.grad_fn!r}",
-    )
+# %% nbgrader={"grade": true, "grade_id": "test_arithmetic", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
+from tinytorch_course.checks import Check
+from tinytorch_course.checks_autograd import check_op
+
+check = Check("test_arithmetic", points=8)
+a, b = check.rng.standard_normal((2, 3)), check.rng.standard_normal((2, 3))
+away = check.rng.uniform(0.5, 2.0, (2, 3)) * check.rng.choice([-1, 1], (2, 3))
+check_op(check, lambda: Add, np.add, [a, b], "Add")
+check_op(check, lambda: Sub, np.subtract, [a, b], "Sub", hint="∂(a - b)/∂b = -g")
+check_op(check, lambda: Div, np.divide, [a, away], "Div", hint="∂(a / b)/∂b = -g * a / b²")
+check_op(check, lambda: Neg, np.negative, [a], "Neg")
+x = check.rng.uniform(0.5, 2.0, 3).astype(np.float32)
+k = float(check.rng.integers(2, 5))
+cases = {
+    "x + k": (lambda v: v + k, x + k, "Add"),
+    "k + x": (lambda v: k + v, k + x, "Add"),
+    "x - k": (lambda v: v - k, x - k, "Sub"),
+    "k - x": (lambda v: k - v, k - x, "Sub"),
+    "x / k": (lambda v: v / k, x / k, "Div"),
+    "k / x": (lambda v: k / v, k / x, "Div"),
+    "-x": (lambda v: -v, -x, "Neg"),
+}
+for text, (fn, want, op) in cases.items():
+
+    def run(fn=fn):
+        out = fn(Variable(x.copy(), requires_grad=True))
+        return np.array(out.data), type(out.grad_fn).__name__
+
+    got = check.no_raise(check.probe(run, text), text)
+    check.close(got[0], want, f"{text} for x = {x}, k = {k:g}")
+    check.equal(got[1], op, f"the op {text} records (type of its grad_fn)")
 ### BEGIN HIDDEN TESTS
-expect(
-    (x * 2.5 + 1).dtype == np.float32, "a Python number must not change a float32 Variable's dtype"
+check_op(check, lambda: Div, np.divide, [away, away[::-1]], "Div (both inputs away from 0)")
+check.equal(
+    check.probe(lambda: str((Variable(x.copy()) * 2.5 + 1).dtype), "(x * 2.5 + 1).dtype"),
+    "float32",
+    "the dtype of a float32 Variable times a Python number",
 )
-expect_close((np.array([1.0, 1.0, 1.0]) * x).data, [1.0, 2.0, 4.0], "numpy array * Variable")
-check_op_backward(Div, np.divide, [nonzero, nonzero])
 ### END HIDDEN TESTS
-print("✓ test_arithmetic passed (12 points)")
+check.done()
 
 
 # %% [markdown]
@@ -1150,29 +993,28 @@ print("✓ test_arithmetic passed (12 points)")
 #
 # ### Broadcasting, undone
 #
-# In `a + b` with `a` of shape (2, 3) and `b` of shape (3,), numpy uses `b` once per
-# row. In backward, every row's gradient flows back into the same `b`, so ∂L/∂b is the
-# *sum* over the broadcast axis:
+# In `a + b` with `a` of shape (2, 3) and `b` of shape (3,), numpy uses `b` once per row.
+# In backward, every row's gradient flows back into the same `b`, so ∂L/∂b is the *sum*
+# over the broadcast axis:
 #
 # ```text
 # forward:   a (2, 3)  +  b (3,)     b is read once per row
 #                  out (2, 3)
 #
 # backward:  ∂L/∂out (2, 3)  ──sum over axis 0──>  ∂L/∂b (3,)
-#            ∂L/∂out (2, 3)  ──sum over axis 1, keepdims──>  ∂L/∂c (2, 1)  for c of shape (2, 1)
+#            ∂L/∂out (2, 3)  ──sum over axis 1, keepdims──>  ∂L/∂c (2, 1)  for c (2, 1)
 # ```
 #
-# Broadcasting adds axes on the left and stretches axes of size 1; `unbroadcast` sums
-# over exactly those.
+# Broadcasting adds axes on the left and stretches axes of size 1; `unbroadcast` sums over
+# exactly those.
 #
 # **Your task:** `unbroadcast(grad, shape)`: sum the leading axes that `shape` does not
-# have, then (with `keepdims=True`) the axes where `shape` has size 1 but `grad` does
-# not. Return `grad` itself when the shapes already match (no copy: this is on the hot
-# path).
+# have, then (with `keepdims=True`) the axes where `shape` has size 1 but `grad` does not.
+# Return `grad` itself when the shapes already match (no copy: this is on the hot path).
 
 
 # %% nbgrader={"grade": false, "grade_id": "unbroadcast", "locked": false, "schema_version": 3, "solution": true, "task": false}
-#| export
+#| exporti
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum `grad` over the axes that broadcasting added or stretched, so that it has
     `shape` again: the gradient of an input that numpy broadcast in forward."""
@@ -1189,28 +1031,69 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     ### END SOLUTION
 
 
+# %% nbgrader={"grade": true, "grade_id": "test_unbroadcast", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
+from tinytorch_course.checks import Check
+
+check = Check("test_unbroadcast", points=6)
+g = check.rng.standard_normal((4, 2, 3))
+for shape, want in [
+    ((4, 2, 3), g),
+    ((2, 3), g.sum(axis=0)),
+    ((3,), g.sum(axis=(0, 1))),
+    ((2, 1), g.sum(axis=(0, 2))[:, None]),
+    ((1, 3), g.sum(axis=(0, 1))[None, :]),
+    ((4, 1, 3), g.sum(axis=1, keepdims=True)),
+    ((), g.sum()),
+]:
+    got = check.probe(
+        lambda shape=shape: np.array(unbroadcast(g.copy(), shape)), f"unbroadcast(g, {shape})"
+    )
+    check.close(
+        got,
+        want,
+        f"unbroadcast(g of shape (4, 2, 3), {shape})",
+        hint="sum the leading axes, then the stretched ones with keepdims=True",
+    )
+check.equal(
+    check.probe(lambda: unbroadcast(g, g.shape) is g, "unbroadcast(g, g.shape) is g"),
+    True,
+    "unbroadcast(g, g.shape) is g",
+    hint="return grad itself when shapes match",
+)
+check.done()
+
+
 # %% [markdown]
 # ### Calling an op's backward, checked (given)
 #
-# `call_backward(fn, grad_output)` runs one node's `backward` and checks what came
-# back, so that a mistake in an op is reported where it was made, naming the op and
-# the input, instead of surfacing as a wrong number far away: one gradient per input;
-# each gradient reduced with `unbroadcast` when it has the broadcast shape, refused when
-# its shape cannot come from broadcasting the input; each cast to its input's dtype.
-# It is given; read it, your engine calls it.
+# `_call_backward(fn, grad_output)` runs one node's `backward` and checks what came back, so
+# that a mistake in an op is reported where it was made, naming the op and the input: one
+# gradient per input; each reduced with `unbroadcast` when it has the broadcast shape,
+# refused when its shape cannot come from broadcasting the input; each cast to its input's
+# dtype. It also runs the node's hooks (`register_hook`).
+#
+# One more duty. A gradient that will become some Variable's `.grad` must be an array
+# nobody else holds: later `backward()` calls add to `.grad` in place, and two leaves
+# sharing one buffer (`Add` returns `grad_output` to both inputs), or a leaf sharing the
+# caller's array, would see each other's additions. The engine knows which arrays it made
+# itself; for a leaf (or a Variable that retains its grad) it copies the gradient only when
+# it may be shared: the array passed in, returned twice, a view, or a saved value. A fresh
+# result such as `grad_output @ b.T` is adopted as it is, which saves a copy per parameter
+# per step.
 
 
 # %%
-#| export
-def call_backward(fn: Function, grad_output: np.ndarray) -> list:
-    """Run `fn`'s backward and check what it returns: one gradient (or None) per input
-    of forward; each reduced to its input's shape if broadcasting stretched it, and
-    cast to its input's dtype. A wrong count or shape is an error naming the Function."""
+#| exporti
+def _call_backward(fn: Function, grad_output: np.ndarray) -> list:
+    """Run `fn`'s backward and check what it returns: one gradient (or None) per input of
+    forward; each reduced to its input's shape if broadcasting stretched it, cast to its
+    input's dtype, and owned by the engine when it goes into a `.grad`."""
     try:
         grads = type(fn).backward(fn, grad_output)
     except ValueError as error:  # numpy's shape errors, said in terms of the op
         raise ValueError(
-            f"{type(fn).__name__}.backward failed on a gradient of shape {np.shape(grad_output)}: {error}"
+            f"{type(fn).__name__}.backward failed on a gradient of shape "
+            f"{np.shape(grad_output)}: {error}"
         ) from error
     if type(grads) is not tuple:
         grads = tuple(grads) if type(grads) is list else (grads,)
@@ -1227,63 +1110,97 @@ def call_backward(fn: Function, grad_output: np.ndarray) -> list:
         if grad is None or not needs[index]:
             checked.append(None)
             continue
-        data = inputs[index].data
+        parent = inputs[index]
+        data = parent.data
         if type(grad) is not np.ndarray:
             grad = grad.data if isinstance(grad, Variable) else np.asarray(grad)
         if grad.shape != data.shape:
-            grad = reduce_to_shape(fn, index, grad, data.shape)
+            grad = _reduce_to_shape(fn, index, grad, data.shape)
         if grad.dtype != data.dtype:
             grad = grad.astype(data.dtype)
+        elif (parent.grad_fn is None or parent._retains_grad) and _may_be_shared(
+            grad, grad_output, grads, index, fn
+        ):
+            grad = grad.copy()
         checked.append(grad)
-    if _tracer is not None:
-        _tracer.record_backward(fn, grad_output, checked)
+    for hook in fn._hooks:
+        replaced = hook(tuple(checked), (grad_output,))
+        checked = checked if replaced is None else list(replaced)
     return checked
 
 
-def reduce_to_shape(fn: Function, index: int, grad: np.ndarray, shape: tuple) -> np.ndarray:
-    """`grad` summed back to `shape` when forward broadcast input `index` to grad's
-    shape; otherwise the error that says which Function returned what for which input."""
+def _may_be_shared(grad: np.ndarray, grad_output, grads: tuple, index: int, fn) -> bool:
+    """Could another holder see in-place additions to `grad`? True for a view or a
+    read-only array, the incoming gradient itself, an array also returned for another
+    input, and a value the node saved or received."""
+    if grad.base is not None or not grad.flags.writeable or grad is grad_output:
+        return True
+    if any(other is grad for position, other in enumerate(grads) if position != index):
+        return True
+    saved = getattr(fn, "_saved", ())
+    return any(value is grad for value in (*saved, *(getattr(x, "data", x) for x in fn.inputs)))
+
+
+def _reduce_to_shape(fn: Function, index: int, grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """`grad` summed back to `shape` when forward broadcast input `index` to grad's shape;
+    otherwise the error that says which Function returned what for which input."""
     trailing = grad.shape[grad.ndim - len(shape) :] if grad.ndim >= len(shape) else None
     if trailing is None or any(s != 1 and s != g for s, g in zip(shape, trailing, strict=True)):
         raise ValueError(
-            f"{type(fn).__name__}.backward returned a gradient of shape {grad.shape} for input "
-            f"{index}, whose shape is {shape}: each gradient must have its input's shape"
+            f"{type(fn).__name__}.backward returned a gradient of shape {grad.shape} for "
+            f"input {index}, whose shape is {shape}: each gradient must have its input's shape"
         )
     return unbroadcast(grad, shape)
+
+
+def _initial_gradient(root: Variable, gradient) -> np.ndarray:
+    """∂root/∂root: ones for a one-element root, else a copy of `gradient`, checked."""
+    if not root.requires_grad:
+        raise RuntimeError(
+            "backward() on a Variable that does not require grad: no input of the "
+            "computation had requires_grad=True (or it ran inside no_grad())"
+        )
+    if gradient is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                "grad can be implicitly created only for scalar outputs: this Variable has "
+                f"shape {root.shape}; pass backward(gradient=...) with an array of that shape"
+            )
+        return np.ones_like(root.data)
+    if isinstance(gradient, Variable):
+        gradient = gradient.data
+    gradient = np.array(gradient, dtype=root.data.dtype)  # a copy: the engine owns it
+    if gradient.shape != root.shape:
+        raise ValueError(
+            f"backward(gradient=...) got a gradient of shape {gradient.shape} for a Variable "
+            f"of shape {root.shape}: they must match"
+        )
+    return gradient
 
 
 # %% [markdown]
 # ### Walking the graph backward
 #
-# The gradient of a node is complete only when *every* path from the output has
-# delivered its share. In `d = a*2 + a*3`, `a` receives 2 from one path and 3 from the
-# other, and ∂d/∂a = 5. So the engine first orders the graph, **reverse topological
-# order**: every node comes before the nodes it was computed from. Then it visits each
-# node exactly once, when all its contributions have arrived:
+# A node's gradient is complete only when *every* path from the output has delivered its
+# share. In `d = a*2 + a*3`, `a` receives 2 from one path and 3 from the other: ∂d/∂a = 5.
+# So the engine first orders the graph, **reverse topological order** (every node before
+# the nodes it was computed from), then visits each node once, when all its contributions
+# have arrived.
 #
-# ```text
-# a = Variable(1.0, requires_grad=True)      order: d, then b and c, then a
-# b = a * 2
-# c = a * 3            d ──> b ──> a         d passes 1 to b and to c
-# d = b + c            d ──> c ──> a         b passes 2 to a, c passes 3: a.grad = 5
-# ```
-#
-# Two classic mistakes this avoids. A recursive walk hits Python's recursion limit
-# (about 1,000 frames) on a chain of a few thousand ops; yours uses explicit stacks,
-# so a 100,000-op chain works. And a walk that follows every *path* instead of every
-# *node* visits a node once per path: a chain of 60 diamonds has 2⁶⁰ paths, while
-# your engine does 60 × 3 node visits.
-#
-# Four small functions do the work:
+# Two classic mistakes this avoids. A recursive walk hits Python's recursion limit (about
+# 1,000 frames) on a chain of a few thousand ops; yours uses explicit stacks, so a
+# 100,000-op chain works. And a walk that follows every *path* instead of every *node*
+# visits a node once per path: a chain of 60 diamonds has 2⁶⁰ paths, your engine does 60 ×
+# 3 node visits.
 #
 # - `count_consumers(root)`: walk the graph once from `root` with an explicit stack and
 #   count, for each Variable, how many op inputs consume it: how many gradients it will
 #   receive. Follow only inputs that need grad (`fn.needs_input_grad`).
-# - `topological_order(root)`: **Kahn's algorithm**. Start with `[root]` as the stack
-#   of *ready* Variables. Pop one, append it to the order, and for each parent
-#   subtract 1 from its count; at 0 all its consumers are done, so it is ready. A
-#   ready leaf can be appended at once (it has no parents to wait for), which moves
-#   its gradient into `.grad` early instead of holding it in memory.
+# - `topological_order(root)`: **Kahn's algorithm**. Start with `[root]` as the stack of
+#   *ready* Variables. Pop one, append it to the order, and for each parent subtract 1
+#   from its count; at 0 all its consumers are done, so it is ready. A ready leaf can be
+#   appended at once (it has no parents to wait for), which moves its gradient into
+#   `.grad` early instead of holding it in memory.
 #
 # ```text
 # d = b + c,  b = a * 2,  c = a * 3        consumers: d 0, b 1, c 1, a 2
@@ -1293,28 +1210,22 @@ def reduce_to_shape(fn: Function, index: int, grad: np.ndarray, shape: tuple) ->
 # pop b   order [d, c, b]       a: 1 -> 0, a leaf: order [d, c, b, a]
 # ```
 #
-# - `accumulate_grad(variable, grad)`: the first gradient becomes `.grad`, later ones
-#   are added in place, so gradients accumulate across `backward()` calls, as in
-#   PyTorch. Careful with the first one: the array an op's backward returned may also
-#   have gone to another input (`Add` returns `grad_output` twice), or be a read-only
-#   view (`np.broadcast_to`). Two leaves sharing one buffer would see each other's
-#   later additions. So copy it (`np.array(grad, dtype=...)`), unless `is_unshared`
-#   (given) says nothing else refers to it: then adopting it saves a copy per
-#   parameter per step.
+# - `accumulate_grad(variable, grad)`: the first gradient becomes `.grad` as it is (the
+#   engine hands over arrays nobody else holds); later ones are added in place (`+=`), so
+#   gradients accumulate across `backward()` calls, as in PyTorch.
 # - `backpropagate(root, grad_output, retain_graph)`: a dict maps each Variable to its
 #   gradient so far. For each node in order: pop its gradient; a leaf accumulates it;
-#   otherwise (also accumulating it if the node `retain_grad()`s) `call_backward` turns
-#   it into input gradients, and `add_input_grads` adds each into the dict (a new
-#   array, never `+=` there: the array may be shared). Then, unless `retain_graph`,
-#   release what the node saved: set `fn._saved = _FREED`, so that a second backward
-#   through it raises a clear error instead of using stale values.
+#   otherwise (also accumulating it if the node `retain_grad()`s) `_call_backward` turns
+#   it into input gradients, and `add_input_grads` adds each into the dict (a new array,
+#   never `+=` there: the array may be shared). Then, unless `retain_graph`, release what
+#   the node saved: set `fn._saved = _FREED`, so that a second backward through it raises
+#   a clear error instead of using stale values.
 #
-# `Variable.backward()` (given in Part 1) checks its arguments with `initial_gradient`
-# and calls your `backpropagate`.
+# `Variable.backward()` (given) checks its arguments and calls your `backpropagate`.
 
 
 # %% nbgrader={"grade": false, "grade_id": "engine", "locked": false, "schema_version": 3, "solution": true, "task": false}
-#| export
+#| exporti
 def count_consumers(root: Variable) -> dict[Variable, int]:
     """For every Variable that `root` depends on and that requires grad: how many op
     inputs consume it, i.e. how many gradients it will receive. Iterative (an explicit
@@ -1340,13 +1251,9 @@ def count_consumers(root: Variable) -> dict[Variable, int]:
 
 
 def topological_order(root: Variable) -> list[Variable]:
-    """Every Variable that `root` depends on and that requires grad, each once, in an
-    order where each comes after every Variable computed from it (root first): the
-    order in which backward can visit them.
-
-    Kahn's algorithm: a Variable is *ready* once all its consumers have been visited,
-    because then its gradient is complete. A ready leaf is visited at once, so that
-    its gradient moves into `.grad` instead of waiting in memory."""
+    """Every Variable that `root` depends on and that requires grad, each once, each after
+    every Variable computed from it (root first): the order backward visits them.
+    Kahn's algorithm; a ready leaf is visited at once."""
     ### BEGIN SOLUTION
     waiting = count_consumers(root)
     order = []
@@ -1363,7 +1270,7 @@ def topological_order(root: Variable) -> list[Variable]:
                 waiting[parent] -= 1
                 if waiting[parent] == 0:
                     if parent.grad_fn is None:
-                        order.append(parent)  # a ready leaf has nothing to wait for: visit it now
+                        order.append(parent)  # a ready leaf has nothing to wait for
                     else:
                         ready.append(parent)
     return order
@@ -1371,51 +1278,20 @@ def topological_order(root: Variable) -> list[Variable]:
 
 
 def accumulate_grad(variable: Variable, grad: np.ndarray) -> None:
-    """Add `grad` into `variable.grad`. The first gradient becomes `.grad`: a copy,
-    unless nothing else refers to the array (then it is adopted as is, which saves a
-    copy per parameter per step); later ones are added in place."""
+    """Add `grad` into `variable.grad`: the first becomes `.grad`, later ones add in place."""
     ### BEGIN SOLUTION
     if variable.grad is None:
-        variable.grad = grad if is_unshared(grad) else np.array(grad, dtype=variable.data.dtype)
+        variable.grad = grad
     else:
         variable.grad += grad
     ### END SOLUTION
 
 
-def is_unshared(grad) -> bool:
-    """True when `grad` is a plain array that owns its memory and that nobody but the
-    caller of `accumulate_grad` refers to: no other Variable's `.grad` or `.data`, no
-    view, no saved value. Then `.grad` may take it without a copy, because nothing else
-    can see the in-place additions that follow. (PyTorch decides the same way, by
-    reference count; the count to expect is measured below, as it differs between
-    Python versions.)"""
-    return (
-        type(grad) is np.ndarray and grad.base is None and sys.getrefcount(grad) <= _UNSHARED_REFS
-    )
-
-
-def _references_to_an_unshared_array() -> int:
-    """What `sys.getrefcount` reports inside `is_unshared`, called from
-    `accumulate_grad`, called with a local variable, for an array nothing else holds."""
-
-    def accumulate(grad):
-        return probe(grad)
-
-    def probe(grad):
-        return sys.getrefcount(grad)
-
-    local = np.empty(0)
-    return accumulate(local)
-
-
-_UNSHARED_REFS = _references_to_an_unshared_array()
-
-
 def backpropagate(root: Variable, grad_output: np.ndarray, retain_graph: bool = False) -> None:
     """Send `grad_output` (∂L/∂root) back through the graph: each Variable's gradient is
     complete when its turn comes in topological order; its grad_fn's backward turns it
-    into gradients for its inputs, which are summed per input. Leaves (and Variables
-    that retain_grad) accumulate theirs in `.grad`. Saved values are freed unless
+    into gradients for its inputs, which are summed per input. Leaves (and Variables that
+    retain_grad) accumulate theirs in `.grad`. Saved values are freed unless
     `retain_graph`."""
     ### BEGIN SOLUTION
     grads = {root: grad_output}
@@ -1429,7 +1305,7 @@ def backpropagate(root: Variable, grad_output: np.ndarray, retain_graph: bool = 
             continue
         if node._retains_grad:
             accumulate_grad(node, grad)
-        add_input_grads(grads, fn, call_backward(fn, grad))
+        add_input_grads(grads, fn, _call_backward(fn, grad))
         if not retain_graph:
             fn._saved = _FREED
     ### END SOLUTION
@@ -1445,640 +1321,237 @@ def add_input_grads(grads: dict, fn: Function, input_grads: list) -> None:
     ### END SOLUTION
 
 
-def initial_gradient(root: Variable, gradient) -> np.ndarray:
-    """∂root/∂root: ones for a one-element root, else the `gradient` given, checked."""
-    if not root.requires_grad:
-        raise RuntimeError(
-            "backward() on a Variable that does not require grad: no input of the computation "
-            "had requires_grad=True (or it ran inside no_grad())"
-        )
-    if gradient is None:
-        if root.data.size != 1:
-            raise RuntimeError(
-                f"grad can be implicitly created only for scalar outputs: this Variable has shape "
-                f"{root.shape}; pass backward(gradient=...) with an array of that shape"
-            )
-        return np.ones_like(root.data)
-    if isinstance(gradient, Variable):
-        gradient = gradient.data
-    gradient = np.asarray(gradient, dtype=root.data.dtype)
-    if gradient.shape != root.shape:
-        raise ValueError(
-            f"backward(gradient=...) got a gradient of shape {gradient.shape} for a Variable of "
-            f"shape {root.shape}: they must match"
-        )
-    return gradient
-
-
-# %% [markdown]
-# ### Test: the engine (18 points)
-#
-# Broadcasting, shared subgraphs, accumulation, freed graphs, and graph sizes that break
-# recursive engines.
-
 # %% nbgrader={"grade": true, "grade_id": "test_engine", "locked": true, "points": 18, "schema_version": 3, "solution": false, "task": false}
-g = np.arange(6.0).reshape(2, 3)
-expect_close(unbroadcast(g, (2, 3)), g, "unbroadcast(g, its own shape)")
-expect_close(unbroadcast(g, (3,)), g.sum(axis=0), "unbroadcast(g of shape (2, 3), (3,))")
-expect_close(
-    unbroadcast(g, (2, 1)), g.sum(axis=1, keepdims=True), "unbroadcast(g of shape (2, 3), (2, 1))"
-)
-expect_close(
-    unbroadcast(g, (1, 3)), g.sum(axis=0, keepdims=True), "unbroadcast(g of shape (2, 3), (1, 3))"
-)
-expect_close(unbroadcast(g, ()), g.sum(), "unbroadcast(g of shape (2, 3), ())")
+from tinytorch_course.checks import Check
+from tinytorch_course.checks_autograd import check_gradients
 
-# the opening's example: z = x*y + b
-x, y, b = (Variable(floats(v), requires_grad=True) for v in (2.0, 3.0, 1.0))
-z = x * y + b
-z.backward()
-for name, leaf, want in (("x", x, 3.0), ("y", y, 2.0), ("b", b, 1.0)):
-    expect(leaf.grad is not None, f"after z.backward(), {name}.grad is None")
-    expect_close(leaf.grad, want, f"∂z/∂{name} for z = x*y + b at x=2, y=3, b=1")
+check = Check("test_engine", points=18)
+x0, y0, b0 = check.rng.uniform(0.5, 2.0, 3)
 
-# a diamond: each node once, in reverse topological order
-a = Variable(floats(1.0), requires_grad=True)
-left, right = a * 2, a * 3
-d = left + right
-consumers = count_consumers(d)
-expect(
-    len(consumers) == 4
-    and consumers.get(a) == 2
-    and consumers.get(left) == 1
-    and consumers.get(d) == 0,
-    "count_consumers(d) for d = a*2 + a*3 should count d: 0, a*2: 1, a*3: 1, a: 2 (a feeds two ops); "
-    f"got {sorted(consumers.values())}",
-)
-order = topological_order(d)
-expect(
-    len(order) == 4 and len({id(v) for v in order}) == 4,
-    f"topological_order of d = a*2 + a*3 has {len(order)} entries; expected the 4 Variables d, a*2, a*3, a once each",
-)
-position = {id(v): i for i, v in enumerate(order)}
-expect(
-    position[id(d)] == 0 and position[id(a)] == 3,
-    "topological_order must start at the root (d) and end at the leaf (a)",
-)
-d.backward()
-expect_close(a.grad, 5.0, "∂d/∂a for d = a*2 + a*3 (two paths: 2 + 3)")
 
-# broadcasting, reduced by the engine
-rng = np.random.default_rng(2)
+def opening_example():
+    x, y, b = (Variable(np.float64(v), requires_grad=True) for v in (x0, y0, b0))
+    (x * y + b).backward()
+    return [None if v.grad is None else float(v.grad) for v in (x, y, b)]
+
+
+got = check.probe(opening_example, "(x.grad, y.grad, b.grad) after z.backward()")
+check.close(
+    np.array(got, dtype=np.float64),
+    [y0, x0, 1.0],
+    "(x.grad, y.grad, b.grad) for z = x*y + b",
+    hint="∂z/∂x = y, ∂z/∂y = x, ∂z/∂b = 1",
+)
+diamond_state = {}
+
+
+def diamond_counts():
+    a = Variable(np.float64(x0), requires_grad=True)
+    left, right = a * 2, a * 3
+    d = left + right
+    counts = count_consumers(d)
+    order = topological_order(d)
+    diamond_state.update(a=a, d=d)
+    return {
+        "consumers": sorted(int(n) for n in counts.values()),
+        "of a": int(counts.get(a, -1)),
+        "order": [("d" if v is d else "a" if v is a else "op") for v in order],
+    }
+
+
+got = check.no_raise(
+    check.probe(diamond_counts, "count_consumers / topological_order"),
+    "count_consumers(d) for d = a*2 + a*3",
+)
+check.equal(got["of a"], 2, "count_consumers(d)[a] for d = a*2 + a*3 (a feeds two ops)")
+check.equal(got["consumers"], [0, 1, 1, 2], "the sorted counts of count_consumers(d)")
+check.equal(
+    got["order"],
+    ["d", "op", "op", "a"],
+    "topological_order(d), root first",
+    hint="each Variable once, the leaf a after both ops that use it",
+)
+
+
+def diamond_grad():
+    diamond_state["d"].backward()
+    return float(diamond_state["a"].grad)
+
+
+check.close(
+    check.probe(diamond_grad, "d.backward()"),
+    5.0,
+    "∂d/∂a for d = a*2 + a*3",
+    hint="two paths: 2 + 3",
+)
+m, v = check.rng.standard_normal((2, 3)), check.rng.standard_normal(3)
+c = check.rng.uniform(1.0, 2.0, (2, 1))
 check_gradients(
-    lambda m, v: m * v + v,
-    lambda m, v: m * v + v,
-    [rng.standard_normal((2, 3)), rng.standard_normal(3)],
-    "m * v + v with v broadcast over rows",
+    check,
+    lambda: Variable,
+    lambda p, q: p * q + q,
+    lambda p, q: p * q + q,
+    [m, v],
+    "m * v + v with v (3,) broadcast over rows",
+    hint="unbroadcast",
 )
 check_gradients(
-    lambda m, c: m / c - c,
-    lambda m, c: m / c - c,
-    [rng.standard_normal((2, 3)), rng.uniform(1, 2, (2, 1))],
+    check,
+    lambda: Variable,
+    lambda p, q: p / q - q,
+    lambda p, q: p / q - q,
+    [m, c],
     "m / c - c with c of shape (2, 1)",
 )
+w0 = check.rng.standard_normal(2)
 
-# accumulation across backward() calls, and retain_grad
-w = Variable(floats([1.0, 2.0]), requires_grad=True)
-(w * 3).backward(np.ones(2))
-(w * 4).backward(np.ones(2))
-expect_close(w.grad, [7.0, 7.0], "w.grad after backward of w*3 then of w*4 (gradients accumulate)")
-hidden = w * w
-hidden.retain_grad()
-out = hidden * 5
-out.backward(np.ones(2))
-expect_close(hidden.grad, [5.0, 5.0], "hidden.grad of a non-leaf that called retain_grad()")
-expect((w * 2).grad is None, "a non-leaf keeps no .grad unless it calls retain_grad()")
 
-# a freed graph refuses a second backward
-p = Variable(floats([1.0, 2.0]), requires_grad=True)
-q = p * p
-q.backward(np.ones(2))
-raises(RuntimeError, lambda: q.backward(np.ones(2)), "retain_graph")
-expect_close(p.grad, [2.0, 4.0], "p.grad after a refused second backward (must not change)")
-r = p * p
-r.backward(np.ones(2), retain_graph=True)
-r.backward(np.ones(2))
-expect_close(
-    p.grad,
-    3 * np.array([2.0, 4.0]),
-    "p.grad after one backward of p*p, then two more with retain_graph=True the first time",
+def accumulation():
+    w = Variable(w0.copy(), requires_grad=True)
+    (w * 3).backward(np.ones(2))
+    (w * 4).backward(np.ones(2))
+    accumulated = np.array(w.grad)
+    hidden = w * w
+    hidden.retain_grad()
+    (hidden * 5).backward(np.ones(2))
+    return accumulated, np.array(hidden.grad), (w * 2).grad is None
+
+
+got = check.no_raise(
+    check.probe(accumulation, "gradients across two backward() calls"), "two backward() calls"
 )
+check.close(
+    got[0],
+    [7.0, 7.0],
+    "w.grad after backward of w*3 then of w*4",
+    hint="gradients accumulate: add, do not overwrite",
+)
+check.close(got[1], [5.0, 5.0], "hidden.grad of a non-leaf that called retain_grad()")
+check.equal(got[2], True, "(w * 2).grad is None", hint="a non-leaf keeps no .grad by default")
 
-# graph sizes that break recursive or path-following engines
-chain = start = Variable(floats(1.0), requires_grad=True)
-for _ in range(5000):
-    chain = chain + 1.0
-try:
+
+def freed_graph():
+    p = Variable(w0.copy(), requires_grad=True)
+    q = p * p
+    q.backward(np.ones(2))
+    try:
+        q.backward(np.ones(2))
+        second = "no error"
+    except RuntimeError:
+        second = "RuntimeError"
+    after = np.array(p.grad)
+    r = p * p
+    r.backward(np.ones(2), retain_graph=True)
+    r.backward(np.ones(2))
+    return second, after, np.array(p.grad)
+
+
+got = check.no_raise(
+    check.probe(freed_graph, "a second backward through a freed graph"), "backward twice"
+)
+check.equal(
+    got[0],
+    "RuntimeError",
+    "a second q.backward() without retain_graph",
+    hint="set fn._saved = _FREED after each node's backward",
+)
+check.close(got[1], 2 * w0, "p.grad after a refused second backward of p*p")
+check.close(got[2], 6 * w0, "p.grad after p*p once, then twice with retain_graph=True first")
+
+
+def long_chain(length, op):
+    start = chain = Variable(np.float64(1.0), requires_grad=True)
+    for _ in range(length):
+        chain = op(chain)
     chain.backward()
-except RecursionError:
-    raise AssertionError(
-        "backward() through a 5,000-op chain hit Python's recursion limit: walk the graph "
-        "with an explicit stack (a list you push to and pop from), not with recursion"
-    ) from None
-expect_close(
-    start.grad,
+    return float(start.grad)
+
+
+got = check.probe(lambda: long_chain(5000, lambda t: t + 1.0), "a 5,000-op chain")
+check.close(
+    got,
     1.0,
-    "the gradient through a 5,000-op chain (a recursive engine overflows the stack)",
+    "the gradient through a 5,000-op chain",
+    hint="walk the graph with an explicit stack (a list), not recursion",
 )
 
 
-class Counted(Function):
-    """x * 1, counting how often its backward runs."""
+def diamonds(count):
+    calls = []
 
-    calls = 0
+    class Counted(Function):
+        @staticmethod
+        def forward(ctx, p):
+            return p * 1.0
 
-    @staticmethod
-    def forward(ctx, a):
-        return a * 1.0
+        @staticmethod
+        def backward(ctx, grad_output):
+            calls.append(1)
+            return grad_output
 
-    @staticmethod
-    def backward(ctx, grad_output):
-        Counted.calls += 1
-        return grad_output
+    top = node = Variable(np.float64(1.0), requires_grad=True)
+    for _ in range(count):
+        node = Counted.apply(node) + Counted.apply(node)
+    node.backward()
+    return len(calls), float(top.grad)
 
 
-diamond = top = Variable(floats(1.0), requires_grad=True)
-for _ in range(12):  # small first: an engine that follows every path makes 2**13 calls here
-    diamond = Counted.apply(diamond) + Counted.apply(diamond)
-diamond.backward()
-expect(
-    Counted.calls == 24,
-    f"in a chain of 12 diamonds (24 Counted nodes), Counted.backward ran {Counted.calls} times: "
-    "each node's backward must run once, after all paths into it have delivered their gradient",
+got = check.no_raise(check.probe(lambda: diamonds(12), "12 diamonds"), "12 diamonds")
+check.equal(
+    got[0],
+    24,
+    "how often Counted.backward ran in a chain of 12 diamonds (24 nodes)",
+    hint="each node once, after all paths into it delivered their gradient",
 )
-expect_close(top.grad, 2.0**12, "the gradient through 12 diamonds (2**12 paths)")
-diamond = top = Variable(floats(1.0), requires_grad=True)
-for _ in range(60):
-    diamond = diamond * 1.0 + diamond * 1.0
-diamond.backward()
-expect_close(top.grad, 2.0**60, "the gradient through 60 diamonds (2**60 paths, 180 nodes)")
+check.close(got[1], 2.0**12, "the gradient through 12 diamonds (2**12 paths)")
+got = check.probe(lambda: long_chain(60, lambda t: t * 1.0 + t * 1.0), "60 diamonds")
+check.close(got, 2.0**60, "the gradient through 60 diamonds (2**60 paths, 180 nodes)")
 ### BEGIN HIDDEN TESTS
-first, second = (
-    Variable(floats([1.0, 2.0]), requires_grad=True),
-    Variable(floats([3.0, 4.0]), requires_grad=True),
+
+
+def add_leaves():
+    first = Variable(w0.copy(), requires_grad=True)
+    second = Variable(w0[::-1].copy(), requires_grad=True)
+    (first + second).backward(np.ones(2))
+    first.grad += 1
+    return np.array(second.grad)
+
+
+check.close(
+    check.probe(add_leaves, "first.grad += 1 after (first + second).backward()"),
+    [1.0, 1.0],
+    "second.grad after first.grad += 1 (the two must not share a buffer)",
 )
-(first + second).backward(np.ones(2))
-expect(
-    not np.shares_memory(first.grad, second.grad),
-    "the two inputs of an Add got .grad arrays that share memory: copy the first gradient unless it is unshared",
-)
-chain = start = Variable(floats(1.0), requires_grad=True)
-for _ in range(100_000):
-    chain = chain * 1.0
-chain.backward()
-expect_close(start.grad, 1.0, "the gradient through a 100,000-op chain")
-raises(
-    RuntimeError,
-    lambda: Variable(floats([1.0, 2.0]), requires_grad=True).__mul__(2).backward(),
-    "scalar",
-)
-raises(
-    ValueError,
-    lambda: (Variable(floats([1.0, 2.0]), requires_grad=True) * 2).backward(np.ones(3)),
-    "(3,)",
-    "(2,)",
-)
-raises(RuntimeError, lambda: Variable(floats([1.0])).backward(), "require")
-triple = Variable(floats(2.0), requires_grad=True)
-(triple * triple * triple).backward()
-expect_close(triple.grad, 12.0, "d(x*x*x)/dx at 2")
+got = check.probe(lambda: long_chain(100_000, lambda t: t * 1.0), "a 100,000-op chain")
+check.close(got, 1.0, "the gradient through a 100,000-op chain")
 ### END HIDDEN TESTS
-print("✓ test_engine passed (18 points)")
+check.done()
 
 
 # %% [markdown]
-# ## Seeing your graph: `draw_graph`, `trace`, `explain` (given)
+# ## Seeing your graph: `tinytorch.viz`
 #
-# The diagrams in the opening were printed by these three tools, running on the
-# reference engine, and a test re-runs them so the text you read cannot drift from
-# what the code does. Now they run on *yours*:
-#
-# - `draw_graph(v)` draws the graph that computed `v`; `draw_graph(v, backward=True)`
-#   the gradients flowing back. Labels are Variable names, else the names in your code,
-#   else the expression (long ones become `t1`, `t2`, ...).
-# - `with trace(): ...` prints each operation as your `Function.apply` records it and,
-#   after `backward()`, each chain-rule step with its numbers.
-# - `explain(code, **leaves)` runs code line by line under `trace()` and prints it
-#   beside what autograd did: the opening's first picture.
-#
-# They are library code, not exercises: read them if you like layout algorithms.
+# The opening's pictures come from `tinytorch.viz`, a small module of tools that watch the
+# engine from outside through its public hooks: `draw_graph(v)` reads the graph through
+# each `grad_fn`'s `inputs`; `trace()` listens with `observe_ops` and `register_hook`;
+# `explain(code)` runs code line by line under `trace()`. Pass `names=globals()` so that
+# they say `x` where your code says `x`. Here they run on *your* engine (they print a
+# hint instead while Parts 1 to 4 are unfinished):
 
 # %%
-#| export
-_INFIX = {"Add": " + ", "Sub": " - ", "Mul": "*", "Div": "/", "Pow": "**", "MatMul": " @ "}
-_SYMBOLS = {
-    "Add": "+",
-    "Sub": "-",
-    "Mul": "×",
-    "Div": "÷",
-    "Pow": "**",
-    "MatMul": "@",
-    "Neg": "neg",
-}
-_ONE_OPERAND = {"Sum", "Mean", "Max", "Reshape", "Transpose", "GetItem", "LogSoftmax"}
-_METHOD_STYLE = {"Sum": "sum", "Mean": "mean", "Max": "max", "LogSoftmax": "log_softmax"}
-_TIGHT = {"Mul", "Div", "Pow", "Neg", "Transpose", "GetItem", "Reshape", *_METHOD_STYLE}
+from tinytorch.viz import draw_graph, trace
 
-
-def format_value(value) -> str:
-    """A number as `7` or `0.333333`; a larger array as `[...]` with 4 significant digits."""
-    array = np.asarray(value)
-    if array.size == 1:
-        return f"{array.item():g}"
-    if array.size <= 6:
-        return np.array2string(array, precision=4, separator=", ", suppress_small=True)
-    return f"<array of shape {array.shape}>"
-
-
-def operands(op: type, inputs: Sequence) -> list:
-    """The inputs of a call to `op` that are values (Variables, numbers, arrays), not
-    settings such as an axis, a shape or an index."""
-    if op.__name__ in _ONE_OPERAND:
-        return list(inputs[:1])
-    return [
-        x
-        for x in inputs
-        if isinstance(x, (Variable, np.ndarray, int, float)) and not isinstance(x, bool)
-    ]
-
-
-def names_in(frame) -> dict[int, str]:
-    """The variable names that refer to Variables in `frame` (a caller's code), so that
-    drawings and traces can say `y` where the code says `y`."""
-    if frame is None:
-        return {}
-    return names_from_scopes(frame.f_locals, frame.f_globals)
-
-
-def names_from_scopes(*scopes: dict) -> dict[int, str]:
-    """{id(variable): name} for the Variables in these namespaces (first name wins)."""
-    found: dict[int, str] = {}
-    for scope in scopes:
-        for name, value in list(scope.items()):
-            if isinstance(value, Variable) and not name.startswith("_"):
-                found.setdefault(id(value), name)
-    return found
-
-
-class Labels:
-    """How to write a Variable in a diagram: its `name`, else the name your code gave
-    it, else the expression that computed it (`x*y + b`), else its value."""
-
-    longest = 24  # an expression longer than this is called t1, t2, ... instead
-
-    def __init__(self, names: dict[int, str]):
-        self.names = dict(names)
-        self.temporaries = 0
-
-    def name(self, value) -> str | None:
-        if isinstance(value, Variable):
-            return value.name or self.names.get(id(value))
-        return None
-
-    def label(self, value) -> str:
-        if not isinstance(value, Variable):
-            return format_value(value)
-        if self.name(value):
-            return self.name(value)
-        if value.grad_fn is not None and hasattr(value.grad_fn, "inputs"):
-            text = self.expression(value)
-            if len(text) > self.longest:
-                self.temporaries += 1
-                text = self.names[id(value)] = f"t{self.temporaries}"
-            return text
-        return format_value(value.data)
-
-    def expression(self, variable: Variable) -> str:
-        """The op that made `variable`, written with its operands' labels: `x*y + b`."""
-        fn = variable.grad_fn
-        op = type(fn).__name__
-        args = operands(type(fn), fn.inputs)
-        texts = [self._operand_text(op, a, position) for position, a in enumerate(args)]
-        if op in _INFIX and len(texts) == 2:
-            return _INFIX[op].join(texts)
-        if op == "Neg":
-            return f"-{texts[0]}"
-        if op in _METHOD_STYLE:
-            axis = fn.inputs[1] if len(fn.inputs) > 1 else None
-            return f"{texts[0]}.{_METHOD_STYLE[op]}({'' if axis is None else f'axis={axis}'})"
-        if op == "Transpose":
-            return f"{texts[0]}.T"
-        if op == "GetItem":
-            return f"{texts[0]}[...]"
-        if op == "Reshape":
-            return f"{texts[0]}.reshape{tuple(fn.inputs[1])}"
-        name = op.lower() if op in ("Exp", "Log", "Tanh", "Sigmoid", "ReLU") else op
-        return f"{name}({', '.join(texts)})"
-
-    def _operand_text(self, op: str, value, position: int) -> str:
-        text = self.label(value)
-        is_infix = (
-            self.name(value) is None
-            and isinstance(value, Variable)
-            and value.grad_fn is not None
-            and type(value.grad_fn).__name__ in _INFIX
-        )
-        binds_tighter = op in _TIGHT or (op == "Sub" and position == 1)
-        return f"({text})" if is_infix and binds_tighter else text
-
-    def derivative(self, of: str, value) -> str:
-        """`∂z/∂x`, with parentheses around an expression: `∂z/∂(x*y)`."""
-        text = self.label(value)
-        return f"∂{of}/∂{text}" if text.isidentifier() else f"∂{of}/∂({text})"
-
-
-# %%
-#| export
-class GraphDrawing:
-    """Lays out the graph that made a Variable as text: each op's operands stacked on the
-    left, joined by a bracket to the op, whose result flows to the right. A sub-result
-    used twice is drawn once, then referred to by its label."""
-
-    def __init__(self, root: Variable, labels: Labels, backward: bool = False, max_ops: int = 40):
-        self.root, self.labels, self.backward = root, labels, backward
-        self.max_ops, self.drawn = max_ops, set()
-        self.of = labels.name(root) or "L"
-        self.stub, self.arrow = (" ←──", "←── ") if backward else (" ──", "──> ")
-
-    def render(self) -> str:
-        lines, _ = self.block(self.root)
-        return "\n".join(line.rstrip() for line in lines)
-
-    def node_text(self, value, is_root: bool = False) -> str:
-        if self.backward:
-            text = self.labels.derivative(self.of, value)
-            if is_root and value.data.size == 1:
-                return f"{text} = 1"
-            grad = value.grad if isinstance(value, Variable) else None
-            return f"{text} = {format_value(grad)}" if grad is not None and grad.size == 1 else text
-        name = self.labels.name(value)
-        if name and isinstance(value, Variable) and value.grad_fn is not None:
-            return f"{name} = {self.labels.expression(value)}"
-        return self.labels.label(value)
-
-    def children(self, variable: Variable) -> list:
-        fn = variable.grad_fn
-        args = operands(type(fn), fn.inputs)
-        if self.backward:  # only what receives a gradient
-            args = [a for a in args if isinstance(a, Variable) and a.requires_grad]
-        return args
-
-    def block(self, value) -> tuple[list[str], int]:
-        """(lines, the row where this value's arrow leaves to the right)."""
-        is_op = (
-            isinstance(value, Variable)
-            and value.grad_fn is not None
-            and hasattr(value.grad_fn, "inputs")
-        )
-        if is_op and id(value) in self.drawn:  # drawn already: refer to it
-            label = self.labels.label(value)
-            return [self.labels.derivative(self.of, value) if self.backward else label], 0
-        if not is_op:
-            return [self.node_text(value)], 0
-        self.drawn.add(id(value))
-        if len(self.drawn) > self.max_ops:
-            raise ValueError(
-                f"draw_graph draws up to {self.max_ops} operations and this graph has more: "
-                "draw a smaller part of it (pass draw_graph(..., max_ops=N) to raise the limit)"
-            )
-        symbol = (
-            f"[{_SYMBOLS.get(type(value.grad_fn).__name__, type(value.grad_fn).__name__.lower())}]"
-        )
-        result = f"{symbol}{self.arrow}{self.node_text(value, value is self.root)}"
-        blocks = [self.block(child) for child in self.children(value)]
-        if len(blocks) == 1:
-            lines, anchor = blocks[0]
-            lines = list(lines)
-            lines[anchor] += f"{self.stub}{result}"
-            return lines, anchor
-        return self.join(blocks, "──" + result)
-
-    def join(self, blocks: list[tuple[list[str], int]], result: str) -> tuple[list[str], int]:
-        """Stack operand blocks, right-aligned, and bracket their arrows into one op."""
-        widths = [max(max(map(len, lines)), len(lines[a]) + len(self.stub)) for lines, a in blocks]
-        column = max(widths)
-        rows: list[str] = []
-        anchors: list[int] = []
-        for index, ((lines, anchor), width) in enumerate(zip(blocks, widths, strict=True)):
-            if index:
-                rows.append("")
-            indent = " " * (column - width)
-            for row, line in enumerate(lines):
-                if row == anchor:
-                    anchors.append(len(rows))
-                    rows.append(indent + (line + self.stub).ljust(width, "─"))
-                else:
-                    rows.append(indent + line.ljust(width))
-        first, last = anchors[0], anchors[-1]
-        junction = (first + last) // 2
-        for row in range(len(rows)):
-            rows[row] = rows[row].ljust(column)
-            if row == first:
-                rows[row] += "┐"
-            elif row == last:
-                rows[row] += "┘"
-            elif first < row < last:
-                middle = row in anchors
-                rows[row] += (
-                    ("┼" if middle else "├") if row == junction else ("┤" if middle else "│")
-                )
-            if row == junction:
-                rows[row] += result
-        return rows, junction
-
-
-def draw_graph(root: Variable, backward: bool = False, max_ops: int = 40) -> str:
-    """The graph that computed `root`, drawn as text. `backward=True` draws the
-    gradients flowing back instead (∂root/∂ each Variable that requires grad).
-    Labels are Variable names, else the names in your code, else expressions."""
-    labels = Labels(names_in(sys._getframe(1)))
-    return GraphDrawing(root, labels, backward, max_ops).render()
-
-
-# %%
-#| export
-class trace:
-    """`with trace():` prints each operation as autograd records it and, after
-    `backward()`, each step of the chain rule with its numbers.
-
-        x = Variable(5.0, requires_grad=True)
-        with trace():
-            y = x + 2
-            z = y * 3
-            z.backward()
-    """
-
-    def __init__(self, file=None, scope: dict | None = None):
-        self.file, self.scope = file, scope
-        self.outputs: dict[Function, Variable] = {}
-        self.steps: list[tuple] = []
-        self._frame = None
-        self._previous = None
-
-    def __enter__(self) -> "trace":
-        global _tracer
-        self._frame = sys._getframe(1)
-        self._previous, _tracer = _tracer, self
-        return self
-
-    def __exit__(self, *exc_info) -> bool:
-        global _tracer
-        _tracer, self._previous = self._previous, None
-        self._frame = None
-        return False
-
-    def say(self, text: str) -> None:
-        print(text, file=self.file or sys.stdout)
-
-    def labels(self) -> Labels:
-        """Names from the code between the `with trace():` line and the running op:
-        the outermost (your) frame first; the engine's own frames are skipped."""
-        if self.scope is not None:
-            return Labels(names_from_scopes(self.scope))
-        engine_files = {
-            code.co_filename
-            for code in (
-                Variable.backward.__code__,
-                Function.apply.__func__.__code__,
-                trace.labels.__code__,
-            )
-        }
-        frames, frame = [], sys._getframe(1)
-        while frame is not None:
-            if frame.f_code.co_filename not in engine_files or frame is self._frame:
-                frames.append(frame)
-            if frame is self._frame:
-                break
-            frame = frame.f_back
-        scopes = [f.f_locals for f in reversed(frames)]
-        if self._frame is not None:
-            scopes.append(self._frame.f_globals)
-        return Labels(names_from_scopes(*scopes))
-
-    def record_operation(self, ctx: Function, inputs: tuple, output: Variable) -> None:
-        labels = self.labels()
-        op = type(ctx).__name__
-        args = ", ".join(labels.label(x) for x in operands(type(ctx), inputs))
-        if output.grad_fn is None:
-            self.say(f"Computes without tracking: {op}({args}) = {format_value(output.data)}")
-            return
-        self.outputs[ctx] = output
-        line = f"Tracks operation: {op}({args}) = {format_value(output.data)}"
-        saved = getattr(ctx, "_saved", ())
-        if saved:
-            line += f"   saves {', '.join(format_value(v) for v in saved)} for backward"
-        self.say(line)
-
-    def begin_backward(self, root: Variable, seed: np.ndarray) -> None:
-        self.steps = [("seed", root, seed)]
-
-    def record_backward(self, fn: Function, grad_output: np.ndarray, grads: list) -> None:
-        self.steps.append((fn, grad_output, grads))
-
-    def end_backward(self, root: Variable) -> None:
-        labels = self.labels()
-        of = labels.name(root) or "L"
-        _, _, seed = self.steps[0]
-        start = (
-            "start with gradient 1" if np.all(seed == 1) else "the gradient passed to backward()"
-        )
-        rows = [(f"∂{of}/∂{of} = {format_value(seed)}", start)]
-        reached = set()
-        for fn, grad_output, grads in self.steps[1:]:
-            output = self.outputs.get(fn)
-            op = type(fn).__name__
-            for value, grad in zip(fn.inputs, grads, strict=True):
-                if grad is None:
-                    continue
-                equals = "+=" if id(value) in reached else "="
-                reached.add(id(value))
-                target = labels.derivative(of, value)
-                if (
-                    output is not None
-                    and np.size(grad_output) == 1
-                    and np.size(grad) == 1
-                    and grad_output != 0
-                ):
-                    local = np.asarray(grad).item() / np.asarray(grad_output).item()
-                    outer = labels.derivative(of, output)
-                    inner = f"∂({labels.expression(output)})/∂{labels.label(value)}"
-                    numbers = f"{format_value(grad_output)} × {format_value(local)} = {format_value(grad)}"
-                    text = f"{target} {equals} {outer} × {inner} = {numbers}"
-                else:
-                    text = f"{target} {equals} {format_value(grad)}"
-                rows.append((text, f"{op}.backward"))
-        width = max(len(text) for text, _ in rows)
-        self.say(f"Backward pass ({labels.label(root)}.backward()):")
-        for text, note in rows:
-            self.say(f"    {text.ljust(width)}   {note}")
-        for variable in topological_order(root):
-            if variable.is_leaf and variable.grad is not None:
-                self.say(f"Result: {labels.label(variable)}.grad = {format_value(variable.grad)}")
-        self.steps = []
-
-
-def explain(code: str, **leaves) -> str:
-    """Run `code` (one statement per line) with `trace()` on and return each line of it
-    beside what autograd did for it. Keyword arguments become leaf Variables with
-    `requires_grad=True`; `Variable` and `np` are available to the code.
-
-        print(explain("y = x + 2\nz = y * 3\nz.backward()", x=5.0))
-    """
-    scope = {"Variable": Variable, "np": np}
-    scope.update({name: Variable(value, requires_grad=True) for name, value in leaves.items()})
-    tracer = trace(scope=scope)
-    rows = [
-        (
-            f"{name} = Variable({value!r}, requires_grad=True)",
-            f"Creates leaf {name} (requires_grad=True)",
-        )
-        for name, value in leaves.items()
-    ]
-    for line in code.strip().splitlines():
-        before = {name: value for name, value in scope.items()}
-        tracer.file = io.StringIO()
-        with tracer:
-            exec(line, scope)
-        said = tracer.file.getvalue().splitlines()
-        for name, value in scope.items():
-            if (
-                isinstance(value, Variable)
-                and before.get(name) is not value
-                and value.grad_fn is None
-            ):
-                said.append(
-                    f"Creates leaf {name}"
-                    + (" (requires_grad=True)" if value.requires_grad else "")
-                )
-        rows.append((line, said[0] if said else ""))
-        rows.extend(("", more) for more in said[1:])
-    width = max(len("Your code:"), *(len(code_line) for code_line, _ in rows)) + 4
-    lines = [
-        f"{'Your code:'.ljust(width)}What autograd does:",
-        f"{'─' * 10}".ljust(width) + "─" * 19,
-    ]
-    lines += [f"{code_line.ljust(width)}{said}".rstrip() for code_line, said in rows]
-    return "\n".join(lines)
-
-
-# %% [markdown]
-# Your own graph, drawn and traced by your engine (it prints a hint instead while Parts
-# 1 to 4 are unfinished):
-
-# %%
 try:
     a = Variable(1.0, requires_grad=True)
-    with trace():
+    with trace(names=globals(), observe=observe_ops):
         b = a * 2
         c = a * 3
         d = b + c
         d.backward()
-    print(draw_graph(d))
-    print(draw_graph(d, backward=True))
+    print(draw_graph(d, names=globals()))
+    print(draw_graph(d, backward=True, names=globals()))
 except Exception as error:  # the released notebook runs this before your engine is finished
-    print(
-        f"draw_graph and trace run on your engine; finish Parts 1 to 4 first ({type(error).__name__})."
-    )
+    print(f"draw_graph and trace run on your engine; finish Parts 1 to 4 first ({error!r})")
 
 
 # %% [markdown]
@@ -2090,7 +1563,7 @@ except Exception as error:  # the released notebook runs this before your engine
 # | `Exp` | e ** a | out | out |
 # | `Log` | ln a | 1 / a | a |
 # | `Tanh` | tanh a | 1 - out² | out |
-# | `Sigmoid` | 1 / (1 + e ** -a) | out · (1 - out) | see below |
+# | `Sigmoid` | 1 / (1 + e ** -a) | out · (1 - out) | e = exp(-\|a\|), 1 + e |
 # | `ReLU` | max(a, 0) | 1 where a > 0, else 0 | a |
 #
 # Two numerical traps, both real:
@@ -2118,7 +1591,7 @@ except Exception as error:  # the released notebook runs this before your engine
 
 
 # %% nbgrader={"grade": false, "grade_id": "math_ops", "locked": false, "schema_version": 3, "solution": true, "task": false}
-#| export
+#| exporti
 def power_derivative(a, b):
     """d(a**b)/da = b * a**(b-1), taken as 0 where b == 0 (there a**-1 may be inf)."""
     ### BEGIN SOLUTION
@@ -2252,43 +1725,66 @@ class ReLU(Function):
         ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_math_ops", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-rng = np.random.default_rng(3)
+# %% nbgrader={"grade": true, "grade_id": "test_math_ops", "locked": true, "points": 12, "schema_version": 3, "solution": false, "task": false}
+from tinytorch_course.checks import Check
+from tinytorch_course.checks_autograd import check_gradients
+
+check = Check("test_math_ops", points=12)
 shape = (2, 3)
-values, positive = rng.standard_normal(shape), rng.uniform(0.5, 2.0, shape)
-away_from_zero = rng.uniform(0.2, 2.0, shape) * rng.choice([-1, 1], shape)
-check_gradients(lambda a: a**3, lambda a: a**3, [values], "a ** 3")
-check_gradients(lambda a: a**-0.5, lambda a: a**-0.5, [positive], "a ** -0.5")
-check_gradients(
-    lambda a, b: a**b, lambda a, b: a**b, [positive, values], "a ** b (a Variable exponent)"
+values, positive = check.rng.standard_normal(shape), check.rng.uniform(0.5, 2.0, shape)
+away = check.rng.uniform(0.2, 2.0, shape) * check.rng.choice([-1, 1], shape)
+p = float(check.rng.uniform(2.5, 3.5))
+for expression, numpy_fn, arrays, what, hint in [
+    (lambda a: a**p, lambda a: a**p, [positive], "a ** p", "b * a ** (b - 1)"),
+    (lambda a: a**-0.5, lambda a: a**-0.5, [positive], "a ** -0.5", ""),
+    (lambda a, b: a**b, lambda a, b: a**b, [positive, values], "a ** b", "∂/∂b = out * ln a"),
+    (lambda a: 2**a, lambda a: 2**a, [values], "2 ** a", ""),
+    (lambda a: a.exp(), np.exp, [values], "a.exp()", ""),
+    (lambda a: a.log(), np.log, [positive], "a.log()", "∂ ln a/∂a = 1 / a"),
+    (lambda a: a.tanh(), np.tanh, [values], "a.tanh()", "1 - out², not 1 - out"),
+    (lambda a: a.sigmoid(), lambda a: 1 / (1 + np.exp(-a)), [values], "a.sigmoid()", ""),
+    (lambda a: a.relu(), lambda a: np.maximum(a, 0), [away], "a.relu()", ""),
+]:
+    check_gradients(check, lambda: Variable, expression, numpy_fn, arrays, what, hint)
+edge = np.array([-1000.0, 0.0, 1000.0])
+
+
+def sigmoid_at_the_edges():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow warning fails the test
+        x = Variable(edge.copy(), requires_grad=True)
+        s = x.sigmoid()
+        s.backward(np.ones(3))
+    return np.array(s.data), np.array(x.grad)
+
+
+got = check.no_raise(
+    check.probe(sigmoid_at_the_edges, "sigmoid at -1000, 0, 1000"),
+    "sigmoid at -1000, 0, 1000 (an overflow warning counts as an error)",
 )
-check_gradients(lambda a: 2**a, lambda a: 2**a, [values], "2 ** a")
-check_gradients(lambda a: a.exp(), np.exp, [values], "a.exp()")
-check_gradients(lambda a: a.log(), np.log, [positive], "a.log()")
-check_gradients(lambda a: a.tanh(), np.tanh, [values], "a.tanh()")
-check_gradients(lambda a: a.sigmoid(), lambda a: 1 / (1 + np.exp(-a)), [values], "a.sigmoid()")
-check_gradients(lambda a: a.relu(), lambda a: np.maximum(a, 0), [away_from_zero], "a.relu()")
-with warnings.catch_warnings():
-    warnings.simplefilter("error")  # an overflow warning fails the test
-    x = Variable(floats([-1000.0, 0.0, 1000.0]), requires_grad=True)
-    s = x.sigmoid()
-    s.backward(np.ones(3))
-expect_close(s.data, [0.0, 0.5, 1.0], "sigmoid at -1000, 0, 1000 (must not overflow)")
-expect_close(x.grad, [0.0, 0.25, 0.0], "sigmoid's gradient at -1000, 0, 1000")
+check.close(got[0], [0.0, 0.5, 1.0], "sigmoid at -1000, 0, 1000")
+check.close(got[1], [0.0, 0.25, 0.0], "sigmoid's gradient at -1000, 0, 1000")
 ### BEGIN HIDDEN TESTS
-zero = Variable(floats([0.0, 1.0]), requires_grad=True)
-(zero**0).backward(np.ones(2))
-expect_close(zero.grad, [0.0, 0.0], "d(a**0)/da (0 even at a = 0)")
-base = Variable(floats([0.0, 2.0]), requires_grad=True)
-exponent = Variable(floats([2.0, 3.0]), requires_grad=True)
-(base**exponent).backward(np.ones(2))
-expect_close(exponent.grad, [0.0, 8.0 * np.log(2.0)], "d(a**b)/db where a = 0 is taken as 0")
-y = Variable(np.array([0.0, 2.0], dtype=np.float32), requires_grad=True)
-y.relu().backward(np.ones(2, dtype=np.float32))
-expect_close(y.grad, [0.0, 1.0], "relu's gradient at 0 is 0")
-expect(y.grad.dtype == np.float32, "a float32 Variable gets a float32 .grad")
+
+
+def at_zero():
+    zero = Variable(np.array([0.0, 1.0]), requires_grad=True)
+    (zero**0).backward(np.ones(2))
+    base = Variable(np.array([0.0, 2.0]), requires_grad=True)
+    exponent = Variable(np.array([2.0, 3.0]), requires_grad=True)
+    (base**exponent).backward(np.ones(2))
+    y = Variable(np.array([0.0, 2.0], dtype=np.float32), requires_grad=True)
+    y.relu().backward(np.ones(2, dtype=np.float32))
+    return np.array(zero.grad), np.array(exponent.grad), np.array(y.grad), str(y.grad.dtype)
+
+
+got = check.no_raise(check.probe(at_zero, "a ** 0, a ** b and relu at a = 0"), "at a = 0")
+check.close(got[0], [0.0, 0.0], "d(a**0)/da (0 even at a = 0)")
+check.close(got[1], [0.0, 8.0 * np.log(2.0)], "d(a**b)/db where a = 0 is taken as 0")
+check.close(got[2], [0.0, 1.0], "relu's gradient at 0 and 2 (0 at 0)")
+check.equal(got[3], "float32", "the dtype of a float32 Variable's .grad")
 ### END HIDDEN TESTS
-print("✓ test_math_ops passed (10 points)")
+check.done()
 
 
 # %% [markdown]
@@ -2319,7 +1815,7 @@ print("✓ test_math_ops passed (10 points)")
 
 
 # %% nbgrader={"grade": false, "grade_id": "matmul", "locked": false, "schema_version": 3, "solution": true, "task": false}
-#| export
+#| exporti
 class MatMul(Function):
     """a @ b, as np.matmul: 1-D, 2-D and batched (stacks of matrices broadcast)."""
 
@@ -2353,13 +1849,11 @@ class MatMul(Function):
         ### END SOLUTION
 
 
-def matmul(a, b) -> Variable:
-    """a @ b for Variables (or a Variable and an array)."""
-    return MatMul.apply(operand(a), operand(b))
-
-
 # %% nbgrader={"grade": true, "grade_id": "test_matmul", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
-rng = np.random.default_rng(4)
+from tinytorch_course.checks import Check
+from tinytorch_course.checks_autograd import check_gradients
+
+check = Check("test_matmul", points=8)
 for a_shape, b_shape in [
     ((2, 3), (3, 4)),
     ((3,), (3, 4)),
@@ -2369,40 +1863,29 @@ for a_shape, b_shape in [
     ((5, 2, 3), (3, 4)),
     ((3,), (5, 3, 2)),
 ]:
+    arrays = [check.rng.standard_normal(a_shape), check.rng.standard_normal(b_shape)]
     check_gradients(
+        check,
+        lambda: Variable,
         lambda a, b: a @ b,
         np.matmul,
-        [rng.standard_normal(a_shape), rng.standard_normal(b_shape)],
+        arrays,
+        f"a @ b with shapes {a_shape} @ {b_shape}",
+        hint="∂L/∂A = g @ B.T, ∂L/∂B = A.T @ g",
+    )
+### BEGIN HIDDEN TESTS
+for a_shape, b_shape in [((4, 1, 2, 3), (2, 3, 2)), ((2, 2, 3), (3,))]:
+    arrays = [check.rng.standard_normal(a_shape), check.rng.standard_normal(b_shape)]
+    check_gradients(
+        check,
+        lambda: Variable,
+        lambda a, b: a @ b,
+        np.matmul,
+        arrays,
         f"a @ b with shapes {a_shape} @ {b_shape}",
     )
-check_gradients(
-    lambda a: matmul(a, np.ones((3, 2))),
-    lambda a: a @ np.ones((3, 2)),
-    [rng.standard_normal((2, 3))],
-    "matmul(a, a constant array)",
-)
-raises(
-    ValueError,
-    lambda: Variable(np.ones((2, 3))) @ Variable(np.ones((4, 5))),
-    "MatMul",
-    "(2, 3)",
-    "(4, 5)",
-)
-### BEGIN HIDDEN TESTS
-check_gradients(
-    lambda a, b: a @ b,
-    np.matmul,
-    [rng.standard_normal((4, 1, 2, 3)), rng.standard_normal((2, 3, 2))],
-    "a @ b with shapes (4, 1, 2, 3) @ (2, 3, 2)",
-)
-check_gradients(
-    lambda a, b: a @ b,
-    np.matmul,
-    [rng.standard_normal((2, 2, 3)), rng.standard_normal(3)],
-    "a @ b with shapes (2, 2, 3) @ (3,)",
-)
 ### END HIDDEN TESTS
-print("✓ test_matmul passed (8 points)")
+check.done()
 
 
 # %% [markdown]
@@ -2431,7 +1914,7 @@ print("✓ test_matmul passed (8 points)")
 
 
 # %% nbgrader={"grade": false, "grade_id": "reductions", "locked": false, "schema_version": 3, "solution": true, "task": false}
-#| export
+#| exporti
 def expand_reduced(grad: np.ndarray, shape: tuple, axis, keepdims: bool) -> np.ndarray:
     """The gradient of a reduction's output broadcast back to the input's `shape`:
     first put back the axes that `keepdims=False` removed, then stretch."""
@@ -2503,33 +1986,52 @@ class Max(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_reductions", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-rng = np.random.default_rng(5)
-data = rng.standard_normal((2, 3, 4))
+from tinytorch_course.checks import Check
+from tinytorch_course.checks_autograd import check_gradients
+
+check = Check("test_reductions", points=10)
+data = check.rng.standard_normal((2, 3, 4))
 for axis in (None, 0, 1, -1, (0, 2)):
     for keepdims in (False, True):
         for method in ("sum", "mean", "max"):
             check_gradients(
+                check,
+                lambda: Variable,
                 lambda a, m=method, x=axis, k=keepdims: getattr(a, m)(axis=x, keepdims=k),
                 lambda a, m=method, x=axis, k=keepdims: getattr(np, m)(a, axis=x, keepdims=k),
                 [data],
                 f"a.{method}(axis={axis}, keepdims={keepdims}) for a of shape (2, 3, 4)",
             )
-ties = Variable(floats([[1.0, 5.0, 2.0], [7.0, 0.0, 7.0]]), requires_grad=True)
-ties.max(axis=1).backward(np.array([1.0, 1.0], dtype=np.float32))
-expect_close(
-    ties.grad,
-    [[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]],
-    "max's gradient when two elements tie for the maximum (they share it)",
+low, high = sorted(check.rng.uniform(-2.0, 2.0, 2))
+tied = np.array([[low, high, low], [high, low, high]])
+
+
+def max_with_ties():
+    ties = Variable(tied.copy(), requires_grad=True)
+    ties.max(axis=1).backward(np.array([1.0, 1.0]))
+    return np.array(ties.grad)
+
+
+check.close(
+    check.probe(max_with_ties, "max with ties"),
+    [[0, 1, 0], [0.5, 0, 0.5]],
+    "max's gradient when two elements tie for the maximum",
+    hint="the tied elements share the gradient equally",
 )
 ### BEGIN HIDDEN TESTS
-scalar = Variable(floats(3.0), requires_grad=True)
-scalar.sum().backward()
-expect_close(scalar.grad, 1.0, "sum of a 0-d Variable")
 check_gradients(
-    lambda a: a.mean(axis=(0, 1)), lambda a: a.mean(axis=(0, 1)), [data], "a.mean(axis=(0, 1))"
+    check, lambda: Variable, lambda a: a.sum(), np.sum, [np.array(low)], "the sum of a 0-d Variable"
+)
+check_gradients(
+    check,
+    lambda: Variable,
+    lambda a: a.mean(axis=(0, 1)),
+    lambda a: a.mean(axis=(0, 1)),
+    [data],
+    "a.mean(axis=(0, 1))",
 )
 ### END HIDDEN TESTS
-print("✓ test_reductions passed (10 points)")
+check.done()
 
 
 # %% [markdown]
@@ -2552,13 +2054,13 @@ print("✓ test_reductions passed (10 points)")
 # ```
 #
 # Basic indexing (integers, slices, `None`, `...`) cannot pick an element twice, so
-# plain assignment is enough there, and faster (`is_basic_index` tells them apart).
+# plain assignment is enough there, and faster (`_is_basic_index` tells them apart).
 #
 # **Your task:** `Reshape`, `Transpose` and `GetItem`.
 
 
 # %% nbgrader={"grade": false, "grade_id": "shape_ops", "locked": false, "schema_version": 3, "solution": true, "task": false}
-#| export
+#| exporti
 class Reshape(Function):
     """a.reshape(shape)"""
 
@@ -2594,7 +2096,7 @@ class Transpose(Function):
         ### END SOLUTION
 
 
-def is_basic_index(index) -> bool:
+def _is_basic_index(index) -> bool:
     """Slices, integers, None and ... only: each element is picked at most once."""
     parts = index if isinstance(index, tuple) else (index,)
     return all(isinstance(p, (int, np.integer, slice, type(None), type(Ellipsis))) for p in parts)
@@ -2614,7 +2116,7 @@ class GetItem(Function):
     def backward(ctx, grad_output):
         ### BEGIN SOLUTION
         grad = np.zeros(ctx.shape, dtype=ctx.dtype)
-        if is_basic_index(ctx.index):
+        if _is_basic_index(ctx.index):
             grad[ctx.index] = grad_output
         else:
             np.add.at(grad, ctx.index, grad_output)  # `+=` would count a repeated index once
@@ -2623,44 +2125,56 @@ class GetItem(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_shape_ops", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
-rng = np.random.default_rng(6)
-data = rng.standard_normal((2, 3, 4))
-check_gradients(lambda a: a.reshape(4, 6), lambda a: a.reshape(4, 6), [data], "a.reshape(4, 6)")
-check_gradients(lambda a: a.reshape((-1,)), lambda a: a.reshape(-1), [data], "a.reshape((-1,))")
-check_gradients(lambda a: a.T, lambda a: a.T, [data], "a.T")
-check_gradients(
-    lambda a: a.transpose(1, 0, 2), lambda a: a.transpose(1, 0, 2), [data], "a.transpose(1, 0, 2)"
-)
-check_gradients(lambda a: a[0, 1:, ::2], lambda a: a[0, 1:, ::2], [data], "a[0, 1:, ::2]")
-check_gradients(
-    lambda a: a[:, [0, 2, 2]],
-    lambda a: a[:, [0, 2, 2]],
-    [data],
-    "a[:, [0, 2, 2]] (a repeated index)",
-)
-picked = Variable(floats([10.0, 20.0, 30.0]), requires_grad=True)
-picked[np.array([0, 0, 2])].backward(np.ones(3, dtype=np.float32))
-expect_close(
-    picked.grad,
+from tinytorch_course.checks import Check
+from tinytorch_course.checks_autograd import check_gradients
+
+check = Check("test_shape_ops", points=8)
+data = check.rng.standard_normal((2, 3, 4))
+for expression, numpy_fn, what in [
+    (lambda a: a.reshape(4, 6), lambda a: a.reshape(4, 6), "a.reshape(4, 6)"),
+    (lambda a: a.reshape((-1,)), lambda a: a.reshape(-1), "a.reshape((-1,))"),
+    (lambda a: a.T, lambda a: a.T, "a.T"),
+    (lambda a: a.transpose(1, 2, 0), lambda a: a.transpose(1, 2, 0), "a.transpose(1, 2, 0)"),
+    (lambda a: a[0, 1:, ::2], lambda a: a[0, 1:, ::2], "a[0, 1:, ::2]"),
+    (lambda a: a[:, [0, 2, 2]], lambda a: a[:, [0, 2, 2]], "a[:, [0, 2, 2]]"),
+]:
+    check_gradients(
+        check,
+        lambda: Variable,
+        expression,
+        numpy_fn,
+        [data],
+        what,
+        hint="transpose back with np.argsort(axes); np.add.at for repeats",
+    )
+
+
+def picked_twice():
+    picked = Variable(data[0, 0, :3].copy(), requires_grad=True)
+    picked[np.array([0, 0, 2])].backward(np.ones(3))
+    return np.array(picked.grad)
+
+
+check.close(
+    check.probe(picked_twice, "x[[0, 0, 2]]"),
     [2.0, 0.0, 1.0],
-    "the gradient of x[[0, 0, 2]]: element 0 was picked twice, so it gets 2",
+    "the gradient of x[[0, 0, 2]]: element 0 was picked twice",
+    hint="np.add.at(grad, index, grad_output) adds once per occurrence",
 )
 ### BEGIN HIDDEN TESTS
-check_gradients(
-    lambda a: a[np.arange(2), [1, 2]],
-    lambda a: a[np.arange(2), [1, 2]],
-    [data],
-    "a[np.arange(2), [1, 2]]",
-)
-check_gradients(lambda a: a[a.data > 0], lambda a: a[data > 0], [data], "a[mask]")
-check_gradients(
-    lambda a: a.transpose(0, 2),
-    lambda a: np.swapaxes(a, 0, 2),
-    [data],
-    "a.transpose(0, 2) (swap two axes, as in PyTorch)",
-)
+mask = data > 0
+for expression, numpy_fn, what in [
+    (
+        lambda a: a[np.arange(2), [1, 2]],
+        lambda a: a[np.arange(2), [1, 2]],
+        "a[np.arange(2), [1, 2]]",
+    ),
+    (lambda a: a[mask], lambda a: a[mask], "a[mask]"),
+    (lambda a: a.transpose(0, 2), lambda a: np.swapaxes(a, 0, 2), "a.transpose(0, 2)"),
+]:
+    check_gradients(check, lambda: Variable, expression, numpy_fn, [data], what)
 ### END HIDDEN TESTS
-print("✓ test_shape_ops passed (8 points)")
+check.done()
 
 
 # %% [markdown]
@@ -2684,7 +2198,7 @@ print("✓ test_shape_ops passed (8 points)")
 
 
 # %% nbgrader={"grade": false, "grade_id": "log_softmax", "locked": false, "schema_version": 3, "solution": true, "task": false}
-#| export
+#| exporti
 class LogSoftmax(Function):
     """log(softmax(a)) along `axis`, without overflow: a - max - log(sum(exp(a - max)))."""
 
@@ -2707,12 +2221,15 @@ class LogSoftmax(Function):
         ### END SOLUTION
 
 
+# %%
+#| export
 def log_softmax(x: Variable, axis: int = -1) -> Variable:
     """log(softmax(x)) along `axis`."""
     return LogSoftmax.apply(x, axis)
 
 
 def exp(x: Variable) -> Variable:
+    """e ** x."""
     return Exp.apply(x)
 
 
@@ -2732,9 +2249,17 @@ def relu(x: Variable) -> Variable:
     return ReLU.apply(x)
 
 
+def matmul(a, b) -> Variable:
+    """a @ b for Variables (or a Variable and an array)."""
+    return MatMul.apply(_operand(a), _operand(b))
+
+
 # %% nbgrader={"grade": true, "grade_id": "test_log_softmax", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
-rng = np.random.default_rng(7)
-data = rng.standard_normal((3, 4))
+from tinytorch_course.checks import Check
+from tinytorch_course.checks_autograd import check_gradients
+
+check = Check("test_log_softmax", points=6)
+data = check.rng.standard_normal((3, 4))
 
 
 def numpy_log_softmax(a, axis=-1):
@@ -2743,29 +2268,38 @@ def numpy_log_softmax(a, axis=-1):
 
 
 check_gradients(
-    lambda a: log_softmax(a), numpy_log_softmax, [data], "log_softmax(a) along the last axis"
+    check,
+    lambda: Variable,
+    lambda a: log_softmax(a),
+    numpy_log_softmax,
+    [data],
+    "log_softmax(a) along the last axis",
+    hint="g - softmax * sum(g) along the axis",
 )
 check_gradients(
+    check,
+    lambda: Variable,
     lambda a: a.log_softmax(axis=0),
     lambda a: numpy_log_softmax(a, axis=0),
     [data],
     "a.log_softmax(axis=0)",
 )
-with warnings.catch_warnings():
-    warnings.simplefilter("error")
-    big = log_softmax(Variable(floats([[1000.0, 0.0, -1000.0]])))
-expect_close(
-    big.data, [[0.0, -1000.0, -2000.0]], "log_softmax([1000, 0, -1000]) (must not overflow)"
+shift = float(check.rng.uniform(900.0, 1000.0))
+
+
+def large_inputs():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return np.array(log_softmax(Variable(np.array([[shift, 0.0, -shift]]))).data)
+
+
+check.close(
+    check.probe(large_inputs, f"log_softmax([{shift:.1f}, 0, -{shift:.1f}])"),
+    [[0.0, -shift, -2 * shift]],
+    f"log_softmax([{shift:.1f}, 0, -{shift:.1f}])",
+    hint="subtract the maximum first: exp of a large number overflows",
 )
-### BEGIN HIDDEN TESTS
-expect_close(
-    np.exp(log_softmax(Variable(data)).data).sum(axis=-1),
-    np.ones(3),
-    "softmax rows sum to 1",
-    rtol=1e-6,
-)
-### END HIDDEN TESTS
-print("✓ test_log_softmax passed (6 points)")
+check.done()
 
 
 # %% [markdown]
@@ -2783,7 +2317,8 @@ print("✓ test_log_softmax passed (6 points)")
 # output element at a time to get the full Jacobian from your engine, and compares
 # them with PyTorch's defaults (`eps=1e-6, atol=1e-5, rtol=1e-3`). On a mismatch it
 # raises `GradcheckError` naming the input, the element, the expected (numerical) and
-# the got (backward) value. The tests of `tests/test_autograd_*.py` run it on every op.
+# the got (backward) value. You can run it on any
+# function of Variables, ops you add later included.
 
 
 # %%
@@ -2873,74 +2408,123 @@ def gradcheck(
 #     w.zero_grad()            gradients accumulate unless cleared
 # ```
 
-# %% nbgrader={"grade": true, "grade_id": "test_integration", "locked": true, "points": 12, "schema_version": 3, "solution": false, "task": false}
-# 1. polynomial regression: y = 0.5 x**2 - x + 2, fitted with gradient descent
-rng = np.random.default_rng(8)
-inputs = rng.uniform(-2, 2, 64)
-targets = 0.5 * inputs**2 - inputs + 2 + rng.normal(0, 0.05, 64)
-features = Variable(np.stack([inputs**2, inputs, np.ones(64)], axis=1))
-coefficients = Variable(np.zeros(3), requires_grad=True)
-losses = []
-for _ in range(400):
-    loss = ((features @ coefficients - targets) ** 2).mean()
-    loss.backward()
-    with no_grad():
-        coefficients.data -= 0.1 * coefficients.grad
-    coefficients.zero_grad()
-    losses.append(loss.item())
-expect(
-    losses[-1] < 0.01,
-    f"after 400 steps the regression loss is {losses[-1]:.4f}; it should fall below 0.01 (it started at {losses[0]:.2f})",
-)
-expect_close(
-    coefficients.data, [0.5, -1.0, 2.0], "the fitted coefficients of x**2, x, 1", atol=0.05
-)
 
-# 2. a 2-8-2 tanh network learns XOR with a log-softmax cross-entropy loss
-rng = np.random.default_rng(0)
-xor_inputs = Variable(floats([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]))
-xor_labels = np.array([0, 1, 1, 0])
-W1 = Variable(rng.normal(0, 1, (2, 8)), requires_grad=True)
-b1 = Variable(np.zeros(8), requires_grad=True)
-W2 = Variable(rng.normal(0, 1, (8, 2)), requires_grad=True)
-b2 = Variable(np.zeros(2), requires_grad=True)
-for _ in range(300):
-    log_probabilities = log_softmax((xor_inputs @ W1 + b1).tanh() @ W2 + b2)
-    loss = -log_probabilities[np.arange(4), xor_labels].mean()
-    loss.backward()
-    with no_grad():
-        for parameter in (W1, b1, W2, b2):
-            parameter.data -= 1.0 * parameter.grad
-            parameter.zero_grad()
-predictions = log_probabilities.data.argmax(axis=1).tolist()
-expect(
-    predictions == xor_labels.tolist(),
-    f"after 300 steps the network predicts {predictions} for XOR, expected {xor_labels.tolist()} (loss {loss.item():.3f})",
+# %% nbgrader={"grade": true, "grade_id": "test_integration", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
+from tinytorch_course.checks import Check
+
+check = Check("test_integration", points=8)
+inputs = check.rng.uniform(-2, 2, 64)
+targets = 0.5 * inputs**2 - inputs + 2 + check.rng.normal(0, 0.05, 64)
+features = np.stack([inputs**2, inputs, np.ones(64)], axis=1)
+
+
+def regression():
+    coefficients = Variable(np.zeros(3), requires_grad=True)
+    losses = []
+    for _ in range(400):
+        loss = ((Variable(features) @ coefficients - targets) ** 2).mean()
+        loss.backward()
+        with no_grad():
+            coefficients.data -= 0.1 * coefficients.grad
+        coefficients.zero_grad()
+        losses.append(loss.item())
+    return np.array(coefficients.data), losses[0], losses[-1]
+
+
+got = check.no_raise(check.probe(regression, "400 steps of polynomial regression"), "regression")
+check.expect(
+    got[2] < 0.01,
+    f"after 400 steps the regression loss is {got[2]:.4f}; it should "
+    f"fall below 0.01 (it started at {got[1]:.2f})",
 )
-print(f"regression loss {losses[0]:.2f} -> {losses[-1]:.4f}; XOR loss {loss.item():.4f}")
-print("✓ test_integration passed (12 points)")
+fit = np.linalg.lstsq(features, targets, rcond=None)[0]
+check.close(got[0], fit, "the fitted coefficients of x**2, x, 1", atol=0.05)
+xor_inputs = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+xor_labels = np.array([0, 1, 1, 0])
+initial = [check.rng.normal(0, 1, (2, 8)), np.zeros(8), check.rng.normal(0, 1, (8, 2)), np.zeros(2)]
+
+
+def xor():
+    W1, b1, W2, b2 = (Variable(p.copy(), requires_grad=True) for p in initial)
+    for _ in range(300):
+        log_probabilities = log_softmax((Variable(xor_inputs) @ W1 + b1).tanh() @ W2 + b2)
+        loss = -log_probabilities[np.arange(4), xor_labels].mean()
+        loss.backward()
+        with no_grad():
+            for parameter in (W1, b1, W2, b2):
+                parameter.data -= 1.0 * parameter.grad
+                parameter.zero_grad()
+    return np.array(log_probabilities.data), loss.item()
+
+
+got = check.no_raise(check.probe(xor, "300 steps of a 2-8-2 tanh network on XOR"), "XOR")
+check.equal(
+    got[0].argmax(axis=1), xor_labels, f"the XOR predictions after 300 steps (loss {got[1]:.3f})"
+)
+check.done()
 
 
 # %% [markdown]
 # ## What you built, and where it goes next
 #
-# You built a reverse-mode autograd engine:
+# A reverse-mode autograd engine: `Variable` with PyTorch's semantics (`requires_grad`,
+# `grad_fn`, leaves, accumulating `.grad`, `retain_grad()`, `detach()`, `no_grad()`);
+# `Function` with `apply`/`forward`/`backward`/`ctx` and 19 ops on top of it; an iterative
+# engine that visits each node once in reverse topological order, frees saved values
+# after use and refuses a second pass through a freed graph; `gradcheck` to trust it, and
+# hooks that let tools such as `tinytorch.viz` watch it.
 #
-# - `Variable` with PyTorch's semantics: `requires_grad`, `grad_fn`, leaves,
-#   accumulating `.grad`, `retain_grad()`, `detach()`, `no_grad()`;
-# - `Function` with `apply`/`forward`/`backward`/`ctx`, and 19 ops on top of it, each
-#   reducing broadcast gradients back to its input's shape;
-# - an iterative engine that visits each node once in reverse topological order, frees
-#   saved values after use, and refuses a second pass through a freed graph;
-# - tools to check and see it: `gradcheck`, `draw_graph`, `trace`, `explain`.
-#
-# It is the `tinytorch.autograd` package every later module imports:
-#
-# - **02 nn**: `Module`, `Linear`, activations, `Sequential`, and losses built on your
-#   ops (cross-entropy on your `log_softmax`);
-# - **03 optim**: SGD with momentum and weight decay, and Adam, updating the `.grad`
-#   your engine fills;
-# - **04 training**: data loading and a training loop on a real dataset;
-# - **05 memory**: a ledger of parameter, activation, gradient and graph bytes measured
-#   on your live graph, and gradient checkpointing, trading compute for the memory the
-#   opening estimated.
+# After `nbdev-export`, `import tinytorch as tt` gives `tt.Variable`, `tt.Function`,
+# `tt.no_grad` and `tt.gradcheck`, and each later module adds its part: `tt.nn` (02:
+# `Module`, `Linear`, activations, losses built on your `log_softmax`), `tt.optim` (03:
+# SGD and Adam, updating the `.grad` your engine fills), `tt.data` (04: a training loop
+# on real data), `tt.memory` (05: a ledger of the bytes of your live graph, and gradient
+# checkpointing). The cell below makes that work before the later modules exist: a part
+# not yet exported is an error naming the module that builds it.
+
+# %%
+#| export __init__
+import importlib as _importlib
+
+# Each submodule of the package, and the course module whose notebook exports it.
+_BUILT_BY = {
+    "autograd": "01_autograd",
+    "viz": "01_autograd",
+    "nn": "02_nn",
+    "optim": "03_optim",
+    "data": "04_training",
+    "training": "04_training",
+    "memory": "05_memory",
+    "conv": "06",
+    "attention": "07",
+}
+_FROM_AUTOGRAD = ("Variable", "Function", "no_grad", "enable_grad", "set_grad_enabled")
+_FROM_AUTOGRAD += ("is_grad_enabled", "gradcheck", "GradcheckError")
+
+
+def _submodule(name: str):
+    """`tinytorch.<name>`, imported on first use (PEP 562), or an AttributeError naming the
+    course module that builds it when it has not been exported yet."""
+    try:
+        module = _importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as error:
+        if error.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(
+            f"tinytorch.{name} is not in this package yet: module {_BUILT_BY[name]} builds it "
+            "(finish that notebook, then run nbdev-export in your workspace)"
+        ) from None
+    globals()[name] = module
+    return module
+
+
+def __getattr__(name: str):
+    if name in _BUILT_BY:
+        return _submodule(name)
+    if name in _FROM_AUTOGRAD:
+        return getattr(_submodule("autograd"), name)
+    raise AttributeError(f"module 'tinytorch' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_BUILT_BY, *_FROM_AUTOGRAD})

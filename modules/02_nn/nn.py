@@ -345,75 +345,135 @@ class Module:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_nn_module", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
-class _Pair(Module):
-    def __init__(self):
-        self.first = Parameter(np.ones(3, dtype=np.float32))
-        self.scale = 2.0  # not a parameter: a plain number
-        self.cache = Variable(np.zeros(2, dtype=np.float32))  # not a Parameter either
-        self.second = Parameter(np.zeros((2, 2), dtype=np.float32))
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_nn_module", points=15)
+_objects = {}
 
 
-class _Outer(Module):
-    def __init__(self):
-        self.bias = Parameter(np.zeros(1, dtype=np.float32))
-        self.inner = _Pair()
-        self.blocks = [_Pair(), _Pair()]
+def _classes():
+    class Pair(Module):
+        def __init__(self):
+            self.first = Parameter(np.ones(3, dtype=np.float32))
+            self.scale = 2.0  # not a parameter: a plain number
+            self.cache = Variable(np.zeros(2, dtype=np.float32))  # not a Parameter either
+            self.second = Parameter(np.zeros((2, 2), dtype=np.float32))
+
+    class Outer(Module):
+        def __init__(self):
+            self.bias = Parameter(np.zeros(1, dtype=np.float32))
+            self.inner = Pair()
+            self.blocks = [Pair(), Pair()]
+
+    _objects.update(Pair=Pair, Outer=Outer)
+    return [name for name, _ in Pair().named_parameters()]
 
 
-_names = [name for name, _ in _Pair().named_parameters()]
-assert _names == ["first", "second"], (
-    f"named_parameters() of a module with Parameters `first` and `second` (and a float and a "
-    f"plain Variable, which are not parameters) gave {_names}; expected ['first', 'second']"
+check.equal(
+    check.probe(_classes, "named_parameters() of Pair"),
+    ["first", "second"],
+    "names from named_parameters() of a module with Parameters first and second, a float and "
+    "a plain Variable",
+    hint="only Parameters (and sub-modules' Parameters) are parameters",
 )
-_outer = _Outer()
-_names = [name for name, _ in _outer.named_parameters()]
-_expected = [
-    "bias",
-    "inner.first",
-    "inner.second",
-    "blocks.0.first",
-    "blocks.0.second",
-    "blocks.1.first",
-    "blocks.1.second",
-]
-assert _names == _expected, (
-    f"nested modules should give dotted names in assignment order;\n got      {_names}\n expected {_expected}"
+
+
+def _nested():
+    outer = _objects["outer"] = _objects["Outer"]()
+    return [name for name, _ in outer.named_parameters()]
+
+
+check.equal(
+    check.probe(_nested, "named_parameters() of Outer"),
+    [
+        "bias",
+        "inner.first",
+        "inner.second",
+        "blocks.0.first",
+        "blocks.0.second",
+        "blocks.1.first",
+        "blocks.1.second",
+    ],
+    "dotted names of nested modules (and modules in a list), in assignment order",
 )
-assert all(isinstance(p, Parameter) for p in _outer.parameters()), (
-    "parameters() must return Parameters"
+
+
+def _identity():
+    outer = _objects["outer"]
+    parameters = outer.parameters()
+    return [type(p).__name__ for p in parameters], parameters[1] is outer.inner.first
+
+
+_types, _same = check.no_raise(check.probe(_identity, "parameters()"), "parameters()")
+check.equal(_types, ["Parameter"] * 7, "types of the items of parameters()")
+check.equal(
+    _same,
+    True,
+    "parameters()[1] is outer.inner.first",
+    hint="return the module's own Parameter objects, not copies",
 )
-assert _outer.parameters()[1] is _outer.inner.first, (
-    "parameters() must return the module's own Parameter objects, not copies "
-    "(an optimizer updates them in place)"
+
+
+def _zero_grad():
+    outer = _objects["outer"]
+    for p in outer.parameters():
+        p.grad = np.ones_like(p.data)
+    outer.zero_grad()
+    return [type(p.grad).__name__ for p in outer.parameters()]
+
+
+check.equal(
+    check.probe(_zero_grad, "zero_grad()"),
+    ["NoneType"] * 7,
+    "types of every .grad after zero_grad()",
+    hint="set every .grad to None",
 )
-for _p in _outer.parameters():
-    _p.grad = np.ones_like(_p.data)
-_outer.zero_grad()
-assert all(p.grad is None for p in _outer.parameters()), (
-    "zero_grad() should set every .grad to None"
+
+
+def _modes():
+    outer = _objects["outer"]
+    returned = outer.eval() is outer
+    after_eval = [outer.training, outer.inner.training, outer.blocks[1].training]
+    outer.train()
+    after_train = [outer.training, outer.inner.training, outer.blocks[0].training]
+    outer.train(False)
+    after_false = [outer.training, outer.blocks[0].training]
+    return returned, after_eval, after_train, after_false
+
+
+_returned, _eval, _train, _false = check.no_raise(check.probe(_modes, "eval(), train()"), "modes")
+check.equal(_returned, True, "outer.eval() is outer", hint="return self")
+check.equal(
+    _eval,
+    [False] * 3,
+    "training flags (outer, inner, blocks[1]) after eval()",
+    hint="switch every sub-module, including modules in lists",
 )
-assert _outer.eval() is _outer, "eval() should return the module itself"
-assert not _outer.training and not _outer.inner.training and not _outer.blocks[1].training, (
-    "eval() must switch every sub-module to training=False, including modules in lists"
-)
-_outer.train()
-assert _outer.training and _outer.inner.training and _outer.blocks[0].training, (
-    "train() must switch every sub-module back to training=True"
-)
+check.equal(_train, [True] * 3, "training flags (outer, inner, blocks[0]) after train()")
+check.equal(_false, [False] * 2, "training flags (outer, blocks[0]) after train(False)")
 ### BEGIN HIDDEN TESTS
-_shared = _Pair()
-_tied = _Outer()
-_tied.inner = _shared
-_tied.blocks = [_shared]
-_tied_names = [name for name, _ in _tied.named_parameters()]
-assert _tied_names == ["bias", "inner.first", "inner.second"], (
-    f"a parameter reached twice must be listed once, under its first name; got {_tied_names}"
+
+
+def _tied():
+    shared = _objects["Pair"]()
+    tied = _objects["Outer"]()
+    tied.inner = shared
+    tied.blocks = [shared]
+    prefixed = [n for n, _ in _objects["Outer"]().named_parameters(prefix="model.")][0]
+    return [name for name, _ in tied.named_parameters()], prefixed
+
+
+_names, _prefixed = check.no_raise(check.probe(_tied, "shared sub-module"), "tied")
+check.equal(
+    _names,
+    ["bias", "inner.first", "inner.second"],
+    "names with a shared sub-module",
+    hint="a parameter reached twice is listed once, under its first name",
 )
-assert [n for n, _ in _Outer().named_parameters(prefix="model.")][0] == "model.bias", (
-    "named_parameters(prefix=...) should put the prefix in front of every name"
-)
+check.equal(_prefixed, "model.bias", "first name from named_parameters(prefix='model.')")
 ### END HIDDEN TESTS
-print("✓ test_nn_module passed (15 points)")
+check.done()
 
 # %% [markdown]
 # ## Part 2: saving and restoring weights: `state_dict`
@@ -466,45 +526,79 @@ def state_dict_problems(module: Module, state: dict) -> list[str]:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_nn_state_dict", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-_model = _Outer()
-_snapshot = _model.state_dict()
-assert list(_snapshot) == [n for n, _ in _model.named_parameters()], (
-    "state_dict keys should be the dotted names"
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_nn_state_dict", points=10)
+_first0 = check.rng.standard_normal(3).astype(np.float32)
+_objects = {}
+
+
+def _snapshot():
+    class Pair(Module):
+        def __init__(self):
+            self.first = Parameter(_first0.copy())
+            self.second = Parameter(np.zeros((2, 2), dtype=np.float32))
+
+    class Outer(Module):
+        def __init__(self):
+            self.bias = Parameter(np.zeros(1, dtype=np.float32))
+            self.inner = Pair()
+
+    model = _objects["model"] = Outer()
+    snapshot = _objects["snapshot"] = model.state_dict()
+    model.inner.first.data += 5
+    kept = model.inner.first
+    model.load_state_dict(snapshot)
+    return list(snapshot), snapshot["inner.first"], model.inner.first is kept, kept.data
+
+
+_keys, _saved, _same, _loaded = check.no_raise(check.probe(_snapshot, "state_dict()"), "state")
+check.equal(_keys, ["bias", "inner.first", "inner.second"], "keys of state_dict()")
+check.equal(
+    _saved,
+    _first0,
+    "state_dict()['inner.first'] after the parameter changed",
+    hint="state_dict() returns copies",
 )
-_model.inner.first.data += 5
-assert np.all(_snapshot["inner.first"] == 1), (
-    "state_dict() must return copies: a later change leaked into it"
+check.equal(
+    _same,
+    True,
+    "the Parameter object after load_state_dict is the one before",
+    hint="copy values into the existing Parameters, in place",
 )
-_first = _model.inner.first
-_model.load_state_dict(_snapshot)
-assert _model.inner.first is _first and np.all(_first.data == 1), (
-    "load_state_dict must copy values into the existing Parameter objects (in place)"
+check.equal(_loaded, _first0, "inner.first after load_state_dict(snapshot)")
+
+
+def _bad_load():
+    bad = dict(_objects["snapshot"])
+    bad["inner.second"] = np.zeros((3, 3), dtype=np.float32)
+    del bad["bias"]
+    bad["extra.weight"] = np.zeros(4, dtype=np.float32)
+    model = _objects["model"]
+    model.inner.first.data[:] = 7
+    try:
+        model.load_state_dict(bad)
+    finally:
+        _objects["after"] = model.inner.first.data.copy()
+
+
+_error = check.probe(_bad_load, "load_state_dict with a missing, a mis-shaped, an unexpected key")
+check.raises(_error, KeyError, "load_state_dict(bad)")
+check.mentions(
+    _error,
+    ["'bias'", "'inner.second'", "(3, 3)", "(2, 2)", "'extra.weight'"],
+    "load_state_dict(bad)",
+    hint="list every missing, unexpected and mis-shaped key (with both shapes)",
 )
-_bad = dict(_snapshot)
-_bad["inner.second"] = np.zeros((3, 3), dtype=np.float32)
-del _bad["bias"]
-_bad["extra.weight"] = np.zeros(4, dtype=np.float32)
-_message = ""
-try:
-    _model.load_state_dict(_bad)
-except KeyError as error:
-    _message = str(error)
-for _part in ["'bias'", "'inner.second'", "(3, 3)", "(2, 2)", "'extra.weight'"]:
-    assert _part in _message, (
-        f"load_state_dict with a missing, a mis-shaped and an unexpected key should raise "
-        f"KeyError naming each key and both shapes; {_part} is not in the message: {_message!r}"
-    )
 ### BEGIN HIDDEN TESTS
-_model.inner.first.data[:] = 7
-try:
-    _model.load_state_dict({**_snapshot, "inner.second": np.zeros(5)})
-except KeyError:
-    pass
-assert np.all(_model.inner.first.data == 7), (
-    "a failed load_state_dict must leave every parameter unchanged"
+check.equal(
+    check.probe(lambda: _objects["after"], "parameters after a failed load"),
+    np.full(3, 7, dtype=np.float32),
+    "inner.first after a failed load_state_dict",
 )
 ### END HIDDEN TESTS
-print("✓ test_nn_state_dict passed (10 points)")
+check.done()
 
 # %% [markdown]
 # ## Part 3: `Linear` and its initialisation
@@ -628,99 +722,165 @@ class Linear(Module):
         )
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_nn_linear", "locked": true, "points": 20, "schema_version": 3, "solution": false, "task": false}
-_layer = Linear(784, 256, generator=np.random.default_rng(0))
-assert _layer.weight.shape == (256, 784) and _layer.bias.shape == (256,), (
-    f"Linear(784, 256) should have weight (256, 784) and bias (256,) like PyTorch; "
-    f"got {_layer.weight.shape} and {_layer.bias.shape}"
+# %% nbgrader={"grade": true, "grade_id": "test_nn_linear", "locked": true, "points": 18, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_nn_linear", points=18)
+_seed = int(check.rng.integers(1 << 30))
+_n_in, _n_out = int(check.rng.integers(20, 200)), int(check.rng.integers(5, 50))
+_objects = {}
+
+
+def _init():
+    layer = _objects["layer"] = Linear(_n_in, _n_out, generator=np.random.default_rng(_seed))
+    again = Linear(_n_in, _n_out, generator=np.random.default_rng(_seed))
+    names = [n for n, _ in layer.named_parameters()]
+    return names, layer.weight.data, layer.bias.data, again.weight.data
+
+
+_names, _weight, _bias, _again = check.no_raise(
+    check.probe(_init, f"Linear({_n_in}, {_n_out})"), f"Linear({_n_in}, {_n_out})"
 )
-assert _layer.weight.dtype == np.float32 and _layer.bias.dtype == np.float32, (
-    "parameters should be float32"
-)
-assert [n for n, _ in _layer.named_parameters()] == ["weight", "bias"], (
-    "Linear's parameters: weight, bias"
-)
-_bound = 1 / np.sqrt(784)
-assert np.abs(_layer.weight.data).max() <= _bound and np.abs(_layer.bias.data).max() <= _bound, (
-    f"weights and biases must lie in [-1/sqrt(in), 1/sqrt(in)] = ±{_bound:.4f}"
-)
-assert _layer.weight.data.std() > 0.9 * _bound / np.sqrt(3), (
-    f"weights look too narrow: std {_layer.weight.data.std():.4f}, a uniform on ±{_bound:.4f} "
-    f"has std {_bound / np.sqrt(3):.4f}"
-)
-_again = Linear(784, 256, generator=np.random.default_rng(0))
-assert np.array_equal(_layer.weight.data, _again.weight.data), (
-    "the same seed must give the same weights"
-)
-_x = np.random.default_rng(1).standard_normal((5, 784)).astype(np.float32)
-_y = _layer(_x)
-assert isinstance(_y, Variable) and _y.shape == (5, 256), (
-    "Linear(784, 256) on (5, 784) should give (5, 256)"
-)
-np.testing.assert_allclose(
-    _y.data,
-    _x @ _layer.weight.data.T + _layer.bias.data,
+check.equal(_names, ["weight", "bias"], "Linear's parameter names")
+check.equal(_weight.shape, (_n_out, _n_in), "weight shape (out_features, in_features)")
+check.equal(_bias.shape, (_n_out,), "bias shape (out_features,)")
+check.equal([str(_weight.dtype), str(_bias.dtype)], ["float32", "float32"], "parameter dtypes")
+_rng = np.random.default_rng(_seed)
+_bound = 1.0 / np.sqrt(_n_in)
+_want_w = _rng.uniform(-_bound, _bound, size=(_n_out, _n_in)).astype(np.float32)
+_want_b = _rng.uniform(-_bound, _bound, size=_n_out).astype(np.float32)
+_hint = "weight first, then bias, each generator.uniform(-1/√in, 1/√in, size=...)"
+check.equal(_weight, _want_w, "weight drawn from the generator", hint=_hint)
+check.equal(_bias, _want_b, "bias drawn from the generator", hint=_hint)
+check.equal(_again, _weight, "weight of a second layer from the same seed")
+_x = check.rng.standard_normal((5, _n_in)).astype(np.float32)
+_upstream = check.rng.standard_normal((5, _n_out)).astype(np.float32)
+
+
+def _forward_backward():
+    from tinytorch.autograd import Variable as Leaf
+
+    layer = _objects["layer"]
+    x = Leaf(_x, requires_grad=True)
+    y = layer(x)
+    y.backward(_upstream)
+    return y.data, layer.weight.grad, layer.bias.grad, x.grad
+
+
+_y, _gw, _gb, _gx = check.no_raise(check.probe(_forward_backward, "forward and backward"), "Linear")
+check.close(
+    _y,
+    _x @ _want_w.T + _want_b,
+    "Linear output",
     rtol=1e-5,
-    atol=1e-6,
-    err_msg="Linear output differs from x @ weight.T + bias",
+    atol=1e-5,
+    hint="y = x @ weight.T + bias",
 )
-_y.sum().backward()
-np.testing.assert_allclose(
-    _layer.weight.grad,
-    np.ones((256, 5), np.float32) @ _x,
+check.close(
+    _gw,
+    _upstream.T @ _x,
+    "weight.grad",
     rtol=1e-4,
-    err_msg="weight.grad after y.sum().backward() should be ones(out, N) @ x",
+    atol=1e-4,
+    hint="∂L/∂W = grad_outputᵀ @ x, shape (out, in)",
 )
-np.testing.assert_allclose(
-    _layer.bias.grad, np.full(256, 5.0), err_msg="bias.grad should be N = 5 per output"
+check.close(
+    _gb,
+    _upstream.sum(axis=0),
+    "bias.grad",
+    rtol=1e-4,
+    atol=1e-5,
+    hint="∂L/∂b sums grad_output over the batch",
 )
-_w = Variable(_layer.weight.data.astype(np.float64), requires_grad=True)
-_b = Variable(_layer.bias.data.astype(np.float64), requires_grad=True)
-_x64 = Variable(_x.astype(np.float64), requires_grad=True)
-_upstream = np.random.default_rng(2).standard_normal((5, 256))
-(_x64 @ _w.T + _b).backward(_upstream)
-_fused = [Variable(v.data.copy(), requires_grad=True) for v in (_x64, _w, _b)]
-LinearFunction.apply(*_fused).backward(_upstream)
-for _name, _composite, _one in zip(["x", "weight", "bias"], [_x64, _w, _b], _fused, strict=True):
-    assert _one.grad is not None and _one.grad.shape == _composite.grad.shape, (
-        f"LinearFunction.backward: the gradient for {_name} should have shape {_composite.grad.shape}, "
-        f"got {None if _one.grad is None else _one.grad.shape}"
-    )
-    np.testing.assert_allclose(
-        _one.grad,
-        _composite.grad,
-        rtol=1e-10,
-        err_msg=(
-            f"LinearFunction.backward: the gradient for {_name} differs from the one the three-node "
-            "graph x @ W.T + b gives"
-        ),
-    )
-_message = ""
-try:
-    _layer(np.zeros((5, 100), dtype=np.float32))
-except ValueError as error:
-    _message = str(error)
-assert "(5, 100)" in _message and "784" in _message and "Linear" in _message, (
-    f"an input of width 100 into Linear(784, 256) should raise ValueError naming the layer and "
-    f"both shapes; got {_message!r}"
+check.close(
+    _gx, _upstream @ _want_w, "x.grad", rtol=1e-4, atol=1e-5, hint="∂L/∂x = grad_output @ W"
+)
+_x3 = check.rng.standard_normal((2, 3, _n_in))
+
+
+def _batch_of_rank_3():
+    from tinytorch.autograd import Variable as Leaf
+
+    layer = Linear(_n_in, _n_out, generator=np.random.default_rng(_seed), dtype=np.float64)
+    y = layer(Leaf(_x3))
+    y.backward(np.ones(y.shape))
+    return y.data, layer.weight.grad, layer.bias.grad
+
+
+_y3, _gw3, _gb3 = check.no_raise(check.probe(_batch_of_rank_3, "a (2, 3, in) batch"), "rank 3")
+check.equal(_y3.shape, (2, 3, _n_out), "output shape for a (2, 3, in) batch")
+check.close(
+    _gw3,
+    np.ones((6, _n_out)).T @ _x3.reshape(6, _n_in),
+    "weight.grad, (2, 3, in) batch",
+    hint="flatten the batch axes before grad_outputᵀ @ x",
+)
+check.close(_gb3, np.full(_n_out, 6.0), "bias.grad, (2, 3, in) batch")
+check.raises(
+    check.probe(lambda: _objects["layer"](np.zeros((5, _n_in + 1), np.float32)), "a wide input"),
+    ValueError,
+    f"Linear({_n_in}, {_n_out}) on an input of shape (5, {_n_in + 1})",
+    hint="check the input's last dimension against in_features",
 )
 ### BEGIN HIDDEN TESTS
-_nb = Linear(3, 2, bias=False, generator=np.random.default_rng(2))
-assert _nb.bias is None and [n for n, _ in _nb.named_parameters()] == ["weight"], (
-    "bias=False: no bias"
-)
-np.testing.assert_allclose(
-    _nb(np.ones((1, 3), np.float32)).data, _nb.weight.data.sum(1, keepdims=True).T, rtol=1e-6
-)
-_rng = np.random.default_rng(3)
-_w = _rng.uniform(-1 / np.sqrt(6), 1 / np.sqrt(6), size=(4, 6))
-_b = _rng.uniform(-1 / np.sqrt(6), 1 / np.sqrt(6), size=4)
-_l64 = Linear(6, 4, generator=np.random.default_rng(3), dtype=np.float64)
-assert np.array_equal(_l64.weight.data, _w) and np.array_equal(_l64.bias.data, _b), (
-    "draw weight first, then bias, each with generator.uniform(-bound, bound, size=...)"
-)
+
+
+def _no_bias():
+    layer = Linear(3, 2, bias=False, generator=np.random.default_rng(2))
+    out = layer(np.ones((1, 3), np.float32))
+    out.sum().backward()
+    return (
+        layer.bias is None,
+        [n for n, _ in layer.named_parameters()],
+        layer.weight.data,
+        out.data,
+        layer.weight.grad,
+    )
+
+
+_none, _names, _w, _out, _gw = check.no_raise(check.probe(_no_bias, "bias=False"), "bias=False")
+check.equal((_none, _names), (True, ["weight"]), "bias=False: (bias is None, names)")
+check.close(_out, _w.sum(1, keepdims=True).T, "Linear(3, 2, bias=False) on ones")
+check.close(_gw, np.ones((2, 3)), "weight.grad of Linear(3, 2, bias=False) after sum().backward()")
+
+
+def _edges():
+    one = Linear(1, 3, generator=np.random.default_rng(5))
+    empty = Linear(0, 2, generator=np.random.default_rng(5))
+    single = one(np.ones(1, np.float32))  # one sample of shape (in_features,)
+    return one.weight.data, empty.bias.data, single.data
+
+
+_w1, _b0, _single = check.no_raise(check.probe(_edges, "Linear(1, 3), Linear(0, 2)"), "edges")
+_edge_rng = np.random.default_rng(5)
+check.equal(_w1, _edge_rng.uniform(-1, 1, size=(3, 1)).astype(np.float32), "Linear(1, 3).weight")
+check.equal(_b0, np.zeros(2, np.float32), "Linear(0, 2).bias (bound 0 without inputs)")
+check.equal(_single.shape, (3,), "shape of Linear(1, 3) on one sample of shape (1,)")
 ### END HIDDEN TESTS
-print("✓ test_nn_linear passed (20 points)")
+check.done()
+
+# %% [markdown]
+# Part 3 asks for a `ValueError` that names the layer and both shapes when the input's
+# width does not fit:
+
+# %% nbgrader={"grade": true, "grade_id": "test_nn_linear_messages", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_nn_linear_messages", points=2)
+_n_in = int(check.rng.integers(20, 200))
+_error = check.probe(
+    lambda: Linear(_n_in, 7)(np.zeros((5, _n_in + 3), np.float32)), "a too wide input"
+)
+check.raises(_error, ValueError, f"Linear({_n_in}, 7) on an input of shape (5, {_n_in + 3})")
+check.mentions(
+    _error,
+    ["Linear", f"(5, {_n_in + 3})", f"(7, {_n_in})"],
+    f"Linear({_n_in}, 7) on an input of shape (5, {_n_in + 3})",
+    hint="name the layer, the input's shape and the weight's shape",
+)
+check.done()
 
 # %% [markdown]
 # ## Part 4: activations and `Sequential`
@@ -798,36 +958,50 @@ class Sequential(Module):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_nn_sequential", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-_rng = np.random.default_rng(4)
-_net = Sequential(Linear(4, 8, generator=_rng), ReLU(), Linear(8, 3, generator=_rng), Tanh())
-assert len(_net) == 4 and isinstance(_net[2], Linear), (
-    "Sequential should hold its 4 layers in order"
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_nn_sequential", points=10)
+_seed = int(check.rng.integers(1 << 30))
+_x = check.rng.standard_normal((6, 4)).astype(np.float32)
+_z = check.rng.standard_normal(5).astype(np.float32) * 3
+
+
+def _run():
+    rng = np.random.default_rng(_seed)
+    net = Sequential(Linear(4, 8, generator=rng), ReLU(), Linear(8, 3, generator=rng), Tanh())
+    names = [n for n, _ in net.named_parameters()]
+    weights = [net[0].weight.data, net[0].bias.data, net[2].weight.data, net[2].bias.data]
+    return len(net), names, weights, net(_x).data
+
+
+_length, _names, (_w0, _b0, _w2, _b2), _out = check.no_raise(
+    check.probe(_run, "a Sequential"), "net"
 )
-assert [n for n, _ in _net.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"], (
-    f"Sequential parameter names should be like PyTorch's; got {[n for n, _ in _net.named_parameters()]}"
-)
-_x = _rng.standard_normal((6, 4)).astype(np.float32)
-_h = np.maximum(_x @ _net[0].weight.data.T + _net[0].bias.data, 0)
-_expected = np.tanh(_h @ _net[2].weight.data.T + _net[2].bias.data)
-np.testing.assert_allclose(
-    _net(_x).data,
-    _expected,
+check.equal(_length, 4, "len(Sequential(Linear, ReLU, Linear, Tanh))")
+check.equal(_names, ["0.weight", "0.bias", "2.weight", "2.bias"], "parameter names")
+_h = np.maximum(_x @ _w0.T + _b0, 0)
+check.close(
+    _out,
+    np.tanh(_h @ _w2.T + _b2),
+    "Sequential(Linear, ReLU, Linear, Tanh)(x)",
     rtol=1e-5,
     atol=1e-6,
-    err_msg="Sequential(Linear, ReLU, Linear, Tanh) gave the wrong output",
+    hint="feed each layer's output into the next, in order",
 )
-_s = Sigmoid()(np.array([-2.0, 0.0, 3.0], dtype=np.float32))
-np.testing.assert_allclose(
-    _s.data,
-    1 / (1 + np.exp(-np.array([-2.0, 0.0, 3.0]))),
-    rtol=1e-6,
-    err_msg="Sigmoid gave the wrong values",
+check.close(
+    check.probe(lambda: Sigmoid()(_z).data, "Sigmoid()(z)"),
+    1 / (1 + np.exp(-_z)),
+    "Sigmoid()(z)",
+    rtol=1e-5,
+    atol=1e-7,
 )
 ### BEGIN HIDDEN TESTS
-assert len(Sequential()) == 0
-np.testing.assert_array_equal(Sequential()(_x).data, _x)
+check.equal(
+    check.probe(lambda: Sequential()(Variable(_x)).data, "Sequential()(x)"), _x, "Sequential()(x)"
+)
 ### END HIDDEN TESTS
-print("✓ test_nn_sequential passed (10 points)")
+check.done()
 
 # %% [markdown]
 # ## Part 5: mean squared error
@@ -877,32 +1051,47 @@ class MSELoss(Module):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_nn_mse", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-_pred = Variable(np.array([[1.0], [2.0], [4.0]], dtype=np.float32), requires_grad=True)
-_target = np.array([[1.0], [0.0], [1.0]], dtype=np.float32)
-_loss = MSELoss()(_pred, _target)
-assert abs(_loss.item() - (0 + 4 + 9) / 3) < 1e-6, (
-    f"MSE of errors 0, 2, 3 is 13/3, got {_loss.item()}"
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_nn_mse", points=10)
+_pred0 = check.rng.standard_normal((4, 1)).astype(np.float32)
+_target = check.rng.standard_normal((4, 1)).astype(np.float32)
+
+
+def _mse(reduction):
+    from tinytorch.autograd import Variable as Leaf
+
+    pred = Leaf(_pred0, requires_grad=True)
+    loss = MSELoss(reduction)(pred, _target)
+    loss.backward()
+    return loss.item(), pred.grad
+
+
+_diff = _pred0.astype(np.float64) - _target
+for _reduction, _scale in (("mean", 1 / 4), ("sum", 1.0)):
+    _value, _grad = check.no_raise(check.probe(lambda r=_reduction: _mse(r), _reduction), "mse")
+    check.close(
+        _value,
+        _scale * (_diff**2).sum(),
+        f"MSELoss({_reduction!r}) value",
+        rtol=1e-5,
+        hint="mean (or sum) of (prediction - target)²",
+    )
+    check.close(
+        _grad,
+        2 * _scale * _diff,
+        f"prediction.grad of MSELoss({_reduction!r})",
+        rtol=1e-5,
+        atol=1e-7,
+    )
+check.raises(
+    check.probe(lambda: mse_loss(_pred0, _target.ravel()), "mse_loss((4, 1), (4,))"),
+    ValueError,
+    "mse_loss(prediction (4, 1), target (4,))",
+    hint="shapes must match exactly: numpy would broadcast them to (4, 4)",
 )
-_loss.backward()
-np.testing.assert_allclose(
-    _pred.grad,
-    2 * (_pred.data - _target) / 3,
-    rtol=1e-6,
-    err_msg="MSE gradient should be 2 (prediction - target) / n",
-)
-assert abs(mse_loss(_pred, _target, reduction="sum").item() - 13) < 1e-5, (
-    "reduction='sum' should give 13"
-)
-_message = ""
-try:
-    mse_loss(_pred, _target.ravel())
-except ValueError as error:
-    _message = str(error)
-assert "(3, 1)" in _message and "(3,)" in _message, (
-    f"mse_loss with prediction (3, 1) and target (3,) should raise ValueError naming both shapes; "
-    f"got {_message!r}"
-)
-print("✓ test_nn_mse passed (10 points)")
+check.done()
 
 # %% [markdown]
 # ## Part 6: cross-entropy as one `Function`
@@ -1011,90 +1200,78 @@ class CrossEntropyLoss(Module):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_nn_cross_entropy", "locked": true, "points": 20, "schema_version": 3, "solution": false, "task": false}
-def _reference_cross_entropy(z: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_nn_cross_entropy", points=20)
+
+
+def _reference(z, t, scale):
     z = z.astype(np.float64)
     log_softmax = z - z.max(1, keepdims=True)
     log_softmax -= np.log(np.exp(log_softmax).sum(1, keepdims=True))
     grad = np.exp(log_softmax)
     grad[np.arange(len(t)), t] -= 1
-    return -log_softmax[np.arange(len(t)), t].mean(), grad / len(t)
+    return -log_softmax[np.arange(len(t)), t].sum() * scale, grad * scale
 
 
-_z = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]], dtype=np.float32)
-_t = np.array([0, 1])
-_logits = Variable(_z, requires_grad=True)
-_loss = CrossEntropyLoss()(_logits, _t)
-_want_loss, _want_grad = _reference_cross_entropy(_z, _t)
-assert abs(_loss.item() - _want_loss) < 1e-6, (
-    f"cross-entropy should be {_want_loss:.6f}, got {_loss.item():.6f}"
+def _run(z, t, reduction="mean"):
+    from tinytorch.autograd import Variable as Leaf
+
+    logits = Leaf(z, requires_grad=True)
+    loss = CrossEntropyLoss(reduction)(logits, t)
+    loss.backward()
+    return loss.item(), str(loss.dtype), logits.grad
+
+
+_z = check.rng.standard_normal((5, 4)).astype(np.float32)
+_t = check.rng.integers(0, 4, 5)
+_value, _dtype, _grad = check.no_raise(check.probe(lambda: _run(_z, _t), "cross_entropy"), "ce")
+_want, _want_grad = _reference(_z, _t, 1 / 5)
+check.close(_value, _want, "cross_entropy(z, t) (mean)", rtol=1e-5)
+check.equal(_dtype, "float32", "dtype of the loss of float32 logits")
+check.close(
+    _grad, _want_grad, "logits.grad", rtol=1e-4, atol=1e-6, hint="(softmax(z) - onehot(t)) / N"
 )
-assert _loss.dtype == np.float32, (
-    f"the loss of float32 logits should stay float32, got {_loss.dtype}"
+_z64 = check.rng.standard_normal((6, 3)) * 30
+_t64 = check.rng.integers(0, 3, 6)
+_value, _, _grad = check.no_raise(
+    check.probe(lambda: _run(_z64, _t64, "sum"), "reduction='sum', float64"), "ce sum"
 )
-_loss.backward()
-np.testing.assert_allclose(
-    _logits.grad,
-    _want_grad,
-    rtol=1e-5,
-    atol=1e-7,
-    err_msg="gradient should be (softmax(z) - onehot(t)) / N",
+_want, _want_grad = _reference(_z64, _t64, 1.0)
+check.close(_value, _want, "cross_entropy(z, t, reduction='sum') of float64 logits", rtol=1e-10)
+check.close(_grad, _want_grad, "logits.grad with reduction='sum'", rtol=1e-9, atol=1e-12)
+_big = np.array([[1e4, 0.0, -1e4], [-1e4, 1e4, 0.0]], dtype=np.float32)
+_value, _, _grad = check.no_raise(
+    check.probe(lambda: _run(_big, np.array([1, 1])), "logits of ±1e4"), "big logits"
 )
-_big = Variable(
-    np.array([[1e4, 0.0, -1e4], [-1e4, 1e4, 0.0]], dtype=np.float32), requires_grad=True
+check.close(
+    _value,
+    5e3,
+    "loss of logits ±1e4 (row 0 misses by 1e4, row 1 is right)",
+    rtol=1e-4,
+    hint="subtract each row's maximum before exp",
 )
-_big_loss = cross_entropy(_big, np.array([1, 1]))
-_big_loss.backward()
-assert np.isfinite(_big_loss.item()) and abs(_big_loss.item() - 5e3) < 1, (
-    f"logits of ±1e4 must not overflow: expected loss 5000 (row 0 misses by 1e4, row 1 is right), "
-    f"got {_big_loss.item()}; did you subtract each row's maximum before exp?"
+check.expect(np.all(np.isfinite(_grad)), f"the gradient for logits of ±1e4 has inf/nan: {_grad}")
+check.raises(
+    check.probe(lambda: cross_entropy(_z, _t.astype(np.float64)), "float targets"),
+    TypeError,
+    "cross_entropy(z, float targets)",
 )
-assert np.all(np.isfinite(_big.grad)), f"gradient for logits of ±1e4 has inf/nan: {_big.grad}"
-for _bad_targets, _error, _needle in [
-    (np.array([0.0, 1.0]), TypeError, "float"),
-    (np.array([0, 3]), IndexError, "3"),
-]:
-    try:
-        cross_entropy(_z, _bad_targets)
-        raise AssertionError(
-            f"cross_entropy accepted targets {_bad_targets!r}; it should raise {_error.__name__}"
-        )
-    except _error as error:
-        assert _needle in str(error), (
-            f"the error for targets {_bad_targets!r} should mention {_needle!r}: {error}"
-        )
-_z3 = Variable(np.random.default_rng(8).standard_normal((6, 4)), requires_grad=True)
-_t3 = np.array([3, 0, 1, 1, 2, 0])
-_composite = -(_z3.log_softmax(axis=1)[np.arange(6), _t3]).mean()
-_composite.backward()
-_fused = Variable(_z3.data.copy(), requires_grad=True)
-_fused_loss = cross_entropy(_fused, _t3)
-_fused_loss.backward()
-assert abs(_fused_loss.item() - _composite.item()) < 1e-12, (
-    f"cross_entropy gives {_fused_loss.item()}, the three-node graph with module 01's "
-    f"log_softmax gives {_composite.item()}"
-)
-np.testing.assert_allclose(
-    _fused.grad,
-    _z3.grad,
-    rtol=1e-10,
-    atol=1e-15,
-    err_msg="CrossEntropy.backward differs from the gradient of the three-node graph",
+check.raises(
+    check.probe(lambda: cross_entropy(_z, np.array([0, 1, 2, 3, 4])), "target 4 of 4 classes"),
+    IndexError,
+    "cross_entropy(z of 4 classes, targets with a 4)",
 )
 ### BEGIN HIDDEN TESTS
-_one = Variable(np.array([[0.0, 0.0, 0.0, 0.0]], dtype=np.float64), requires_grad=True)
-_l = cross_entropy(_one, np.array([2]), reduction="sum")
-assert abs(_l.item() - np.log(4)) < 1e-12 and _l.dtype == np.float64
-_l.backward()
-np.testing.assert_allclose(_one.grad, [[0.25, 0.25, -0.75, 0.25]], rtol=1e-12)
-_rng = np.random.default_rng(5)
-_z5 = _rng.standard_normal((7, 5)) * 30
-_t5 = _rng.integers(0, 5, size=7)
-_v5 = Variable(_z5, requires_grad=True)
-cross_entropy(_v5, _t5).backward()
-_want_loss, _want_grad = _reference_cross_entropy(_z5, _t5)
-np.testing.assert_allclose(_v5.grad, _want_grad, rtol=1e-9, atol=1e-12)
+_one = np.zeros((1, 4))
+_value, _, _grad = check.no_raise(
+    check.probe(lambda: _run(_one, np.array([2]), "sum"), "uniform"), "uniform"
+)
+check.close(_value, np.log(4), "loss of four equal logits", rtol=1e-12)
+check.close(_grad, [[0.25, 0.25, -0.75, 0.25]], "gradient of four equal logits", rtol=1e-12)
 ### END HIDDEN TESTS
-print("✓ test_nn_cross_entropy passed (20 points)")
+check.done()
 
 # %% [markdown]
 # ## Part 7: the memory picture, measured
@@ -1205,49 +1382,57 @@ def describe(model: Module, input_shape: tuple, dtype=np.float32) -> str:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_nn_integration", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
-def _two_moons(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+import numpy as np
+from tinytorch_course.checks import Check
+from tinytorch.viz import draw_graph
+
+check = Check("test_nn_integration", points=15)
+
+
+def _two_moons(n, rng):
     angle = rng.uniform(0, np.pi, n)
     labels = rng.integers(0, 2, n)
     x = np.stack([np.cos(angle) + labels, np.sin(angle) * (1 - 2 * labels) + 0.5 * labels], axis=1)
     return (x + rng.normal(0, 0.1, x.shape)).astype(np.float32), labels
 
 
-_rng = np.random.default_rng(6)
-_x, _labels = _two_moons(200, _rng)
-_model = Sequential(Linear(2, 16, generator=_rng), Tanh(), Linear(16, 2, generator=_rng))
-print(describe(_model, (200, 2)))
-_losses = []
-for _step in range(300):
-    _model.zero_grad()
-    _loss = cross_entropy(_model(_x), _labels)
-    _loss.backward()
-    for _p in _model.parameters():
-        _p.data -= 0.5 * _p.grad
-    _losses.append(_loss.item())
-_accuracy = (_model(_x).data.argmax(1) == _labels).mean()
-print(f"loss {_losses[0]:.3f} -> {_losses[-1]:.3f}, training accuracy {_accuracy:.1%}")
-assert _losses[-1] < 0.5 * _losses[0], (
-    f"the loss should at least halve in 300 steps: {_losses[0]:.3f} -> {_losses[-1]:.3f}"
-)
-assert _accuracy > 0.95, (
-    f"the MLP should separate the two moons (> 95 % accuracy), got {_accuracy:.1%}"
-)
-_restored = Sequential(Linear(2, 16), Tanh(), Linear(16, 2))
-_restored.load_state_dict(_model.state_dict())
-np.testing.assert_array_equal(
-    _restored(_x).data,
-    _model(_x).data,
-    err_msg="a model loaded from state_dict() should compute exactly the same outputs",
-)
-from tinytorch.autograd import draw_graph
+_x, _labels = _two_moons(200, check.rng)
+_seed = int(check.rng.integers(1 << 30))
 
-for _name, _parameter in _model.named_parameters():
-    _parameter.name = _name  # draw_graph labels a Variable with its name
-print("\nThe graph your engine records for the loss of this model (module 01's draw_graph):")
-_batch = Variable(_x, name="x")
-_loss = cross_entropy(_model(_batch), _labels)
-print(draw_graph(_loss))
-print("✓ test_nn_integration passed (15 points)")
+
+def _train():
+    rng = np.random.default_rng(_seed)
+    model = Sequential(Linear(2, 16, generator=rng), Tanh(), Linear(16, 2, generator=rng))
+    print(describe(model, (200, 2)))
+    losses = []
+    for _ in range(300):
+        model.zero_grad()
+        loss = cross_entropy(model(_x), _labels)
+        loss.backward()
+        for p in model.parameters():
+            p.data -= 0.5 * p.grad
+        losses.append(loss.item())
+    accuracy = float((model(_x).data.argmax(1) == _labels).mean())
+    print(f"loss {losses[0]:.3f} -> {losses[-1]:.3f}, training accuracy {accuracy:.1%}")
+    restored = Sequential(Linear(2, 16), Tanh(), Linear(16, 2))
+    restored.load_state_dict(model.state_dict())
+    for name, parameter in model.named_parameters():
+        parameter.name = name  # draw_graph labels a Variable with its name
+    print("\nThe graph your engine records for the loss of this model (module 01's draw_graph):")
+    print(draw_graph(cross_entropy(model(Variable(_x, name="x")), _labels)))
+    return losses[0], losses[-1], accuracy, restored(_x).data, model(_x).data
+
+
+_first, _last, _accuracy, _restored, _outputs = check.no_raise(
+    check.probe(_train, "300 steps of training"), "training"
+)
+check.expect(
+    _last < 0.5 * _first,
+    f"the loss should at least halve in 300 steps: {_first:.3f} -> {_last:.3f}",
+)
+check.expect(_accuracy > 0.95, f"the MLP should separate the two moons, got {_accuracy:.1%}")
+check.equal(_restored, _outputs, "outputs of a model loaded from state_dict()")
+check.done()
 
 # %% [markdown]
 # ## What you built

@@ -259,67 +259,51 @@ class Subset(Dataset):
         return self.dataset[self.indices[index]]
 
 
-# %% [markdown]
-# Checks with messages in your terms (run the cell; nothing to edit).
-
-
-# %%
-def check_equal(got, expected, what: str) -> None:
-    """Assert `got == expected` (arrays elementwise), naming `what` in the message."""
-    if isinstance(expected, np.ndarray) or isinstance(got, np.ndarray):
-        same = np.shape(got) == np.shape(expected) and np.array_equal(got, expected)
-    else:
-        same = got == expected
-    if not same:
-        raise AssertionError(f"{what}: got {got!r}, expected {expected!r}")
-
-
-def check_raises(error: type, words: Sequence[str], action, what: str) -> None:
-    """Assert `action()` raises `error` whose message mentions each of `words`."""
-    try:
-        action()
-    except error as raised:
-        missing = [w for w in words if w not in str(raised)]
-        if missing:
-            raise AssertionError(
-                f"{what}: the {error.__name__} should mention {missing}; its message was: {raised}"
-            ) from None
-        return
-    except Exception as other:
-        raise AssertionError(
-            f"{what}: raised {type(other).__name__}({other}), expected {error.__name__}"
-        ) from None
-    raise AssertionError(f"{what}: nothing was raised, expected {error.__name__}")
-
-
 # %% nbgrader={"grade": true, "grade_id": "test_training_dataset", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-_x = np.arange(12, dtype=np.float32).reshape(6, 2)
-_y = np.array([0, 1, 2, 0, 1, 2])
-_ds = TensorDataset(_x, _y)
-check_equal(len(_ds), 6, "len(TensorDataset(x, y)) with 6 rows")
-_sample = _ds[4]
-check_equal(type(_sample), tuple, "TensorDataset(x, y)[4] should be a tuple (x[4], y[4]); its type")
-check_equal(_sample[0], _x[4], "TensorDataset(x, y)[4][0] (should be x[4])")
-check_equal(_sample[1], _y[4], "TensorDataset(x, y)[4][1] (should be y[4])")
-_batch = _ds[np.array([5, 0])]
-check_equal(
-    _batch[0], _x[[5, 0]], "TensorDataset(x, y)[np.array([5, 0])][0]: indexing with an index array"
-)
-check_raises(
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_training_dataset", points=10)
+_n = int(check.rng.integers(5, 20))
+_x = check.rng.standard_normal((_n, 2)).astype(np.float32)
+_y = check.rng.integers(0, 3, _n)
+_i = int(check.rng.integers(0, _n))
+_pick = check.rng.permutation(_n)[:3]
+
+
+def _samples():
+    ds = TensorDataset(_x, _y)
+    sample = ds[_i]
+    batch = ds[_pick]
+    return len(ds), type(sample).__name__, list(sample), list(batch)
+
+
+_length, _kind, _sample, _batch = check.no_raise(check.probe(_samples, "TensorDataset(x, y)"), "ds")
+check.equal(_length, _n, f"len(TensorDataset(x, y)) with {_n} rows")
+check.equal(_kind, "tuple", f"type of TensorDataset(x, y)[{_i}]", hint="return (x[i], y[i])")
+check.equal(_sample[0], _x[_i], f"TensorDataset(x, y)[{_i}][0] (x[{_i}])")
+check.equal(_sample[1], _y[_i], f"TensorDataset(x, y)[{_i}][1] (y[{_i}])")
+check.equal(_batch[0], _x[_pick], f"TensorDataset(x, y)[{_pick.tolist()}][0]: an index array")
+check.equal(_batch[1], _y[_pick], f"TensorDataset(x, y)[{_pick.tolist()}][1]")
+check.raises(
+    check.probe(lambda: TensorDataset(_x, _y[:-1]), "arrays of different lengths"),
     ValueError,
-    ["(6, 2)", "(5,)"],
-    lambda: TensorDataset(_x, _y[:5]),
-    "TensorDataset(x of 6 rows, y of 5): arrays of different lengths",
+    f"TensorDataset(x of {_n} rows, y of {_n - 1})",
+    hint="every array needs the same first dimension",
 )
 ### BEGIN HIDDEN TESTS
-check_equal(len(TensorDataset(np.zeros((3, 8, 8)))), 3, "len of a one-array dataset")
-check_equal(Subset(_ds, [2, 3])[1][1], _y[3], "Subset(ds, [2, 3])[1] is ds[3]")
-check_raises(
-    ValueError, ["()"], lambda: TensorDataset(np.float32(1.0)), "TensorDataset of a 0-d array"
+check.equal(
+    check.probe(lambda: len(TensorDataset(np.zeros((3, 8, 8)))), "one array"),
+    3,
+    "len of a one-array dataset",
+)
+check.raises(
+    check.probe(lambda: TensorDataset(np.float32(1.0)), "a 0-d array"),
+    ValueError,
+    "TensorDataset of a 0-d array",
 )
 ### END HIDDEN TESTS
-print("TensorDataset: length, samples, batches by index array, mismatched lengths: all correct")
-print("✓ test_training_dataset passed (10 points)")
+check.done()
 
 # %% [markdown]
 # ## Part 2: The DataLoader
@@ -451,48 +435,62 @@ class DataLoader:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_loader_batches", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-_ds10 = TensorDataset(np.arange(10) * 10, np.arange(10))
-_loader = DataLoader(_ds10, batch_size=4)
-check_equal(len(_loader), 3, "len(DataLoader of 10 samples, batch_size=4): ceil(10 / 4)")
-_got = [yb.tolist() for _, yb in _loader]
-check_equal(
-    _got,
-    [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]],
-    "batches of DataLoader(10 samples, batch_size=4) without shuffle (labels of each batch)",
-)
-_first = next(iter(_loader))
-check_equal(
-    _first[0],
-    np.array([0, 10, 20, 30]),
-    "first batch's x (the loader must return (x, y) per batch)",
-)
-_dropped = DataLoader(_ds10, batch_size=4, drop_last=True)
-check_equal(len(_dropped), 2, "len(DataLoader(10 samples, batch_size=4, drop_last=True))")
-check_equal(
-    [yb.tolist() for _, yb in _dropped],
-    [[0, 1, 2, 3], [4, 5, 6, 7]],
-    "batches with drop_last=True: the partial batch [8, 9] should be dropped",
-)
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_training_loader_batches", points=10)
+_n = int(check.rng.integers(9, 30))
+_size = int(check.rng.integers(2, 8))
+while _n % _size == 0:
+    _size += 1
+
+
+def _epoch(n, batch_size, drop_last=False):
+    loader = DataLoader(
+        TensorDataset(np.arange(n) * 10, np.arange(n)), batch_size, drop_last=drop_last
+    )
+    return len(loader), [(xb.tolist(), yb.tolist()) for xb, yb in loader]
+
+
+def _want(n, batch_size, drop_last=False):
+    stop = n - n % batch_size if drop_last else n
+    rows = [range(s, min(s + batch_size, n)) for s in range(0, stop, batch_size)]
+    return [([10 * i for i in r], list(r)) for r in rows]
+
+
+for _n_here, _size_here in ((_n, _size), (_size * 3, _size), (_size - 1, _size)):
+    for _drop in (False, True):
+        if _drop and _size_here > _n_here:
+            continue
+        _count, _batches = check.no_raise(
+            check.probe(lambda a=_n_here, b=_size_here, d=_drop: _epoch(a, b, d), "an epoch"),
+            "DataLoader",
+        )
+        _expected = _want(_n_here, _size_here, _drop)
+        _what = f"DataLoader({_n_here} samples, batch_size={_size_here}, drop_last={_drop})"
+        check.equal(
+            _count,
+            len(_expected),
+            f"len({_what})",
+            hint="ceil(N / batch_size), or floor with drop_last",
+        )
+        check.equal(
+            _batches,
+            _expected,
+            f"the (x, y) batches of {_what}, without shuffle",
+            hint="consecutive slices of batch_size; the last one partial unless drop_last",
+        )
 ### BEGIN HIDDEN TESTS
-check_equal(len(DataLoader(_ds10, batch_size=5)), 2, "len with batch_size dividing N exactly")
-check_equal(
-    [yb.tolist() for _, yb in DataLoader(_ds10, batch_size=5, drop_last=True)],
-    [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]],
-    "drop_last when nothing is partial",
-)
-check_equal(
-    [yb.tolist() for _, yb in DataLoader(_ds10, batch_size=32)],
-    [list(range(10))],
-    "batch_size larger than the dataset: one partial batch",
-)
-check_equal(
-    sum(len(yb) for _, yb in DataLoader(Subset(_ds10, [9, 8, 7]), batch_size=2)),
-    3,
-    "a Subset is batched like any dataset",
-)
+
+
+def _subset():
+    ds = TensorDataset(np.arange(10) * 10, np.arange(10))
+    return sum(len(yb) for _, yb in DataLoader(Subset(ds, [9, 8, 7]), batch_size=2))
+
+
+check.equal(check.probe(_subset, "a Subset"), 3, "samples in a DataLoader of a 3-sample Subset")
 ### END HIDDEN TESTS
-print("DataLoader: batch count, order, partial last batch and drop_last all correct")
-print("✓ test_training_loader_batches passed (10 points)")
+check.done()
 
 # %% [markdown]
 # Now the shuffle. A test cannot know which permutation is "right", but it can check
@@ -502,86 +500,85 @@ print("✓ test_training_loader_batches passed (10 points)")
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_loader_shuffle", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-def _epoch_labels(loader) -> list[int]:
-    return [int(v) for _, yb in loader for v in yb]
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_training_loader_shuffle", points=10)
+_n = int(check.rng.integers(10, 30))
+_seed = int(check.rng.integers(1 << 30))
 
 
-_ds10 = TensorDataset(np.arange(10) * 10, np.arange(10))
-
-
-_a = DataLoader(_ds10, batch_size=4, shuffle=True, seed=0)
-_b = DataLoader(_ds10, batch_size=4, shuffle=True, seed=0)
-_a1, _a2 = _epoch_labels(_a), _epoch_labels(_a)
-check_equal(sorted(_a1), list(range(10)), "one shuffled epoch, sorted: every sample exactly once")
-if _a1 == list(range(10)):
-    raise AssertionError(
-        "shuffle=True gave the samples in their original order: did you permute them?"
+def _epochs(seed, count=2, batch_size=4):
+    loader = DataLoader(
+        TensorDataset(np.arange(_n) * 10, np.arange(_n)), batch_size, shuffle=True, seed=seed
     )
-if _a1 == _a2:
-    raise AssertionError(
-        f"two epochs of the same shuffled loader gave the same order {_a1}: draw a new "
-        "permutation from self.generator each epoch (do not recreate the generator)"
-    )
-check_equal(
-    [_epoch_labels(_b), _epoch_labels(_b)],
-    [_a1, _a2],
-    "two loaders with seed=0: their epochs should match one for one",
+    return [[int(v) for _, yb in loader for v in yb] for _ in range(count)]
+
+
+_first, _second = check.no_raise(check.probe(lambda: _epochs(_seed), "two shuffled epochs"), "a")
+_generator = np.random.default_rng(_seed)
+_want = [_generator.permutation(_n).tolist(), _generator.permutation(_n).tolist()]
+check.equal(sorted(_first), list(range(_n)), "one shuffled epoch, sorted: each sample once")
+check.equal(
+    _first,
+    _want[0],
+    f"first epoch of DataLoader(shuffle=True, seed={_seed})",
+    hint="order = self.generator.permutation(N), batches cut from it",
 )
+check.equal(
+    _second,
+    _want[1],
+    "second epoch of the same loader",
+    hint="draw a new permutation from self.generator each epoch; don't recreate it",
+)
+_again = check.no_raise(check.probe(lambda: _epochs(_seed), "a second loader, same seed"), "b")
+check.equal(_again, [_first, _second], "two epochs of a second loader with the same seed")
 ### BEGIN HIDDEN TESTS
-_c = DataLoader(_ds10, batch_size=4, shuffle=True, seed=1)
-if _epoch_labels(_c) == _a1:
-    raise AssertionError("seed=1 and seed=0 gave the same first epoch: is the seed used?")
-_rng = np.random.default_rng(7)
-_d = DataLoader(_ds10, batch_size=3, shuffle=True, seed=_rng)
-check_equal(
-    _epoch_labels(_d),
-    np.random.default_rng(7).permutation(10).tolist(),
-    "a loader given a Generator should draw its permutation from it",
+_generator = np.random.default_rng(7)
+check.equal(
+    check.probe(lambda: _epochs(np.random.default_rng(7), 1, 3)[0], "a Generator as seed"),
+    _generator.permutation(_n).tolist(),
+    "an epoch of a loader given a Generator",
 )
 ### END HIDDEN TESTS
-print("DataLoader shuffle: permutations, reproducible with a seed, new order each epoch")
-print("✓ test_training_loader_shuffle passed (10 points)")
+check.done()
 
 # %% [markdown]
 # And the mistakes: each should be caught in `DataLoader(...)` itself, with a message
 # that names the argument.
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_loader_errors", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
-_ds10 = TensorDataset(np.arange(10) * 10, np.arange(10))
-check_raises(
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_training_loader_errors", points=5)
+_ds = {}
+
+
+def _loader(batch_size, data=None, drop_last=False):
+    if "ten" not in _ds:
+        _ds["ten"] = TensorDataset(np.arange(10) * 10, np.arange(10))
+    DataLoader(_ds["ten"] if data is None else TensorDataset(data), batch_size, drop_last=drop_last)
+
+
+for _bad in (0, -4, 2.5):
+    check.raises(
+        check.probe(lambda b=_bad: _loader(b), f"DataLoader(batch_size={_bad})"),
+        ValueError,
+        f"DataLoader(ds, batch_size={_bad})",
+        hint="batch_size must be a positive integer",
+    )
+check.raises(
+    check.probe(lambda: _loader(2, np.zeros((0, 3))), "an empty dataset"),
     ValueError,
-    ["batch_size", "0"],
-    lambda: DataLoader(_ds10, batch_size=0),
-    "DataLoader(batch_size=0)",
-)
-check_raises(
-    ValueError,
-    ["batch_size", "-4"],
-    lambda: DataLoader(_ds10, batch_size=-4),
-    "DataLoader(batch_size=-4)",
-)
-check_raises(
-    ValueError,
-    ["empty"],
-    lambda: DataLoader(TensorDataset(np.zeros((0, 3))), batch_size=2),
     "DataLoader of an empty dataset",
 )
-### BEGIN HIDDEN TESTS
-check_raises(
+check.raises(
+    check.probe(lambda: _loader(12, drop_last=True), "drop_last with batch_size 12 > 10"),
     ValueError,
-    ["batch_size", "2.5"],
-    lambda: DataLoader(_ds10, batch_size=2.5),
-    "DataLoader(batch_size=2.5)",
+    "DataLoader(10 samples, batch_size=12, drop_last=True): no batch at all",
 )
-check_raises(
-    ValueError,
-    ["drop_last", "12"],
-    lambda: DataLoader(_ds10, batch_size=12, drop_last=True),
-    "drop_last with batch_size > N gives no batches",
-)
-### END HIDDEN TESTS
-print("DataLoader rejects batch_size 0, negative batch sizes and empty datasets, by name")
-print("✓ test_training_loader_errors passed (5 points)")
+check.done()
 
 # %% [markdown]
 # ## Part 3: The digits, and three honest splits
@@ -721,55 +718,45 @@ def train_val_test_split(
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_split", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-_train, _val, _test = train_val_test_split(y_digits, seed=0)
-check_equal(
-    len(_train) + len(_val) + len(_test),
-    len(y_digits),
-    "train + val + test sizes (every image in one split)",
-)
-check_equal(
-    np.sort(np.concatenate([_train, _val, _test])),
-    np.arange(len(y_digits)),
-    "the three splits together, sorted: each index exactly once (no overlap, none lost)",
-)
-_counts = np.bincount(y_digits)
-check_equal(
-    np.bincount(y_digits[_test], minlength=10),
-    np.rint(_counts * 0.2).astype(int),
-    "test images per digit: round(0.2 * images of that digit)",
-)
-check_equal(
-    np.bincount(y_digits[_val], minlength=10),
-    np.rint(_counts * 0.2).astype(int),
-    "validation images per digit: round(0.2 * images of that digit)",
-)
-for _part, _name in ((_train, "train"), (_val, "val"), (_test, "test")):
-    check_equal(_part, np.sort(_part), f"{_name} indices should come back sorted")
-_again = train_val_test_split(y_digits, seed=0)
-check_equal(
-    _again[2],
-    _test,
-    "the test split with seed=0, computed twice (a seed must make it reproducible)",
-)
-if np.array_equal(train_val_test_split(y_digits, seed=1)[2], _test):
-    raise AssertionError(
-        "seed=0 and seed=1 gave the same test split: shuffle each class with the seeded rng"
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_training_split", points=10)
+_labels = check.rng.integers(0, 5, int(check.rng.integers(60, 200)))
+_seed = int(check.rng.integers(1 << 30))
+
+
+def _expected(labels, val_fraction, test_fraction, seed):
+    """The documented split, written out with numpy."""
+    rng = np.random.default_rng(seed)
+    parts = {"train": [], "val": [], "test": []}
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_test = round(len(members) * test_fraction)
+        n_val = round(len(members) * val_fraction)
+        parts["test"].append(members[:n_test])
+        parts["val"].append(members[n_test : n_test + n_val])
+        parts["train"].append(members[n_test + n_val :])
+    return [np.sort(np.concatenate(parts[k])) for k in ("train", "val", "test")]
+
+
+for _val, _test in ((0.2, 0.2), (0.1, 0.3), (0.0, 0.25)):
+    _got = check.probe(
+        lambda v=_val, t=_test: list(train_val_test_split(_labels, v, t, seed=_seed)),
+        f"train_val_test_split(labels, {_val}, {_test})",
     )
-### BEGIN HIDDEN TESTS
-_tiny = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
-_tr, _va, _te = train_val_test_split(_tiny, 0.2, 0.2, seed=3)
-check_equal(
-    np.bincount(_tiny[_te]).tolist(), [1, 1], "stratified test split of 5+5 samples at 20 %"
-)
-check_equal(len(_tr), 6, "train size of 5+5 samples at 60 %")
-check_equal(
-    len(train_val_test_split(y_digits, 0.0, 0.25)[1]),
-    0,
-    "val_fraction=0 gives an empty validation split",
-)
-### END HIDDEN TESTS
-print(f"split: {len(_train)} train, {len(_val)} val, {len(_test)} test, stratified by digit")
-print("✓ test_training_split passed (10 points)")
+    _got = check.no_raise(_got, f"train_val_test_split(labels, {_val}, {_test}, seed)")
+    for _name, _part, _want in zip(
+        ("train", "val", "test"), _got, _expected(_labels, _val, _test, _seed), strict=False
+    ):
+        check.equal(
+            _part,
+            _want,
+            f"{_name} indices of train_val_test_split(labels, {_val}, {_test}, seed={_seed})",
+            hint="per class in increasing order: permute its indices with the seeded rng, "
+            "deal round(n·test) to test, round(n·val) to validation, the rest to train",
+        )
+check.done()
 
 # %% [markdown]
 # ### Standardising inputs, from the training set only
@@ -820,28 +807,41 @@ class Standardize:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_standardize", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
-_xs = np.array([[0.0, 1.0], [0.0, 3.0], [0.0, 5.0]], dtype=np.float32)
-_scaler = Standardize(eps=0.0).fit(_xs)
-check_equal(_scaler.mean.tolist(), [0.0, 3.0], "Standardize.fit: mean of each column")
-_std1 = float(np.std([1.0, 3.0, 5.0]))
-if not np.isclose(_scaler.std[1], _std1):
-    raise AssertionError(
-        f"Standardize.fit: std of column [1, 3, 5] is {_scaler.std[1]}, expected {_std1:.6f}"
-    )
-_out = Standardize(eps=0.1).fit(_xs)(np.array([[0.0, 3.0 + _std1 + 0.1]], dtype=np.float32))
-if not np.allclose(_out, [[0.0, 1.0]], atol=1e-6):
-    raise AssertionError(
-        f"Standardize(eps=0.1): (x - mean) / (std + eps) of [[0, mean + std + 0.1]] "
-        f"should be [[0, 1]], got {_out.tolist()} (a constant column must stay 0)"
-    )
-check_equal(_out.dtype, np.dtype(np.float32), "dtype after standardising float32 input")
-### BEGIN HIDDEN TESTS
-_big = Standardize().fit(x_digits[:1000])(x_digits[:1000])
-if not np.allclose(_big.mean(axis=0), 0, atol=1e-5):
-    raise AssertionError("standardised training pixels should have mean 0 per pixel")
-### END HIDDEN TESTS
-print("Standardize: per-pixel statistics from the data given to fit, constant pixels stay 0")
-print("✓ test_training_standardize passed (5 points)")
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_training_standardize", points=5)
+_x = (check.rng.standard_normal((20, 4)) * 3 + 1).astype(np.float32)
+_x[:, 2] = 0.5  # a constant column
+_new = check.rng.standard_normal((3, 4)).astype(np.float32)
+
+
+def _standardize():
+    scaler = Standardize(eps=0.1).fit(_x)
+    return scaler.mean, scaler.std, scaler(_new)
+
+
+_mean, _std, _out = check.no_raise(check.probe(_standardize, "Standardize(eps=0.1)"), "scaler")
+check.close(
+    _mean,
+    _x.mean(axis=0),
+    "Standardize.fit(x): mean of each column",
+    rtol=1e-5,
+    atol=1e-6,
+    hint="statistics per column (axis=0)",
+)
+check.close(_std, _x.std(axis=0), "Standardize.fit(x): std of each column", rtol=1e-5, atol=1e-6)
+_want = (_new - _x.mean(axis=0)) / (_x.std(axis=0) + 0.1)
+check.close(
+    _out,
+    _want,
+    "Standardize(eps=0.1).fit(x)(new)",
+    rtol=1e-4,
+    atol=1e-5,
+    hint="(x - mean) / (std + eps), the constant column stays finite",
+)
+check.equal(str(_out.dtype), "float32", "dtype after standardising float32 input")
+check.done()
 
 # %% [markdown]
 # ## Part 4: Measuring a model: accuracy and `evaluate`
@@ -928,36 +928,59 @@ def evaluate(model, loader: DataLoader, loss_fn=None) -> tuple[float, float]:
 # hand-set weights (module 02), so the expected loss and accuracy can be written down.
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_evaluate", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-from tinytorch.nn import CrossEntropyLoss, Linear, ReLU, Sequential
+import numpy as np
+from tinytorch_course.checks import Check
+from tinytorch.nn import CrossEntropyLoss, Linear
 
-_logits = np.array([[2.0, 1.0], [0.0, 3.0], [5.0, -1.0], [1.0, 2.0]])
-check_equal(accuracy(_logits, np.array([0, 1, 1, 1])), 0.75, "accuracy of 3 right out of 4")
-_probe = Linear(2, 2, bias=False)
-_probe.weight.data[...] = np.eye(2, dtype=np.float32)  # logits == inputs
-_xe = np.array([[2.0, 0.0], [0.0, 2.0], [3.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
-_ye = np.array([0, 1, 1, 0, 0])
-_mean_loss = CrossEntropyLoss()(Variable(_xe), _ye).item()  # the mean over all 5 samples at once
-_loader5 = DataLoader(TensorDataset(_xe, _ye), batch_size=2)  # batches of 2, 2, 1
-_loss, _acc = evaluate(_probe, _loader5, CrossEntropyLoss())
-check_equal(round(_acc, 6), 0.6, "evaluate: accuracy over 5 samples in batches of 2, 2, 1")
-if not np.isclose(_loss, _mean_loss, rtol=1e-5):
-    raise AssertionError(
-        f"evaluate: mean loss {_loss:.6f}, expected {_mean_loss:.6f} (the mean over all 5 samples). "
-        f"The mean of the three batch means would be wrong: weight each batch's loss by its size"
-    )
-check_equal(
-    _probe.training, True, "model.training after evaluate (should be restored to train mode)"
+check = Check("test_training_evaluate", points=10)
+_logits = check.rng.standard_normal((8, 3))
+_labels = check.rng.integers(0, 3, 8)
+check.close(
+    check.probe(lambda: accuracy(_logits, _labels), "accuracy(logits, labels)"),
+    np.mean(_logits.argmax(axis=1) == _labels),
+    "accuracy(logits, labels)",
+    hint="fraction of rows whose largest logit is at the label",
+)
+_xe = check.rng.standard_normal((5, 2)).astype(np.float32)
+_ye = check.rng.integers(0, 2, 5)
+
+
+def _evaluate(mode, with_loss=True):
+    layer = Linear(2, 2, bias=False)
+    layer.weight.data[...] = np.eye(2, dtype=np.float32)  # logits == inputs
+    layer.train(mode == "train")
+    loader = DataLoader(TensorDataset(_xe, _ye), batch_size=2)  # batches of 2, 2, 1
+    loss, acc = evaluate(layer, loader, CrossEntropyLoss() if with_loss else None)
+    return loss, acc, layer.training
+
+
+_z = _xe.astype(np.float64)
+_log_softmax = _z - _z.max(1, keepdims=True)
+_log_softmax -= np.log(np.exp(_log_softmax).sum(1, keepdims=True))
+_mean_loss = -_log_softmax[np.arange(5), _ye].mean()
+_loss, _acc, _training = check.no_raise(check.probe(lambda: _evaluate("train"), "evaluate"), "ev")
+check.close(_acc, np.mean(_z.argmax(1) == _ye), "evaluate's accuracy over batches of 2, 2, 1")
+check.close(
+    _loss,
+    _mean_loss,
+    "evaluate's mean loss over 5 samples in batches of 2, 2, 1",
+    rtol=1e-5,
+    hint="weight each batch's mean loss by its size, divide by all samples",
+)
+check.equal(
+    _training,
+    True,
+    "model.training after evaluate (it was training)",
+    hint="restore the mode the model had",
 )
 ### BEGIN HIDDEN TESTS
-_probe.eval()
-evaluate(_probe, _loader5)
-check_equal(_probe.training, False, "model.training after evaluate of a model already in eval mode")
-_probe.train()
-if not np.isnan(evaluate(_probe, _loader5)[0]):
-    raise AssertionError("evaluate without loss_fn should report the loss as NaN")
+_loss, _, _training = check.no_raise(
+    check.probe(lambda: _evaluate("eval", with_loss=False), "evaluate in eval mode"), "ev"
+)
+check.equal(_training, False, "model.training after evaluate of a model in eval mode")
+check.expect(np.isnan(_loss), "evaluate without loss_fn should report the loss as NaN")
 ### END HIDDEN TESTS
-print(f"evaluate: loss {_loss:.4f} (sample-weighted), accuracy {_acc:.0%}, train mode restored")
-print("✓ test_training_evaluate passed (10 points)")
+check.done()
 
 # %% [markdown]
 # ## Part 5: The training loop
@@ -987,7 +1010,8 @@ print("✓ test_training_evaluate passed (10 points)")
 
 # %%
 try:
-    from tinytorch.autograd import draw_graph
+    from tinytorch.viz import draw_graph
+    from tinytorch.nn import CrossEntropyLoss, Linear, ReLU, Sequential
 
     _layer = Linear(3, 2, generator=np.random.default_rng(0))
     _layer.weight.name, _layer.bias.name = "W", "b"
@@ -1121,72 +1145,87 @@ def fit(
 # reported loss must be the sample-weighted mean.
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_loop", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
+from tinytorch_course.checks import Check
+from tinytorch.nn import CrossEntropyLoss, Linear, ReLU, Sequential
 from tinytorch.optim import SGD
 
-_zo = np.flatnonzero(y_digits < 2)
-_loader01 = DataLoader(
-    TensorDataset(x_digits[_zo], y_digits[_zo]), batch_size=32, shuffle=True, seed=0
+check = Check("test_training_loop", points=15)
+_centers = check.rng.standard_normal((2, 16)) * 1.5
+_y = check.rng.integers(0, 2, 120)
+_x = (_centers[_y] + check.rng.standard_normal((120, 16))).astype(np.float32)
+_seed = int(check.rng.integers(1 << 30))
+
+
+def _five_epochs():
+    rng = np.random.default_rng(_seed)
+    net = Sequential(Linear(16, 16, generator=rng), ReLU(), Linear(16, 2, generator=rng))
+    loader = DataLoader(TensorDataset(_x, _y), batch_size=16, shuffle=True, seed=_seed)
+    opt = SGD(net.parameters(), lr=0.1)
+    before = evaluate(net, loader, CrossEntropyLoss())[0]
+    for _ in range(5):
+        train_epoch(net, CrossEntropyLoss(), opt, loader)
+    after, acc = evaluate(net, loader, CrossEntropyLoss())
+    return before, after, acc
+
+
+_before, _after, _acc = check.no_raise(check.probe(_five_epochs, "5 epochs"), "train_epoch")
+check.expect(
+    _after < 0.5 * _before,
+    f"5 epochs of train_epoch on two separable blobs took the loss from {_before:.4f} to only "
+    f"{_after:.4f}; hint: zero_grad, forward, loss, backward, then optimizer.step()",
 )
-_rng = np.random.default_rng(0)
-_net = Sequential(Linear(64, 16, generator=_rng), ReLU(), Linear(16, 2, generator=_rng))
-_opt = SGD(_net.parameters(), lr=0.1)
-_before = evaluate(_net, _loader01, CrossEntropyLoss())[0]
-_losses = [train_epoch(_net, CrossEntropyLoss(), _opt, _loader01)[0] for _ in range(5)]
-_after, _acc01 = evaluate(_net, _loader01, CrossEntropyLoss())
-if not _after < 0.5 * _before:
-    raise AssertionError(
-        f"5 epochs of train_epoch on digits 0/1 took the loss from {_before:.4f} to only "
-        f"{_after:.4f}: is optimizer.step() called after loss.backward()?"
-    )
-if _acc01 < 0.95:
-    raise AssertionError(
-        f"after 5 epochs on digits 0 and 1 the accuracy is {_acc01:.1%}, expected at least 95%"
-    )
+check.expect(_acc >= 0.95, f"after 5 epochs on two separable blobs the accuracy is {_acc:.1%}")
 
 
-_same = np.zeros((4, 64), dtype=np.float32)
-_same_loader = DataLoader(TensorDataset(_same, np.zeros(4, dtype=np.int64)), batch_size=2)
-_frozen = Sequential(Linear(64, 2, generator=np.random.default_rng(1)))
-_grad_norms = []
-_frozen_opt = SGD(
-    _frozen.parameters(), lr=0.0
-)  # lr 0: parameters never move, so each batch's gradient is the same
-_orig_step = _frozen_opt.step
+def _gradients_at_each_step():
+    same = np.zeros((4, 16), dtype=np.float32)
+    loader = DataLoader(TensorDataset(same, np.zeros(4, dtype=np.int64)), batch_size=2)
+    model = Sequential(Linear(16, 2, generator=np.random.default_rng(1)))
+    opt = SGD(model.parameters(), lr=0.0)  # parameters never move: every batch's gradient is equal
+    sizes, step = [], opt.step
+
+    def recording_step():
+        sizes.append(float(np.abs(model[0].bias.grad).sum()))
+        step()
+
+    opt.step = recording_step
+    train_epoch(model, CrossEntropyLoss(), opt, loader)
+    return sizes
 
 
-def _recording_step():
-    _grad_norms.append(float(np.abs(_frozen[0].bias.grad).sum()))
-    _orig_step()
-
-
-_frozen_opt.step = _recording_step
-_epoch_loss, _ = train_epoch(_frozen, CrossEntropyLoss(), _frozen_opt, _same_loader)
-if len(_grad_norms) != 2:
-    raise AssertionError(
-        f"train_epoch called optimizer.step() {len(_grad_norms)} times for 2 batches, expected 2"
-    )
-if not np.isclose(_grad_norms[0], _grad_norms[1], rtol=1e-5):
-    raise AssertionError(
-        f"identical batches gave gradients of size {_grad_norms[0]:.4f} then {_grad_norms[1]:.4f} "
-        "at the optimizer: call optimizer.zero_grad() before each backward, or gradients pile up"
-    )
-### BEGIN HIDDEN TESTS
-_h = fit(_net, CrossEntropyLoss(), _opt, _loader01, epochs=2, val_loader=_loader01, progress=False)
-check_equal((_h.epochs, len(_h.val_acc)), (2, 2), "fit(epochs=2) history lengths")
-_uneven = DataLoader(TensorDataset(x_digits[:5], y_digits[:5]), batch_size=4)
-_still = Sequential(Linear(64, 10, generator=np.random.default_rng(2)))
-_l, _ = train_epoch(_still, CrossEntropyLoss(), SGD(_still.parameters(), lr=0.0), _uneven)
-_expect = CrossEntropyLoss()(_still(Variable(x_digits[:5])), y_digits[:5]).item()
-if not np.isclose(_l, _expect, rtol=1e-5):
-    raise AssertionError(
-        f"train_epoch loss {_l:.6f} with batches of 4 and 1, expected the sample mean {_expect:.6f}"
-    )
-### END HIDDEN TESTS
-print(
-    f"train_epoch: loss {_before:.3f} -> {_after:.3f} in 5 epochs on digits 0/1, accuracy {_acc01:.1%}; "
-    "gradients zeroed each step"
+_sizes = check.no_raise(check.probe(_gradients_at_each_step, "two identical batches"), "steps")
+check.equal(len(_sizes), 2, "optimizer.step() calls for 2 batches")
+check.close(
+    _sizes[1],
+    _sizes[0],
+    "size of the gradient at the second step vs the first",
+    rtol=1e-5,
+    hint="call optimizer.zero_grad() before each backward: gradients pile up",
 )
-print("✓ test_training_loop passed (15 points)")
+
+
+def _uneven():
+    rng = np.random.default_rng(_seed)
+    model = Sequential(Linear(16, 3, generator=rng))
+    loader = DataLoader(TensorDataset(_x[:5], _y[:5]), batch_size=4)
+    loss, acc = train_epoch(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.0), loader)
+    return loss, acc, model[0].weight.data, model[0].bias.data
+
+
+_loss, _acc5, _w, _b = check.no_raise(check.probe(_uneven, "batches of 4 and 1"), "uneven")
+_z = _x[:5].astype(np.float64) @ _w.T + _b
+_ls = _z - _z.max(1, keepdims=True)
+_ls -= np.log(np.exp(_ls).sum(1, keepdims=True))
+check.close(
+    _loss,
+    -_ls[np.arange(5), _y[:5]].mean(),
+    "train_epoch's loss with batches of 4 and 1",
+    rtol=1e-5,
+    hint="weight each batch's loss by its size (the mean per sample)",
+)
+check.close(_acc5, np.mean(_z.argmax(1) == _y[:5]), "train_epoch's accuracy, batches of 4 and 1")
+check.done()
 
 # %% [markdown]
 # ## Part 6: Learning curves
@@ -1305,46 +1344,44 @@ def plot_history(history: History, ascii: bool | None = None):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_chart", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-check_equal(
-    value_rows([0.0, 5.0, 10.0], 0.0, 10.0, 11),
-    [0, 5, 10],
-    "value_rows of 0, 5, 10 on a 0..10 scale, 11 rows",
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_training_chart", points=10)
+_height = int(check.rng.integers(5, 15))
+_values = check.rng.uniform(0, 10, 6)
+_low, _high = float(_values.min()), float(_values.max())
+check.equal(
+    check.probe(lambda: value_rows(list(_values), _low, _high, _height), "value_rows"),
+    [int(round((v - _low) / (_high - _low) * (_height - 1))) for v in _values],
+    f"value_rows of {np.round(_values, 3).tolist()} on {_low:.3f}..{_high:.3f}, {_height} rows",
+    hint="row = round((v - low) / (high - low) · (height - 1)): low at 0, high at the top",
 )
-check_equal(
-    value_rows([1.0, 0.0], 0.0, 1.0, 10),
-    [9, 0],
-    "value_rows: high goes to the top row (height - 1), low to 0",
+check.equal(
+    check.probe(lambda: value_rows([3.0, 3.0], 3.0, 3.0, _height), "a flat series"),
+    [(_height - 1) // 2] * 2,
+    f"value_rows when every value is equal ({_height} rows): the middle row",
 )
-check_equal(
-    value_rows([3.0, 3.0], 3.0, 3.0, 10),
-    [4, 4],
-    "value_rows when every value is equal: the middle row",
-)
-_chart = ascii_chart(
-    {"train": [2.0, 1.0, 0.5, 0.25], "val": [2.1, 1.2, 0.9, 0.8]}, height=6, width=20
-)
-print(_chart)
-_lines = _chart.splitlines()
-if len({len(line) for line in _lines}) != 1:
-    raise AssertionError(
-        "ascii_chart lines differ in width: " + str([len(line) for line in _lines])
+
+
+def _chart():
+    text = ascii_chart(
+        {"train": [2.0, 1.0, 0.5, 0.25], "val": [2.1, 1.2, 0.9, 0.8]}, height=6, width=20
     )
-_plot_rows = [line for line in _lines if "│" in line and "┌" not in line and "└" not in line]
-check_equal(len(_plot_rows), 6, "rows inside the chart's box (height=6)")
-if "*" not in _plot_rows[-1] or "o" not in _plot_rows[0]:
-    raise AssertionError(
-        "the lowest value (train's 0.25) should be on the bottom row and the highest "
-        "(val's 2.1) on the top row; check value_rows"
-    )
-### BEGIN HIDDEN TESTS
-check_equal(value_rows([0.5], 0.0, 1.0, 3), [1], "value_rows rounds to the nearest row")
-_single = ascii_chart({"only": [1.0]}, height=3, width=5)
-check_equal(
-    len({len(line) for line in _single.splitlines()}), 1, "a one-point chart has aligned lines"
+    print(text)
+    return text
+
+
+_lines = check.no_raise(check.probe(_chart, "ascii_chart"), "ascii_chart").splitlines()
+check.equal(len({len(line) for line in _lines}), 1, "distinct line widths of the chart")
+_rows = [line for line in _lines if "│" in line and "┌" not in line and "└" not in line]
+check.equal(len(_rows), 6, "rows inside the chart's box (height=6)")
+check.expect(
+    "*" in _rows[-1] and "o" in _rows[0],
+    "the lowest value (train's 0.25) should be on the bottom row and the highest "
+    "(val's 2.1) on the top row; hint: check value_rows",
 )
-### END HIDDEN TESTS
-print("ascii_chart: rows scaled correctly, box aligned")
-print("✓ test_training_chart passed (10 points)")
+check.done()
 
 # %% [markdown]
 # ## Part 7: Saving and loading a trained model
@@ -1390,41 +1427,47 @@ def load_model(model, path):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_save_load", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
 import tempfile
+from pathlib import Path
 
-_m1 = Sequential(
-    Linear(64, 8, generator=np.random.default_rng(1)),
-    ReLU(),
-    Linear(8, 10, generator=np.random.default_rng(2)),
+from tinytorch_course.checks import Check
+from tinytorch.nn import Linear, ReLU, Sequential
+
+check = Check("test_training_save_load", points=5)
+_seeds = [int(s) for s in check.rng.integers(1 << 30, size=4)]
+_x = check.rng.standard_normal((10, 64)).astype(np.float32)
+
+
+def _round_trip():
+    def mlp(a, b):
+        return Sequential(
+            Linear(64, 8, generator=np.random.default_rng(a)),
+            ReLU(),
+            Linear(8, 10, generator=np.random.default_rng(b)),
+        )
+
+    saved, other = mlp(*_seeds[:2]), mlp(*_seeds[2:])
+    with tempfile.TemporaryDirectory() as folder:
+        written = save_model(saved, Path(folder) / "digits-mlp")
+        exists = written.is_file()
+        returned = load_model(other, written) is other
+    return written.name, exists, returned, saved(_x).data, other(_x).data
+
+
+_name, _exists, _returned, _saved, _loaded = check.no_raise(
+    check.probe(_round_trip, "save_model, load_model"), "save/load"
 )
-_m2 = Sequential(
-    Linear(64, 8, generator=np.random.default_rng(3)),
-    ReLU(),
-    Linear(8, 10, generator=np.random.default_rng(4)),
+check.equal(_name, "digits-mlp.npz", "the name of the path save_model returns")
+check.equal(_exists, True, "save_model wrote the file it returns")
+check.equal(_returned, True, "load_model returns the model it loaded into")
+check.equal(
+    _loaded,
+    _saved,
+    "outputs of the loaded model vs the saved one",
+    hint="save every array of model.state_dict(); load them all with load_state_dict",
 )
-with tempfile.TemporaryDirectory() as _folder:
-    _written = save_model(_m1, Path(_folder) / "digits-mlp")
-    check_equal(_written.name, "digits-mlp.npz", "save_model's returned path (with .npz added)")
-    if not _written.is_file():
-        raise AssertionError(f"save_model did not write {_written}")
-    check_equal(
-        load_model(_m2, _written) is _m2, True, "load_model returns the model it loaded into"
-    )
-_p1, _p2 = _m1(Variable(x_digits[:50])).data, _m2(Variable(x_digits[:50])).data
-check_equal(_p2, _p1, "outputs of the loaded model (should equal the saved model's exactly)")
-### BEGIN HIDDEN TESTS
-_wrong = Sequential(Linear(64, 9), ReLU(), Linear(9, 10))
-with tempfile.TemporaryDirectory() as _folder:
-    _file = save_model(_m1, Path(_folder) / "m.npz")
-    check_raises(
-        KeyError,
-        ["0.weight"],
-        lambda: load_model(_wrong, _file),
-        "loading into a different architecture",
-    )
-### END HIDDEN TESTS
-print("save_model / load_model: the loaded model predicts exactly what the saved one did")
-print("✓ test_training_save_load passed (5 points)")
+check.done()
 
 # %% [markdown]
 # ## Part 8: Putting it together: digits
@@ -1562,27 +1605,33 @@ def train_digits(
 # reference solution).
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_digits", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-_run = train_digits(epochs=20, seed=0, split_seed=1)
-plot_history(_run.history)
-print(
-    f"test accuracy {_run.test_accuracy:.2%} on {len(_run.test_labels)} held-out digits "
-    f"after {_run.history.epochs} epochs ({_run.seconds:.1f} s)"
-)
-if _run.test_accuracy < 0.97:
-    raise AssertionError(
-        f"test accuracy {_run.test_accuracy:.2%} is below 97%. Look at the learning curve: if the "
-        "training loss does not fall, check train_epoch; if it falls but validation accuracy "
-        "stays low, check the split and Standardize (fit on the training images only)"
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_training_digits", points=10)
+
+
+def _run():
+    run = train_digits(epochs=20, seed=0, split_seed=1)
+    plot_history(run.history)
+    print(
+        f"test accuracy {run.test_accuracy:.2%} on {len(run.test_labels)} held-out digits "
+        f"after {run.history.epochs} epochs ({run.seconds:.1f} s)"
     )
-### BEGIN HIDDEN TESTS
-_wrong_digits = np.flatnonzero(predict(_run.model, _run.test_images) != _run.test_labels)
-check_equal(
-    len(_wrong_digits),
-    round((1 - _run.test_accuracy) * len(_run.test_labels)),
-    "misclassified test digits counted by predict and by evaluate",
+    wrong = int((predict(run.model, run.test_images) != run.test_labels).sum())
+    return float(run.test_accuracy), len(run.test_labels), wrong
+
+
+_accuracy, _count, _wrong = check.no_raise(check.probe(_run, "train_digits()"), "train_digits")
+check.expect(
+    _accuracy >= 0.97,
+    f"test accuracy {_accuracy:.2%} is below 97%; hint: if the training loss does not fall, "
+    "check train_epoch; if validation accuracy stays low, check the split and Standardize",
 )
+### BEGIN HIDDEN TESTS
+check.equal(_wrong, round((1 - _accuracy) * _count), "misclassified digits: predict vs evaluate")
 ### END HIDDEN TESTS
-print("✓ test_training_digits passed (10 points)")
+check.done()
 
 # %% [markdown]
 # ## What you built, and where it goes next

@@ -131,13 +131,13 @@
 # ## Real-world impact: GPT-3 at scale, from formulas
 #
 # A GPT-3-like model (96 layers, `d_model` 12288, 96 heads, sequence 2048, vocabulary
-# 50257, Brown et al. 2020). Assumed, as the seed's 700 GB implies: everything in
-# float32, Adam, and one model replica holding a micro-batch of 4 sequences.
+# 50257, Brown et al. 2020). Assumed: everything in float32, Adam, and one model
+# replica holding a micro-batch of 4 sequences.
 # Parameters `12·L·h² + 13·L·h + V·h + s·h + 2h`; activations per layer from
 # Korthikanti et al. (2022, "Reducing Activation Recomputation in Large Transformer
 # Models"): `p·(16·sbh + 2·as²b) + (2·sbh + as²b)` bytes with `p` bytes per value and
-# 1-byte dropout masks (their `sbh(34 + 5as/h)` at `p = 2`). GB = 10⁹ bytes. Every number below is computed by `render_gpt3_comparison()`
-# in this module (a test re-renders this text):
+# 1-byte dropout masks (their `sbh(34 + 5as/h)` at `p = 2`). GB = 10⁹ bytes. Every
+# number below is computed by `render_gpt3_comparison()` in this module:
 #
 # ```
 # GPT-3 175B, fp32, Adam, batch 4 × 2048 tokens
@@ -154,11 +154,8 @@
 #                               41 % of the total saved       38 % of the total saved
 # ```
 #
-# What this corrects in the picture this course was seeded with (700 / 700 / 2100 /
-# 1400 GB → 700 / 700 / 300 / 1400 GB, "45 % saved"):
+# What a quick estimate of this picture gets wrong:
 #
-# - its right-hand total is an addition slip: 700 + 700 + 300 + 1400 is 3100 GB, not
-#   2700, so its own numbers give 37 %, not 45 %;
 # - the weights (4 B × 174.6 billion ≈ 698 GB), gradients and Adam's `m`, `v` do not
 #   shrink: checkpointing only cuts activations, so the saving is at most the
 #   activations' share of the total, and that share grows with the batch;
@@ -284,30 +281,44 @@ def layer_activation_bytes(
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_scale_calculator", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-_tiny = TransformerConfig(n_layers=2, d_model=4, n_heads=2, seq_len=3, vocab_size=10)
-_count = transformer_param_count(_tiny)
-# 2 layers × (12·16 + 13·4) + 10·4 + 3·4 + 2·4 = 2 × 244 + 40 + 12 + 8
-assert _count == 548, (
-    f"transformer_param_count gave {_count} for L=2, h=4, V=10, s=3; expected 548 = "
-    "2·(12·h² + 13·h) + V·h + s·h + 2·h. Did you count biases, embeddings and the final norm?"
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_memory_scale_calculator", points=10)
+_L, _h, _a = (int(n) for n in check.rng.integers(2, 9, 3))
+_V, _s, _b = (int(n) for n in check.rng.integers(10, 60, 3))
+_config = {"n_layers": _L, "d_model": _h, "n_heads": _a, "seq_len": _s, "vocab_size": _V}
+check.equal(
+    check.probe(lambda: transformer_param_count(TransformerConfig(**_config)), "param count"),
+    _L * (12 * _h * _h + 13 * _h) + _V * _h + _s * _h + 2 * _h,
+    f"transformer_param_count(L={_L}, h={_h}, V={_V}, s={_s})",
+    hint="12·h² + 13·h per layer, plus V·h + s·h embeddings and the final norm's 2·h",
 )
-_state = training_state_bytes(1000, bytes_per_value=4, optimizer="adam")
-assert _state == {"Parameters": 4000, "Gradients": 4000, "Optimizer": 8000}, (
-    f"training_state_bytes(1000, 4, 'adam') gave {_state}; Adam keeps two fp32 moments per "
-    "parameter, so expected Parameters 4000, Gradients 4000, Optimizer 8000"
-)
-assert training_state_bytes(10, 2, "sgd")["Optimizer"] == 0, "plain SGD keeps no optimizer state"
-_layer = layer_activation_bytes(_tiny, batch=1, bytes_per_value=2)
-# sbh = 12, as²b = 18: 2·(16·12 + 2·18) + (2·12 + 18) = 456 + 42
-assert _layer == 498, (
-    f"layer_activation_bytes at p=2 gave {_layer}; Korthikanti's 16-bit formula "
-    "sbh·34 + 5·as²b gives 12·34 + 5·18 = 498"
-)
+_n = int(check.rng.integers(100, 10_000))
+for _optimizer, _moments in (("adam", 2), ("sgd_momentum", 1), ("sgd", 0)):
+    check.equal(
+        check.probe(lambda o=_optimizer: training_state_bytes(_n, 2, o), f"state {_optimizer}"),
+        {"Parameters": 2 * _n, "Gradients": 2 * _n, "Optimizer": _moments * 2 * _n},
+        f"training_state_bytes({_n}, bytes_per_value=2, optimizer={_optimizer!r})",
+        hint="one gradient per weight; Adam keeps two values per weight, momentum one",
+    )
+for _p in (2, 4):
+    _values = 16 * _s * _b * _h + 2 * _a * _s * _s * _b
+    _masks = 2 * _s * _b * _h + _a * _s * _s * _b
+    check.equal(
+        check.probe(
+            lambda p=_p: layer_activation_bytes(TransformerConfig(**_config), _b, p), f"act {_p}"
+        ),
+        _p * _values + _masks,
+        f"layer_activation_bytes(s={_s}, b={_b}, h={_h}, a={_a}, bytes_per_value={_p})",
+        hint="p·(16·sbh + 2·as²b) bytes of values plus (2·sbh + as²b) one-byte masks",
+    )
 ### BEGIN HIDDEN TESTS
-assert transformer_param_count(GPT3_175B) == 174_604_259_328
-assert layer_activation_bytes(GPT3_175B, 1, 2) == 2048 * 12288 * (34 + 5 * 96 * 2048 // 12288)
+check.equal(
+    check.probe(lambda: transformer_param_count(GPT3_175B), "GPT-3"), 174_604_259_328, "GPT-3"
+)
 ### END HIDDEN TESTS
-print("✓ test_memory_scale_calculator passed (10 points)")
+check.done()
 
 # %% [markdown]
 # ### Checkpointed activations, and the picture
@@ -539,36 +550,70 @@ class BufferCounter:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_buffer_counter", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-_a = np.zeros((256, 512), np.float32)
-for _view, _how in [
-    (_a.T, "a.T"),
-    (_a[:, :10], "a[:, :10]"),
-    (_a.reshape(-1)[::2], "a.reshape(-1)[::2]"),
-]:
-    assert owning_array(_view) is _a, (
-        f"owning_array({_how}) should return `a`, whose buffer it uses"
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_memory_buffer_counter", points=10)
+_rows, _cols = (int(n) for n in check.rng.integers(8, 64, 2))
+
+
+def _owners():
+    a = np.zeros((_rows, _cols), np.float32)
+    views = {"a.T": a.T, "a[:, :3]": a[:, :3], "a.reshape(-1)[::2]": a.reshape(-1)[::2], "a": a}
+    return {k: (owning_array(v).shape, owning_array(v).nbytes) for k, v in views.items()}
+
+
+_got = check.no_raise(check.probe(_owners, "owning_array of views of a"), "owning_array")
+for _how, _found in _got.items():
+    check.equal(
+        _found,
+        ((_rows, _cols), _rows * _cols * 4),
+        f"(shape, nbytes) of owning_array({_how}), a of shape ({_rows}, {_cols}) float32",
+        hint="follow .base while it is an ndarray: the owner is the array with the buffer",
     )
-assert owning_array(_a) is _a, "an array that owns its buffer is its own owner"
-_counter = BufferCounter()
-assert _counter.add(_a, "activations") is True, "the first add of a buffer should return True"
-assert _counter.add(_a.T, "gradients") is False, (
-    "a.T shares a's buffer: add() must return False and count nothing the second time"
+
+
+def _count():
+    a = np.zeros((_rows, _cols), np.float32)
+    counter = BufferCounter()
+    added = [counter.add(a, "activations"), counter.add(a.T, "gradients")]
+    added.append(counter.add(np.ones(3), "gradients"))
+    added.append(counter.add(a[:, :2], "inputs"))
+    return added, counter.bytes_by_category()
+
+
+_added, _totals = check.no_raise(check.probe(_count, "a BufferCounter"), "BufferCounter")
+check.equal(
+    _added,
+    [True, False, True, False],
+    "add(a), add(a.T), add(np.ones(3)), add(a[:, :2])",
+    hint="a view shares its base's buffer: add() returns False and counts nothing again",
 )
-_counter.add(np.ones(3, np.float64), "gradients")
-_totals = _counter.bytes_by_category()
-assert _totals == {"activations": 256 * 512 * 4, "gradients": 24}, (
-    f"bytes_by_category() gave {_totals}; expected a's 524288 bytes once under the category "
-    "that added it first, and 24 bytes for the float64 gradient"
+check.equal(
+    _totals,
+    {"activations": _rows * _cols * 4, "gradients": 24},
+    "bytes_by_category()",
+    hint="each buffer once, under the category that added it first",
 )
 ### BEGIN HIDDEN TESTS
-_c2 = BufferCounter()
-_c2.add(_a[:, :10], "inputs")
-assert _c2.bytes_by_category() == {"inputs": _a.nbytes}, "a slice keeps its whole base alive"
-_raw = np.frombuffer(bytearray(80), dtype=np.float64)
-_c2.add(_raw[2:], "inputs")
-assert _c2.bytes_by_category()["inputs"] == _a.nbytes + 80
+
+
+def _slice_first():
+    a = np.zeros((_rows, _cols))
+    counter = BufferCounter()
+    counter.add(a[:, :1], "inputs")
+    raw = np.frombuffer(bytearray(80), dtype=np.float64)
+    counter.add(raw[2:], "inputs")
+    return counter.bytes_by_category()
+
+
+check.equal(
+    check.probe(_slice_first, "a slice added first"),
+    {"inputs": _rows * _cols * 8 + 80},
+    "bytes of a slice added first (its whole base)",
+)
 ### END HIDDEN TESTS
-print("✓ test_memory_buffer_counter passed (10 points)")
+check.done()
 
 # %% [markdown]
 # ## Part 3: walk the graph from the loss
@@ -662,38 +707,94 @@ def walk_graph(output: Variable) -> GraphContents:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_walk_graph", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
-_rng = np.random.default_rng(0)
-_x = Variable(_rng.standard_normal((8, 5)), name="x")
-_W = Variable(_rng.standard_normal((5, 3)), requires_grad=True, name="W")
-_b = Variable(np.zeros(3), requires_grad=True, name="b")
-_loss = ((_x @ _W + _b).relu()).mean()
-_graph = walk_graph(_loss)
-_ids = {id(v) for v in _graph.variables}
-for _leaf in (_x, _W, _b, _loss):
-    assert id(_leaf) in _ids, f"walk_graph(loss) did not reach {_leaf.name or 'the loss itself'}"
-assert len(_graph.variables) == len(_ids), "walk_graph listed a Variable twice; visit each once"
-assert len(_graph.nodes) == len({id(n) for n in _graph.nodes}) == 4, (
-    f"walk_graph found {len(_graph.nodes)} nodes for relu(x @ W + b).mean(); expected 4: "
-    "matmul, add, relu, mean, each once"
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_memory_walk_graph", points=15)
+_x0 = check.rng.standard_normal((8, 5))
+_W0 = check.rng.standard_normal((5, 3))
+
+
+def _walk():
+    x = Variable(_x0, name="x")
+    W = Variable(_W0, requires_grad=True, name="W")
+    b = Variable(np.zeros(3), requires_grad=True, name="b")
+    loss = ((x @ W + b).relu()).mean()
+    loss.name = "loss"
+    graph = walk_graph(loss)
+    return {
+        "names": sorted(v.name for v in graph.variables if v.name),
+        "variables": len(graph.variables),
+        "distinct variables": len({id(v) for v in graph.variables}),
+        "nodes": len(graph.nodes),
+        "distinct nodes": len({id(n) for n in graph.nodes}),
+        "saved shapes": sorted({a.shape for a in graph.saved}),
+    }
+
+
+_got = check.no_raise(check.probe(_walk, "walk_graph(relu(x @ W + b).mean())"), "walk_graph")
+check.equal(_got["names"], ["W", "b", "loss", "x"], "names of the Variables walk_graph reached")
+check.equal(
+    _got["distinct variables"],
+    _got["variables"],
+    "distinct Variables listed",
+    hint="visit each Variable once",
 )
-assert any(np.shares_memory(a, _x.data) for a in _graph.saved), (
-    "x @ W needs x for ∂L/∂W = xᵀ·g: walk_graph's `saved` should include the array it saved"
+check.equal(_got["nodes"], 4, "nodes of relu(x @ W + b).mean() (matmul, add, relu, mean)")
+check.equal(_got["distinct nodes"], 4, "distinct nodes listed", hint="visit each node once")
+check.expect(
+    (8, 5) in _got["saved shapes"],
+    f"walk_graph's `saved` has arrays of shapes {_got['saved shapes']}, none of x's "
+    "(8, 5): x @ W saves x for ∂L/∂W = xᵀ·g; collect every node's saved arrays",
 )
-_shared = Variable(np.ones(4), requires_grad=True)
-_y = _shared * 2.0
-_diamond = (_y * _y + _y).sum()  # y is reached along three paths
-_nodes = walk_graph(_diamond).nodes
-assert len(_nodes) == len({id(n) for n in _nodes}), (
-    "a node reached along several paths must be visited once"
+
+
+def _diamond():
+    y = Variable(np.ones(4), requires_grad=True) * 2.0
+    graph = walk_graph((y * y + y).sum())
+    nodes, variables = graph.nodes, graph.variables
+    return len(nodes), len({id(n) for n in nodes}), len(variables), len({id(v) for v in variables})
+
+
+check.equal(
+    check.probe(_diamond, "a node reached along three paths"),
+    (4, 4, 5, 5),
+    "(nodes, distinct nodes, Variables, distinct Variables) of (y·y + y).sum() with y = 2·v",
+    hint="a Variable or node reached along several paths is visited once",
+)
+
+
+def _repeat_first():
+    a = Variable(np.ones(3), requires_grad=True, name="a")
+    b = Variable(np.ones(3), requires_grad=True, name="b")
+    graph = walk_graph((b + a * a).sum())
+    return sorted(v.name for v in graph.variables if v.name)
+
+
+check.equal(
+    check.probe(_repeat_first, "walk_graph((b + a * a).sum())"),
+    ["a", "b"],
+    "named Variables reached from (b + a * a).sum(), a reached twice before b",
+    hint="skip a Variable seen before (continue), and keep walking the rest of the stack",
 )
 ### BEGIN HIDDEN TESTS
-_deep = Variable(np.ones(2), requires_grad=True)
-_v = _deep
-for _ in range(3000):
-    _v = _v * 1.0
-assert len(walk_graph(_v).nodes) == 3000, "a 3000-op chain: walk iteratively, without recursion"
+
+
+def _deep():
+    v = Variable(np.ones(2), requires_grad=True)
+    for _ in range(3000):
+        v = v * 1.0
+    return len(walk_graph(v).nodes)
+
+
+check.equal(
+    check.probe(_deep, "a 3000-op chain"),
+    3000,
+    "nodes of a 3000-op chain",
+    hint="walk iteratively (a stack), without recursion",
+)
 ### END HIDDEN TESTS
-print("✓ test_memory_walk_graph passed (15 points)")
+check.done()
 
 # %% [markdown]
 # ## Part 4: the ledger
@@ -903,12 +1004,12 @@ def render_layout(
     return "\n".join([*lines, "└" + "─" * width + "┘"])
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_memory_ledger", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": false, "grade_id": "memory_mlp_helpers", "locked": true, "schema_version": 3, "solution": false, "task": false}
 def _mlp_params(widths, rng, dtype=np.float64):
     return [
         (
             Variable(
-                rng.standard_normal((m, n)).astype(dtype) / np.sqrt(m),
+                (rng.standard_normal((m, n)) / np.sqrt(m)).astype(dtype),
                 requires_grad=True,
                 name=f"W{i}",
             ),
@@ -925,49 +1026,82 @@ def _mlp_loss(params, x):
     return h.mean()
 
 
-_rng = np.random.default_rng(1)
-_params = _mlp_params([64, 128, 128, 32], _rng)
-_x = Variable(_rng.standard_normal((256, 64)))
-_loss = _mlp_loss(_params, _x)
-_ledger = memory_ledger(_loss)
-_param_bytes = sum(W.data.nbytes + b.data.nbytes for W, b in _params)
-assert _ledger.bytes["parameters"] == _param_bytes, (
-    f"ledger parameters = {_ledger.bytes['parameters']} bytes, but the W and b arrays hold "
-    f"{_param_bytes}: every leaf with requires_grad is a parameter, counted once"
+# %% nbgrader={"grade": true, "grade_id": "test_memory_ledger", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_memory_ledger", points=15)
+_batch = int(check.rng.integers(100, 300))
+_seed = int(check.rng.integers(1 << 30))
+_widths = [64, 128, 128, 32]
+_param_bytes = sum((m * n + n) * 8 for m, n in zip(_widths[:-1], _widths[1:], strict=False))
+_weight_bytes = sum(m * n * 8 for m, n in zip(_widths[:-1], _widths[1:], strict=False))
+_ledgers = {}
+
+
+def _ledger_run():
+    rng = np.random.default_rng(_seed)
+    params = _mlp_params(_widths, rng)
+    x = Variable(rng.standard_normal((_batch, 64)))
+    loss = _mlp_loss(params, x)
+    before = memory_ledger(loss)
+    loss.backward()
+    after = memory_ledger(loss)
+    state = {"m": [np.zeros_like(W.data) for W, _ in params], "step": 3}
+    _ledgers["yours"] = with_optimizer = memory_ledger(loss, optimizer=state)
+    return before.bytes, after.bytes, with_optimizer.bytes
+
+
+_before, _after, _with_opt = check.no_raise(check.probe(_ledger_run, "memory_ledger"), "ledger")
+check.equal(
+    _before["parameters"],
+    _param_bytes,
+    "ledger bytes of 'parameters' (the W and b)",
+    hint="every leaf that requires grad is a parameter, counted once",
 )
-assert _ledger.bytes["inputs"] == _x.data.nbytes, (
-    f"ledger inputs = {_ledger.bytes['inputs']}, expected x's {_x.data.nbytes} bytes "
-    "(x is a leaf without requires_grad, even though x @ W saved it)"
+check.equal(
+    _before["inputs"],
+    _batch * 64 * 8,
+    f"ledger bytes of 'inputs' (x, ({_batch}, 64))",
+    hint="x is a leaf without requires_grad, even though x @ W saved it",
 )
-assert _ledger.bytes["gradients"] == 0, "no backward yet: the ledger should show no gradients"
-_one = 256 * 128 * 8  # one hidden activation, float64
-assert _ledger.bytes["activations"] >= 2 * _one, (
-    f"ledger 'saved for backward' = {_ledger.bytes['activations']} bytes; the two hidden "
-    f"layers' outputs (≥ {2 * _one} bytes) are saved by the next matmuls"
+check.equal(_before["gradients"], 0, "ledger bytes of 'gradients' before backward")
+check.expect(
+    _before["activations"] >= 2 * _batch * 128 * 8,
+    f"ledger 'saved for backward' = {_before['activations']} bytes; the two hidden layers' "
+    f"outputs (≥ {2 * _batch * 128 * 8} bytes) are saved by the next matmuls",
 )
-_loss.backward()
-_after = memory_ledger(_loss)
-assert _after.bytes["gradients"] == _param_bytes, (
-    f"after backward the ledger shows {_after.bytes['gradients']} bytes of gradients; "
-    f"expected one gradient per parameter, {_param_bytes} bytes"
+check.equal(
+    _after["gradients"],
+    _param_bytes,
+    "ledger bytes of 'gradients' after backward",
+    hint="one gradient per parameter",
 )
-_state = {"m": [np.zeros_like(W.data) for W, _ in _params], "step": 3}
-_after_opt = memory_ledger(_loss, optimizer=_state)
-assert _after_opt.bytes["optimizer"] == sum(W.data.nbytes for W, _ in _params), (
-    "arrays held by the optimizer (here a dict with a list of moments) belong under 'optimizer'"
+check.equal(
+    _with_opt["optimizer"],
+    _weight_bytes,
+    "ledger bytes of 'optimizer'",
+    hint="arrays inside the optimizer (a dict holding a list here) are its state",
 )
-print(
-    render_layout(
-        [("yours", _after_opt)], "Your 3-layer MLP after backward, with a stand-in optimizer state"
-    )
+check.probe(
+    lambda: print(render_layout([("yours", _ledgers["yours"])], "Your MLP after backward")),
+    "the layout",
 )
 ### BEGIN HIDDEN TESTS
-_xt = Variable(np.ascontiguousarray(_x.data.T))
-_via_view = memory_ledger(_mlp_loss(_params, _xt.T))  # .T: a view, no new buffer
-_direct = memory_ledger(_mlp_loss(_params, _x))
-assert _via_view.total == _direct.total, "x.T shares x's buffer: it must not add bytes"
+
+
+def _view_input():
+    rng = np.random.default_rng(_seed)
+    params = _mlp_params(_widths, rng)
+    x = Variable(rng.standard_normal((_batch, 64)))
+    xt = Variable(np.ascontiguousarray(x.data.T))
+    return memory_ledger(_mlp_loss(params, xt.T)).total, memory_ledger(_mlp_loss(params, x)).total
+
+
+_via_view, _direct = check.no_raise(check.probe(_view_input, "a transposed input"), "view")
+check.equal(_via_view, _direct, "ledger total with x.T as input (a view: no new buffer)")
 ### END HIDDEN TESTS
-print("✓ test_memory_ledger passed (15 points)")
+check.done()
 
 # %% [markdown]
 # ## Part 5: check the ledger against a measurement
@@ -1019,34 +1153,98 @@ def traced(fn: Callable[[], Any]) -> Traced:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_traced", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-_t = traced(lambda: np.ones(100_000))
-assert abs(_t.retained - 800_000) < 20_000, (
-    f"traced(lambda: np.ones(100_000)).retained = {_t.retained}; the result holds 800 000 bytes"
+import numpy as np
+import tracemalloc
+
+from tinytorch_course.checks import Check
+
+check = Check("test_memory_traced", points=10)
+_n = int(check.rng.integers(50_000, 150_000))
+
+
+def _measure(fn):
+    t = traced(fn)
+    return int(t.retained), int(t.peak), tracemalloc.is_tracing()
+
+
+_retained, _peak, _tracing = check.no_raise(
+    check.probe(lambda: _measure(lambda: np.ones(_n)), f"traced(lambda: np.ones({_n}))"), "traced"
 )
-_t2 = traced(lambda: float(np.ones(100_000).sum()))
-assert _t2.retained < 20_000 <= 800_000 <= _t2.peak + 20_000, (
-    f"a temporary array: retained {_t2.retained} (should be ~0, it was freed), peak {_t2.peak} "
-    "(should be ≥ 800 000)"
+check.expect(
+    abs(_retained - 8 * _n) < 20_000,
+    f"traced(lambda: np.ones({_n})).retained is {_retained}; the result holds {8 * _n} bytes",
 )
-assert not tracemalloc.is_tracing(), "traced() must stop tracemalloc if it started it"
-
-
-def _build_and_forward():
-    rng = np.random.default_rng(2)
-    params = _mlp_params([128, 256, 256, 256, 10], rng, np.float32)
-    x = Variable(rng.standard_normal((512, 128)).astype(np.float32))
-    return _mlp_loss(params, x)
-
-
-_run = traced(_build_and_forward)
-_ledger = memory_ledger(_run.result)
-print(render_ledgers([("MLP 128-256-256-256-10, batch 512", _ledger, _run.retained)]))
-assert abs(_ledger.total - _run.retained) <= 0.10 * _run.retained, (
-    f"the ledger counts {_ledger.total} bytes but tracemalloc saw {_run.retained} bytes "
-    "left alive by building the model and the forward pass: more than 10 % apart. "
-    "Missing saved arrays, or views counted twice?"
+check.equal(
+    _tracing,
+    False,
+    "tracemalloc.is_tracing() after traced() started it",
+    hint="stop tracemalloc if traced() started it",
 )
-print("✓ test_memory_traced passed (10 points)")
+_retained, _peak, _ = check.no_raise(
+    check.probe(lambda: _measure(lambda: float(np.ones(_n).sum())), "a temporary array"), "traced"
+)
+check.expect(
+    _retained < 20_000 and _peak >= 8 * _n - 20_000,
+    f"a temporary of {8 * _n} bytes: retained {_retained} (freed: ~0), peak {_peak} (≥ {8 * _n})",
+)
+
+
+def _after_an_earlier_peak():
+    tracemalloc.start()
+    try:
+        big = np.ones(4 * _n)
+        del big  # the level drops again, but tracemalloc's peak stays high
+        alive = np.ones(2 * _n)  # allocated before traced(): not fn's
+        t = traced(lambda: np.ones(_n // 4))
+        del alive
+        return int(t.retained), int(t.peak), tracemalloc.is_tracing()
+    finally:
+        tracemalloc.stop()
+
+
+_retained, _peak, _tracing = check.no_raise(
+    check.probe(_after_an_earlier_peak, "traced() after an earlier, higher peak"), "traced"
+)
+check.expect(
+    abs(_retained - 2 * _n) < 20_000,
+    f"traced() of a {_n * 2} byte array, run while {16 * _n} other bytes were allocated, reports "
+    f"{_retained} retained; hint: measure relative to the level when fn starts",
+)
+check.expect(
+    _peak < 2 * _n * 8 // 4 + 20_000,
+    f"traced() of a {_n * 2} byte array, run after code that peaked at {32 * _n} bytes, reports "
+    f"a peak of {_peak}; hint: reset tracemalloc's peak (tracemalloc.reset_peak()) before fn",
+)
+check.equal(
+    _tracing,
+    True,
+    "tracemalloc.is_tracing() after traced() ran while it was on",
+    hint="stop tracemalloc only if traced() started it",
+)
+
+
+def _ledger_vs_tracemalloc():
+    def build_and_forward():
+        rng = np.random.default_rng(2)
+        params = _mlp_params([128, 256, 256, 256, 10], rng, np.float32)
+        x = Variable(rng.standard_normal((512, 128)).astype(np.float32))
+        return _mlp_loss(params, x)
+
+    run = traced(build_and_forward)
+    ledger = memory_ledger(run.result)
+    print(render_ledgers([("MLP 128-256-256-256-10, batch 512", ledger, run.retained)]))
+    return int(ledger.total), int(run.retained)
+
+
+_total, _measured = check.no_raise(
+    check.probe(_ledger_vs_tracemalloc, "ledger vs tracemalloc"), "ledger"
+)
+check.expect(
+    abs(_total - _measured) <= 0.10 * _measured,
+    f"the ledger counts {_total} bytes but tracemalloc saw {_measured} left alive by building "
+    "the model and the forward pass: more than 10 % apart",
+)
+check.done()
 
 # %% [markdown]
 # ## Part 6: `checkpoint(fn, *inputs)`
@@ -1186,7 +1384,7 @@ def checkpoint(
     return _checkpoint_node(fn, len(inputs), params).apply(*inputs, *params)
 
 
-# %% nbgrader={"grade": true, "grade_id": "test_memory_checkpoint", "locked": true, "points": 20, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": false, "grade_id": "memory_block_helpers", "locked": true, "schema_version": 3, "solution": false, "task": false}
 class _Block:
     """relu(x @ W + b): a stand-in for a layer, with `parameters()` like a module."""
 
@@ -1211,74 +1409,185 @@ def _grads_of(run, blocks, x):
     return loss, [p.grad.copy() for block in blocks for p in block.parameters()], x.grad
 
 
-_rng = np.random.default_rng(3)
-_blocks = [_Block(16, 16, _rng) for _ in range(3)]
-_x = Variable(_rng.standard_normal((32, 16)), requires_grad=True)
+# %% nbgrader={"grade": true, "grade_id": "test_memory_checkpoint", "locked": true, "points": 18, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_memory_checkpoint", points=18)
+_seed = int(check.rng.integers(1 << 30))
+_objects = {}
 
 
-def _plain(x):
-    return _blocks[2](_blocks[1](_blocks[0](x))).sum()
+def _setup():
+    rng = np.random.default_rng(_seed)
+    _objects["blocks"] = [_Block(16, 16, rng) for _ in range(3)]
+    _objects["x"] = Variable(rng.standard_normal((32, 16)), requires_grad=True)
+    _objects["data"] = Variable(rng.standard_normal((32, 16)))
 
 
-def _two_checkpoints(x):
-    return _blocks[2](checkpoint(_blocks[1], checkpoint(_blocks[0], x))).sum()
+def _run(kind):
+    """Loss, parameter gradients and x.grad of the 3 blocks, plain or with 2 checkpoints."""
+    if not _objects:
+        _setup()
+    blocks, x = _objects["blocks"], _objects["x"]
+
+    def plain(v):
+        return blocks[2](blocks[1](blocks[0](v))).sum()
+
+    def two_checkpoints(v):
+        return blocks[2](checkpoint(blocks[1], checkpoint(blocks[0], v))).sum()
+
+    loss, grads, grad_x = _grads_of(plain if kind == "plain" else two_checkpoints, blocks, x)
+    return loss.data, grads, grad_x
 
 
-_loss_a, _grads_a, _gx_a = _grads_of(_plain, _blocks, _x)
-_loss_b, _grads_b, _gx_b = _grads_of(_two_checkpoints, _blocks, _x)
-assert np.array_equal(_loss_a.data, _loss_b.data), "checkpoint changed the forward value"
-for _i, (_ga, _gb) in enumerate(zip(_grads_a, _grads_b, strict=True)):
-    assert np.array_equal(_ga, _gb), (
-        f"parameter {_i} (block {_i // 2}, {'W' if _i % 2 == 0 else 'b'}): checkpointed gradient "
-        f"differs from the plain one by up to {np.abs(_ga - _gb).max():.3g}; it must be identical"
+_plain = check.no_raise(check.probe(lambda: _run("plain"), "three blocks, plain"), "plain")
+_ckpt = check.probe(lambda: _run("checkpointed"), "three blocks, two checkpointed")
+_ckpt = check.no_raise(_ckpt, "block2(checkpoint(block1, checkpoint(block0, x))).sum()")
+check.equal(_ckpt[0], _plain[0], "the loss with checkpoints (it must equal the plain loss)")
+for _i, (_ga, _gb) in enumerate(zip(_plain[1], _ckpt[1], strict=False)):
+    check.equal(
+        _gb,
+        _ga,
+        f"gradient of block {_i // 2}'s {'W' if _i % 2 == 0 else 'b'} with checkpoints",
+        hint="recompute fn on fresh leaves with grad enabled, then backward(grad_output)",
     )
-assert _gx_b is not None and np.array_equal(_gx_a, _gx_b), "x.grad differs with checkpointing"
+check.equal(_ckpt[2], _plain[2], "x.grad with checkpoints", hint="return the leaves' .grad")
 
-_data = Variable(_rng.standard_normal((32, 16)))  # plain data: no requires_grad
-_, _g_plain, _ = _grads_of(lambda x: _blocks[0](x).sum(), _blocks[:1], _data)
-_, _g_ckpt, _ = _grads_of(lambda x: checkpoint(_blocks[0], x).sum(), _blocks[:1], _data)
-assert all(np.array_equal(a, b) for a, b in zip(_g_plain, _g_ckpt, strict=True)), (
-    "checkpoint on plain data (the first layer) must still give W and b their gradients: "
-    "pass the parameters as inputs of the Checkpoint node"
-)
 
-with no_grad():
-    _out = checkpoint(_blocks[0], _x)
-assert _out.grad_fn is None and np.array_equal(_out.data, _blocks[0](_x).data), (
-    "inside no_grad() checkpoint should just call fn: same values, no graph"
-)
+def _backward_under_no_grad():
+    blocks, x = _objects["blocks"], _objects["x"]
+    for p in [x, *(q for b in blocks for q in b.parameters())]:
+        p.grad = None
+    loss = blocks[2](checkpoint(blocks[1], checkpoint(blocks[0], x))).sum()
+    with no_grad():
+        loss.backward()
+    return [p.grad.copy() for b in blocks for p in b.parameters()]
 
-_inner = walk_graph(checkpoint(_blocks[0], _x).sum())
-assert len(_inner.nodes) == 2, (
-    f"the graph of checkpoint(block, x).sum() has {len(_inner.nodes)} nodes; expected 2 "
-    "(the Checkpoint node and sum): fn's ops must run under no_grad in forward"
-)
 
-_const = checkpoint(lambda x: Variable(np.ones(3)), _x)
-try:
-    _const.sum().backward()
-except RuntimeError as _error:
-    assert "does not depend" in str(_error) and "lambda" in str(_error), (
-        f"the error should say the output does not depend on the inputs and name fn: {_error}"
+_quiet = check.probe(_backward_under_no_grad, "backward called inside no_grad()")
+for _i, (_ga, _gb) in enumerate(zip(_plain[1], check.no_raise(_quiet, "backward"), strict=False)):
+    check.equal(
+        _gb,
+        _ga,
+        f"gradient {_i} when loss.backward() runs inside no_grad()",
+        hint="recompute fn with grad enabled (enable_grad()) whatever the caller's mode",
     )
-else:
-    raise AssertionError("checkpoint(fn) whose output ignores its inputs should raise in backward")
+
+
+def _first_layer(kind):
+    blocks, data = _objects["blocks"], _objects["data"]
+    if kind == "plain":
+        return _grads_of(lambda v: blocks[0](v).sum(), blocks[:1], data)[1]
+    return _grads_of(lambda v: checkpoint(blocks[0], v).sum(), blocks[:1], data)[1]
+
+
+_ckpt_first = check.probe(lambda: _first_layer("checkpointed"), "checkpoint on plain data")
+_ckpt_first = check.no_raise(_ckpt_first, "checkpoint(block, data)")
+_plain_first = check.probe(lambda: _first_layer("plain"), "the first block on plain data")
+for _name, _got, _want in zip(
+    ("W", "b"), _ckpt_first, check.no_raise(_plain_first, "block"), strict=False
+):
+    check.equal(
+        _got,
+        _want,
+        f"{_name}.grad of checkpoint(block, data), data without requires_grad",
+        hint="pass the parameters as inputs of the Checkpoint node",
+    )
+
+
+def _structure():
+    block, x = _objects["blocks"][0], _objects["x"]
+    with no_grad():
+        out = checkpoint(block, x)
+    inner = walk_graph(checkpoint(block, x).sum())
+    return type(out.grad_fn).__name__, out.data, block(x).data, len(inner.nodes)
+
+
+_fn_type, _out, _direct, _nodes = check.no_raise(
+    check.probe(_structure, "checkpoint under no_grad, and its graph"), "checkpoint"
+)
+check.equal(
+    _fn_type,
+    "NoneType",
+    "grad_fn of checkpoint(block, x) inside no_grad()",
+    hint="inside no_grad() checkpoint just calls fn",
+)
+check.equal(_out, _direct, "checkpoint(block, x) inside no_grad() vs block(x)")
+check.equal(
+    _nodes,
+    2,
+    "nodes in the graph of checkpoint(block, x).sum()",
+    hint="fn's ops run under no_grad in forward: only Checkpoint and sum are recorded",
+)
+
+
+def _constant_backward():
+    def constant_output(v):
+        return Variable(np.ones(3))
+
+    checkpoint(constant_output, _objects["x"]).sum().backward()
+
+
+check.raises(
+    check.probe(_constant_backward, "backward through checkpoint(constant_output, x)"),
+    RuntimeError,
+    "checkpoint(constant_output, x).sum().backward()",
+    hint="if the recomputed output does not require grad, raise RuntimeError",
+)
 ### BEGIN HIDDEN TESTS
-_W = Variable(_rng.standard_normal((16, 16)), requires_grad=True)
-_W.grad = None
-(checkpoint(lambda x: (x @ _W).relu(), _x, parameters=[_W]).sum()).backward()
-_g1 = _W.grad.copy()
-_W.grad = None
-((_x @ _W).relu().sum()).backward()
-assert np.array_equal(_g1, _W.grad), "parameters= must route gradients to those parameters"
-try:
-    checkpoint(_blocks[0], np.ones((2, 16)))
-except TypeError as _error:
-    assert "input 0" in str(_error)
-else:
-    raise AssertionError("non-Variable input should raise TypeError")
+
+
+def _explicit_parameters():
+    rng = np.random.default_rng(_seed + 1)
+    W = Variable(rng.standard_normal((16, 16)), requires_grad=True)
+    x = _objects["x"]
+    (checkpoint(lambda v: (v @ W).relu(), x, parameters=[W]).sum()).backward()
+    g1 = W.grad.copy()
+    W.grad = None
+    ((x @ W).relu().sum()).backward()
+    return g1, W.grad
+
+
+_g1, _g2 = check.no_raise(check.probe(_explicit_parameters, "parameters="), "parameters=")
+check.equal(_g1, _g2, "W.grad through checkpoint(..., parameters=[W])")
+check.raises(
+    check.probe(lambda: checkpoint(_objects["blocks"][0], np.ones((2, 16))), "array input"),
+    TypeError,
+    "checkpoint(block, np.ones((2, 16)))",
+)
 ### END HIDDEN TESTS
-print("✓ test_memory_checkpoint passed (20 points)")
+check.done()
+
+# %% [markdown]
+# Part 6 asks for a `RuntimeError` that names `fn` when there is nothing to recompute
+# through:
+
+# %% nbgrader={"grade": true, "grade_id": "test_memory_checkpoint_messages", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_memory_checkpoint_messages", points=2)
+
+
+def _constant_backward():
+    from tinytorch.autograd import Variable as Leaf
+
+    def constant_output(v):
+        return Leaf(np.ones(3))
+
+    checkpoint(constant_output, Leaf(np.ones(3), requires_grad=True)).sum().backward()
+
+
+_error = check.probe(_constant_backward, "backward through checkpoint(constant_output, x)")
+check.raises(_error, RuntimeError, "checkpoint(constant_output, x).sum().backward()")
+check.mentions(
+    _error,
+    ["constant_output"],
+    "checkpoint(constant_output, x).sum().backward()",
+    hint="name fn in the RuntimeError",
+)
+check.done()
 
 # %% [markdown]
 # ## Part 7: `checkpoint_sequential(layers, segments, x)`
@@ -1363,63 +1672,81 @@ def checkpoint_sequential(layers: Iterable[Callable], segments: int, x: Variable
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_checkpoint_sequential", "locked": true, "points": 12, "schema_version": 3, "solution": false, "task": false}
-assert segment_bounds(32, 6) == [(0, 6), (6, 12), (12, 17), (17, 22), (22, 27), (27, 32)], (
-    f"segment_bounds(32, 6) gave {segment_bounds(32, 6)}; sizes should be 6, 6, 5, 5, 5, 5"
-)
-assert segment_bounds(4, 4) == [(0, 1), (1, 2), (2, 3), (3, 4)]
-assert segment_bounds(5, 1) == [(0, 5)]
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_memory_checkpoint_sequential", points=12)
+for _layers in (int(check.rng.integers(10, 40)), 4, 5):
+    _segments = int(check.rng.integers(1, _layers + 1))
+    _size, _extra = divmod(_layers, _segments)
+    _sizes = [_size + (1 if i < _extra else 0) for i in range(_segments)]
+    _stops = np.cumsum(_sizes).tolist()
+    _want = [(stop - size, stop) for size, stop in zip(_sizes, _stops, strict=False)]
+    _got = check.probe(lambda n=_layers, k=_segments: segment_bounds(n, k), "segment_bounds")
+    check.equal(
+        [tuple(int(i) for i in b) for b in check.no_raise(_got, "segment_bounds")],
+        _want,
+        f"segment_bounds({_layers}, {_segments})",
+        hint="consecutive (start, stop) pairs, sizes differing by at most one, larger first",
+    )
 for _bad in (0, -1, 33):
-    try:
-        segment_bounds(32, _bad)
-    except ValueError as _error:
-        assert str(_bad) in str(_error) and "32" in str(_error), (
-            f"say which value and the range: {_error}"
-        )
-    else:
-        raise AssertionError(f"segments={_bad} for 32 layers should raise ValueError")
-
-_rng = np.random.default_rng(4)
-_stack = [_Block(24, 24, _rng) for _ in range(9)]
-_data = Variable(_rng.standard_normal((40, 24)))
+    check.raises(
+        check.probe(lambda k=_bad: segment_bounds(32, k), f"segment_bounds(32, {_bad})"),
+        ValueError,
+        f"segment_bounds(32, {_bad})",
+    )
+_seed = int(check.rng.integers(1 << 30))
+_stack = {}
 
 
-def _seq_grads(run):
-    for block in _stack:
+def _seq_grads(segments):
+    if not _stack:
+        rng = np.random.default_rng(_seed)
+        _stack["blocks"] = [_Block(24, 24, rng) for _ in range(9)]
+        _stack["data"] = Variable(rng.standard_normal((40, 24)))
+    blocks = _stack["blocks"]
+    for block in blocks:
         block.W.grad = block.b.grad = None
-    loss = run(_data).sum()
+    if segments is None:
+        loss = _Segment(blocks)(_stack["data"]).sum()
+    else:
+        loss = checkpoint_sequential(blocks, segments, _stack["data"]).sum()
     ledger = memory_ledger(loss)
     loss.backward()
-    return ledger, [p.grad.copy() for block in _stack for p in block.parameters()]
+    _stack[segments] = ledger
+    graph_bytes = ledger.bytes["activations"] + ledger.bytes["intermediates"]
+    return graph_bytes, ledger.nodes, [p.grad.copy() for b in blocks for p in b.parameters()]
 
 
-_full_ledger, _full = _seq_grads(lambda x: _Segment(_stack)(x))
-_ckpt_ledger, _ckpt = _seq_grads(lambda x: checkpoint_sequential(_stack, 3, x))
-for _i, (_a, _b) in enumerate(zip(_full, _ckpt, strict=True)):
-    assert np.array_equal(_a, _b), f"layer {_i // 2}: gradient differs with checkpoint_sequential"
-_graph_bytes = {
-    k: v.bytes["activations"] + v.bytes["intermediates"]
-    for k, v in (("full", _full_ledger), ("ckpt", _ckpt_ledger))
-}
-assert _graph_bytes["ckpt"] < 0.6 * _graph_bytes["full"], (
-    f"with 3 segments of 9 layers the graph holds {_graph_bytes['ckpt']} bytes, plain "
-    f"{_graph_bytes['full']}: checkpointed segments should keep only their inputs"
+_full = check.no_raise(check.probe(lambda: _seq_grads(None), "9 blocks, plain"), "plain")
+_ckpt = check.probe(lambda: _seq_grads(3), "9 blocks, 3 segments")
+_ckpt = check.no_raise(_ckpt, "checkpoint_sequential(blocks, 3, x)")
+for _i, (_a, _b) in enumerate(zip(_full[2], _ckpt[2], strict=False)):
+    check.equal(_b, _a, f"gradient {_i} (layer {_i // 2}) with checkpoint_sequential(…, 3, x)")
+check.expect(
+    _ckpt[0] < 0.6 * _full[0],
+    f"with 3 segments of 9 layers the graph holds {_ckpt[0]} bytes, plain {_full[0]}: "
+    "checkpointed segments should keep only their inputs",
+    hint="checkpoint each segment (a _Segment of its layers)",
 )
-print(
-    render_ledgers(
-        [("9 blocks, plain", _full_ledger, None), ("9 blocks, 3 segments", _ckpt_ledger, None)]
-    )
+check.probe(
+    lambda: print(
+        render_ledgers([("9 blocks, plain", _stack[None], None), ("3 segments", _stack[3], None)])
+    ),
+    "the ledgers",
 )
 ### BEGIN HIDDEN TESTS
-try:
-    checkpoint_sequential(_stack, 10, _data)
-except ValueError as _error:
-    assert "10" in str(_error) and "9" in str(_error)
-else:
-    raise AssertionError("segments > layers must raise")
-_one, _g_one = _seq_grads(lambda x: checkpoint_sequential(_stack, 1, x))
-assert _one.nodes == 2 and all(np.array_equal(a, b) for a, b in zip(_g_one, _full, strict=True))
+check.raises(
+    check.probe(lambda: checkpoint_sequential(_stack["blocks"], 10, _stack["data"]), "10 of 9"),
+    ValueError,
+    "checkpoint_sequential(9 blocks, 10, x)",
+)
+_one = check.no_raise(check.probe(lambda: _seq_grads(1), "one segment"), "one segment")
+check.equal(_one[1], 2, "graph nodes with one segment (Checkpoint and sum)")
+for _a, _b in zip(_full[2], _one[2], strict=False):
+    check.equal(_b, _a, "a gradient with one segment")
 ### END HIDDEN TESTS
-print("✓ test_memory_checkpoint_sequential passed (12 points)")
+check.done()
 
 # %% [markdown]
 # ## Part 8: all together, on a real training step
@@ -1443,76 +1770,81 @@ def make_mlp(depth: int, width: int, seed: int, dtype=np.float64) -> "nn.Sequent
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_memory_integration", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
-def _train(run, model, x, y, steps=3):
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_memory_integration", points=8)
+_x0 = check.rng.standard_normal((64, 32))
+_y0 = check.rng.standard_normal((64, 32))
+_seed = int(check.rng.integers(1 << 30))
+_runs = {}
+
+
+def _train_run(kind):
+    model = make_mlp(8, 32, seed=_seed)
+    x, y = Variable(_x0), Variable(_y0)
     opt = optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(steps):
+    for _ in range(3):
         opt.zero_grad()
-        loss = nn.mse_loss(run(model, x), y)
+        out = model(x) if kind == "plain" else checkpoint_sequential(model, 4, x)
+        loss = nn.mse_loss(out, y)
         ledger = memory_ledger(loss, optimizer=opt)
         loss.backward()
         opt.step()
-    return ledger, opt
+    _runs[kind] = ledger
+    graph = ledger.bytes["activations"] + ledger.bytes["intermediates"]
+    params = [p.data for p in model.parameters()]
+    return params, ledger.bytes["optimizer"], sum(p.nbytes for p in params), graph
 
 
-_rng = np.random.default_rng(5)
-_x = Variable(_rng.standard_normal((64, 32)))
-_y = Variable(_rng.standard_normal((64, 32)))
-_plain_model, _ckpt_model = make_mlp(8, 32, seed=6), make_mlp(8, 32, seed=6)
-_plain_ledger, _ = _train(lambda m, x: m(x), _plain_model, _x, _y)
-_ckpt_ledger, _opt = _train(lambda m, x: checkpoint_sequential(m, 4, x), _ckpt_model, _x, _y)
-for _i, (_p, _q) in enumerate(
-    zip(_plain_model.parameters(), _ckpt_model.parameters(), strict=True)
-):
-    assert np.array_equal(_p.data, _q.data), (
-        f"after 3 Adam steps parameter {_i} differs between the plain and the checkpointed "
-        f"model by up to {np.abs(_p.data - _q.data).max():.3g}; gradients must be identical"
-    )
-_param_bytes = sum(p.data.nbytes for p in _ckpt_model.parameters())
-assert _ckpt_ledger.bytes["optimizer"] == 2 * _param_bytes, (
-    f"the ledger shows {_ckpt_ledger.bytes['optimizer']} bytes of optimizer state; Adam keeps "
-    f"two moments per parameter: {2 * _param_bytes} bytes"
-)
-_graph = {
-    name: ledger.bytes["activations"] + ledger.bytes["intermediates"]
-    for name, ledger in (("plain", _plain_ledger), ("ckpt", _ckpt_ledger))
-}
-assert _graph["ckpt"] <= 0.5 * _graph["plain"], (
-    f"checkpointed graph holds {_graph['ckpt']} bytes, plain {_graph['plain']}: 4 segments of "
-    "16 layers should keep only the 4 segment inputs and the output"
+_plain = check.no_raise(check.probe(lambda: _train_run("plain"), "3 Adam steps, plain"), "plain")
+_ckpt = check.probe(lambda: _train_run("4 segments"), "3 Adam steps, 4 segments")
+_ckpt = check.no_raise(_ckpt, "3 Adam steps through checkpoint_sequential(model, 4, x)")
+for _i, (_p, _q) in enumerate(zip(_plain[0], _ckpt[0], strict=False)):
+    check.equal(_q, _p, f"parameter {_i} after 3 Adam steps, checkpointed vs plain")
+check.equal(_ckpt[1], 2 * _ckpt[2], "ledger bytes of Adam's state (two moments per parameter)")
+check.expect(
+    _ckpt[3] <= 0.5 * _plain[3],
+    f"the checkpointed graph holds {_ckpt[3]} bytes, plain {_plain[3]}: 4 segments of 16 layers "
+    "should keep only the 4 segment inputs and the output",
 )
 
 
 def _whole_step():
-    model = make_mlp(4, 128, seed=7)
-    opt = optim.Adam(model.parameters())
-    x = Variable(np.random.default_rng(8).standard_normal((256, 128)))
-    nn.mse_loss(model(x), x).backward()
-    opt.step()
-    return model, opt, nn.mse_loss(model(x), x)  # next step's graph, with grads and Adam state
+    def step():
+        model = make_mlp(4, 128, seed=7)
+        opt = optim.Adam(model.parameters())
+        x = Variable(np.random.default_rng(8).standard_normal((256, 128)))
+        nn.mse_loss(model(x), x).backward()
+        opt.step()
+        return model, opt, nn.mse_loss(model(x), x)  # next step's graph, grads, Adam state
 
-
-_run = traced(_whole_step)
-_model, _opt, _loss = _run.result
-_ledger = memory_ledger(_loss, optimizer=_opt)
-assert abs(_ledger.total - _run.retained) <= 0.10 * _run.retained, (
-    f"ledger {_ledger.total} bytes vs tracemalloc {_run.retained}: more than 10 % apart "
-    "with parameters, gradients, Adam state and a live graph"
-)
-print(
-    render_layout(
-        [("plain", _plain_ledger), ("4 segments", _ckpt_ledger)],
-        "16 layers with Adam, at the end of forward: plain vs checkpointed",
+    run = traced(step)
+    model, opt, loss = run.result
+    ledger = memory_ledger(loss, optimizer=opt)
+    print(
+        render_layout(
+            [("plain", _runs["plain"]), ("4 segments", _runs["4 segments"])],
+            "16 layers with Adam, at the end of forward: plain vs checkpointed",
+        )
     )
+    print(render_layout([("step", ledger)], "A whole step: model, Adam, graph", [run.retained]))
+    return int(ledger.total), int(run.retained)
+
+
+_total, _measured = check.no_raise(check.probe(_whole_step, "a whole step, traced"), "step")
+check.expect(
+    abs(_total - _measured) <= 0.10 * _measured,
+    f"ledger {_total} bytes vs tracemalloc {_measured}: more than 10 % apart with parameters, "
+    "gradients, Adam state and a live graph",
 )
-print(render_layout([("step", _ledger)], "A whole step: model, Adam, graph", [_run.retained]))
-print("✓ test_memory_integration passed (8 points)")
+check.done()
 
 # %% [markdown]
 # ## What you built, and where it goes next
 #
 # - `training_memory` and friends: the memory of training any GPT-style model, from its
-#   shape and four stated assumptions, and the correction of a picture that was off by
-#   an addition.
+#   shape and four stated assumptions, and what checkpointing can and cannot save.
 # - `memory_ledger`: every byte a training step holds, by category, each buffer once,
 #   read from the live graph and confirmed by `tracemalloc`.
 # - `checkpoint` and `checkpoint_sequential`: Chen et al.'s √n trade, with gradients

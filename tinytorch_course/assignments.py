@@ -2,8 +2,8 @@
 
 - `release [MODULE] [--force]`: nbgrader's student version of one or all modules in
   `release/`, verified to hold no solution, hidden test or `.py` source (`release.py`).
-- `grade [MODULE]`: autograde every `submitted/<student>/<module>/<notebook>.ipynb`, write
-  and print the grade table, feedback HTML per submission (`grade.py`).
+- `grade [MODULE] [--no-sandbox]`: grade every `submitted/<student>/<module>/<notebook>.ipynb`
+  in a sandbox, write and print the grade table, feedback HTML per submission (`grade.py`).
 - `workspace DIR [--force]`: a student's own course folder built from the release, where
   their `nbdev-export` builds their own `tinytorch` (`workspace.py`).
 """
@@ -27,7 +27,7 @@ def cmd_release(project: Project, args) -> int:
 def cmd_grade(project: Project, args) -> int:
     from .grade import grade, print_table
 
-    table = grade(project, args.module)
+    table = grade(project, args.module, sandboxed=not args.no_sandbox)
     print_table(table)
     return 0
 
@@ -49,9 +49,15 @@ def register(add) -> None:
     grade = add(
         "grade",
         cmd_grade,
-        "autograde submitted/<student>/<module>/*.ipynb; write grades/grades.csv",
+        "grade submitted/<student>/<module>/*.ipynb in a sandbox; write grades/grades.csv",
     )
     grade.add_argument("module", nargs="?", help="module key, name or number (default: all)")
+    grade.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run submissions without bubblewrap, with your rights (they can then change "
+        "the gradebook, grades and other files): only on a machine that holds nothing else",
+    )
     workspace = add(
         "workspace", cmd_workspace, "create a student workspace (stubbed notebooks, own tinytorch)"
     )

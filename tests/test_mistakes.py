@@ -1,0 +1,70 @@
+"""The mistake catalogues: every typical mistake, applied to the reference solution, fails
+the graded cells it names; and the tooling behind it (regions, exact matching, mutants)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tinytorch_course.mistakes import apply, check_mistakes, load_catalogue, solution_regions
+from tinytorch_course.project import CourseError, Project
+
+PROJECT = Project.find()
+CATALOGUED = [m.key for m in PROJECT.modules if load_catalogue(m)]
+
+SOURCE = """\
+# %% nbgrader={"grade": false, "grade_id": "part", "locked": false, "solution": true}
+def f(x):
+    ### BEGIN SOLUTION
+    return x + 1
+    ### END SOLUTION
+
+
+def g(x):
+    return x + 1
+"""
+
+
+def test_a_mistake_is_applied_inside_its_solution_region_only():
+    changed = apply(SOURCE, "part", "x + 1", "x - 1")
+    assert "return x - 1\n    ### END SOLUTION" in changed
+    assert changed.endswith("def g(x):\n    return x + 1\n")
+    assert [(r.cell, r.end - r.start) for r in solution_regions(SOURCE)] == [("part", 1)]
+
+
+@pytest.mark.parametrize("find", ["x * 2", "return"])
+def test_a_mistake_whose_text_is_not_found_exactly_once_is_refused(find):
+    text = (
+        SOURCE if find != "return" else SOURCE.replace("x + 1\n    ###", "x\n    return 1\n    ###")
+    )
+    with pytest.raises(CourseError, match="not once"):
+        apply(text, "part", find, "y")
+
+
+def test_every_catalogue_names_real_cells_and_unique_text():
+    for key in CATALOGUED:
+        module = PROJECT.module(key)
+        graded = {cell.grade_id for cell in module.graded_cells}
+        for mistake in load_catalogue(module):
+            assert set(mistake.caught_by) <= graded, (key, mistake.name)
+            apply(module.text, mistake.cell, mistake.find, mistake.replace)  # raises if not once
+            assert max(map(len, (mistake.find + "\n" + mistake.replace).splitlines())) <= 100
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", CATALOGUED)
+def test_every_catalogued_mistake_fails_the_cells_it_names(key):
+    verdicts = check_mistakes(PROJECT, PROJECT.module(key), log=lambda line: None, fast=True)
+    missed = [v.line.strip() for v in verdicts if not v.ok]
+    assert verdicts and not missed, "\n".join(missed)
+
+
+@pytest.mark.slow
+def test_mutation_smoke_two_mutants_run_and_are_judged():
+    pytest.importorskip("mutmut")
+    from tinytorch_course.mutants import mutants, run_module
+
+    module = PROJECT.module("03")
+    found = mutants(module.text, solution_regions(module.text))
+    assert found and all(m.original != m.mutated for m in found)
+    report = run_module(PROJECT, module, limit=2, log=lambda line: None)
+    assert report.total == 2 and report.killed + report.equivalent + len(report.survivors) == 2
