@@ -201,8 +201,9 @@ def _demote(body: str) -> str:
 
 def _module_map(project: Project) -> str:
     rows = ["| module | title | exports | points |", "|---|---|---|---|"]
+    documented = package_modules(project)
     for module in project.modules:
-        targets = [t for t in (module.export_target, *module.extra_targets) if t]
+        targets = [t for t in (module.export_target, *module.extra_targets) if t in documented]
         exports = ", ".join(f"[`tinytorch.{t}`](api/{t}.md)" for t in targets)
         link = f"[{module.title}](modules/{module.key}.ipynb)"
         rows.append(f"| `{module.key}` | {link} | {exports} | {module.points:g} |")
@@ -261,13 +262,33 @@ def _edition_sentence(instructor: bool) -> str:
 
 
 def package_modules(project: Project) -> list[str]:
-    """The `tinytorch` submodules the modules export, in teaching order."""
-    names: list[str] = []
-    for module in project.modules:
-        for target in (module.export_target, *module.extra_targets):
-            if target and target not in names:
-                names.append(target)
-    return names
+    """The `tinytorch` submodules with public names (a non-empty `__all__`), those the
+    course modules declare in teaching order, then any other file of the package."""
+    order = [t for m in project.modules for t in (m.export_target, *m.extra_targets) if t]
+    files = [p.stem for p in project.package_dir.glob("*.py") if p.stem not in ("_modidx",)]
+    files.sort(key=lambda name: (order.index(name) if name in order else len(order), name))
+    return [name for name in files if _public(project, name)[0]]
+
+
+def _public(project: Project, name: str) -> tuple[list[str], dict[str, bool]]:
+    """A submodule's `__all__`, and (assigned on one line?) for each top-level name it
+    assigns, read from its source without importing it."""
+    import ast
+
+    path = project.package_dir / f"{name.replace('.', '/')}.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    public: list[str] = []
+    assigned: dict[str, bool] = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id == "__all__":
+                public = list(ast.literal_eval(node.value))
+            elif isinstance(target, ast.Name):
+                assigned[target.id] = node.lineno == node.end_lineno
+    return public, assigned
 
 
 def _api_pages(project: Project) -> dict[str, str]:
@@ -294,21 +315,7 @@ def _api_pages(project: Project) -> dict[str, str]:
 def _constants(project: Project, name: str) -> list[tuple[str, bool]]:
     """(name, assigned on one line) for each constant of a submodule's `__all__`: autodoc
     documents a module's classes and functions, and its constants only when named."""
-    import ast
-
-    path = project.package_dir / f"{name.replace('.', '/')}.py"
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    public: list[str] = []
-    assigned: dict[str, bool] = {}
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else []
-        if isinstance(node, ast.AnnAssign):
-            targets = [node.target]
-        for target in targets:
-            if isinstance(target, ast.Name) and target.id == "__all__":
-                public = list(ast.literal_eval(node.value))
-            elif isinstance(target, ast.Name):
-                assigned[target.id] = node.lineno == node.end_lineno
+    public, assigned = _public(project, name)
     return [(constant, assigned[constant]) for constant in public if constant in assigned]
 
 
