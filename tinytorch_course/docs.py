@@ -299,11 +299,14 @@ def _api_pages(project: Project) -> dict[str, str]:
         "```{toctree}\n:maxdepth: 1\n\n" + "\n".join(names) + "\n```\n"
     }
     for name in names:
+        constants = _constants(project, name)
         directives = [
             f".. automodule:: tinytorch.{name}",
             "   :members:\n   :undoc-members:\n   :show-inheritance:",
         ]
-        for constant, one_line in _constants(project, name):
+        if constants:  # older Sphinx documents them here too: no duplicate entries
+            directives.append(f"   :exclude-members: {', '.join(c for c, _ in constants)}")
+        for constant, one_line in constants:
             directives.append(f"\n.. autodata:: tinytorch.{name}.{constant}")
             if not one_line:
                 directives.append("   :no-value:")
