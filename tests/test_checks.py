@@ -199,3 +199,13 @@ def test_numerical_gradients_match_the_derivative():
     a = np.array([0.5, -1.0, 2.0])
     [grad] = numerical_gradients(np.tanh, [a], np.ones(3))
     np.testing.assert_allclose(grad, 1 - np.tanh(a) ** 2, rtol=1e-6)
+
+
+def test_an_error_used_as_a_value_fails_with_what_raised_and_is_never_true():
+    check = Check("test_local", points=1)
+    got = check.probe(lambda: 1 / 0, "ratio()")
+    for use in (bool, float, np.asarray, lambda g: g + 1, lambda g: g[0]):
+        with pytest.raises(CheckFailed, match=r"^`ratio\(\)` raised ZeroDivisionError"):
+            use(got)
+    with pytest.raises(CheckFailed, match=r"^`ratio\(\)` raised ZeroDivisionError"):
+        check.expect(got, "ratio() should be true")

@@ -158,6 +158,10 @@ BROKEN = {
         ),
         "keep the title cell to",
     ),
+    "line wider than 100 columns": (
+        lambda s: s.replace("# > It follows every rule.", "# > It follows every rule." + "─" * 80),
+        "line is 106 columns wide; the limit is 100",
+    ),
     "uncommented markdown": (
         lambda s: s.replace("# > It follows every rule.", "> It follows every rule."),
         "markdown line not commented",

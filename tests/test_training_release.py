@@ -37,6 +37,6 @@ def test_released_notebook_fails_only_in_graded_cells_and_only_for_missing_work(
         elif message:
             plain_errors.append(f"cell {index}: {message}")
     assert not plain_errors, "cells outside the graded tests failed:\n" + "\n".join(plain_errors)
-    assert len(graded) == 11
+    assert len(graded) == 12
     not_stub = {k: v for k, v in graded.items() if "raised NotImplementedError" not in (v or "")}
     assert not not_stub, f"graded cells that did not fail on the stub of their own part: {not_stub}"

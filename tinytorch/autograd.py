@@ -967,7 +967,7 @@ def matmul(a, b) -> Variable:
     """a @ b for Variables (or a Variable and an array)."""
     return MatMul.apply(_operand(a), _operand(b))
 
-# %% ../modules/01_autograd/autograd.ipynb #f8894489
+# %% ../modules/01_autograd/autograd.ipynb #930d8144
 class GradcheckError(AssertionError, RuntimeError):
     """gradcheck found a gradient that disagrees with finite differences."""
 
@@ -1026,7 +1026,8 @@ def gradcheck(
                 message = (
                     f"gradcheck failed for input {i} (shape {data.shape}) at element {element}"
                     + (f", output element {out}" if output.ndim else "")
-                    + f": expected {numerical[bad][0]!r} (finite differences), got {got[bad][0]!r} (backward)"
+                    + f": expected {numerical[bad][0]!r} (finite differences), "
+                    + f"got {got[bad][0]!r} (backward)"
                 )
                 if raise_exception:
                     raise GradcheckError(message)

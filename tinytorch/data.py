@@ -65,7 +65,7 @@ class Subset(Dataset):
     def __getitem__(self, index):
         return self.dataset[self.indices[index]]
 
-# %% ../modules/04_training/training.ipynb #91a4d4c8
+# %% ../modules/04_training/training.ipynb #feaa0e5e
 def collate(samples: Sequence[tuple]) -> tuple:
     """Stack a list of samples (tuples of arrays) field by field into one batch."""
     return tuple(np.stack([np.asarray(s[i]) for s in samples]) for i in range(len(samples[0])))
@@ -112,7 +112,8 @@ class DataLoader:
             )
         if len(dataset) == 0:
             raise ValueError(
-                f"DataLoader: the dataset ({type(dataset).__name__}) is empty: there is nothing to batch"
+                f"DataLoader: the dataset ({type(dataset).__name__}) is empty: "
+                "there is nothing to batch"
             )
         if drop_last and batch_size > len(dataset):
             raise ValueError(
@@ -144,7 +145,8 @@ class DataLoader:
 
     def __repr__(self) -> str:
         return (
-            f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, batch_size={self.batch_size}, "
+            f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, "
+            f"batch_size={self.batch_size}, "
             f"shuffle={self.shuffle}, drop_last={self.drop_last})"
         )
 
@@ -240,7 +242,7 @@ def train_val_test_split(
         train.append(members[n_test + n_val :])
     return tuple(np.sort(np.concatenate(part)).astype(np.int64) for part in (train, val, test))
 
-# %% ../modules/04_training/training.ipynb #48f3eb51
+# %% ../modules/04_training/training.ipynb #b47f9133
 class Standardize:
     """Per-feature `(x - mean) / (std + eps)` with mean and std from the data given to `fit`."""
 
@@ -262,6 +264,7 @@ class Standardize:
         x = np.asarray(x)
         if x.shape[1:] != self.mean.shape:
             raise ValueError(
-                f"Standardize: fitted on features of shape {self.mean.shape}, got x of shape {x.shape}"
+                f"Standardize: fitted on features of shape {self.mean.shape}, "
+                f"got x of shape {x.shape}"
             )
         return ((x - self.mean) / (self.std + self.eps)).astype(x.dtype)

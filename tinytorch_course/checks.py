@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import builtins
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -67,13 +68,32 @@ class NotRecorded(CheckFailed):
     """Replay reached a probe the kernel never recorded: the cell stopped before it."""
 
 
-@dataclass(frozen=True)
-class Raised:
+class _NotAValue:
+    """Using a `Raised` or `Opaque` as a value (a number, an array, a condition) fails the
+    check with what the student's code did, instead of a confusing TypeError, and never
+    counts as true."""
+
+    def _not_a_value(self, *args, **kwargs):
+        where = f"`{self.label}` " if self.label else "the code under test "
+        raise CheckFailed(where + self.describe())
+
+
+for _dunder in (
+    "__bool__ __float__ __int__ __index__ __array__ __iter__ __len__ __getitem__ __add__ "
+    "__radd__ __sub__ __rsub__ __mul__ __rmul__ __truediv__ __rtruediv__ __neg__ __abs__ "
+    "__lt__ __le__ __gt__ __ge__ __matmul__ __rmatmul__ __pow__ __rpow__"
+).split():
+    setattr(_NotAValue, _dunder, _NotAValue._not_a_value)
+
+
+@dataclass(frozen=True, eq=True)
+class Raised(_NotAValue):
     """What a probe's code raised instead of returning a value."""
 
     type: str
     types: tuple[str, ...]
     message: str
+    label: str = field(default="", compare=False)
 
     @classmethod
     def from_exception(cls, error: BaseException) -> Raised:
@@ -88,13 +108,20 @@ class Raised:
         line = next((s.strip() for s in self.message.splitlines() if s.strip()), "")
         return f"{self.type}: {line}" if line else self.type
 
+    def describe(self) -> str:
+        return f"raised {self.first_line()}"
 
-@dataclass(frozen=True)
-class Opaque:
+
+@dataclass(frozen=True, eq=True)
+class Opaque(_NotAValue):
     """A probed value that is not plain data (an object of the student's, say)."""
 
     type: str
     text: str
+    label: str = field(default="", compare=False)
+
+    def describe(self) -> str:
+        return f"gave a {self.type} ({self.text}), not plain values"
 
 
 # ----------------------------------------------------------------------------------------
@@ -216,6 +243,13 @@ class _Replay:
 _replay: _Replay | None = None
 
 
+def _labelled(value, label: str):
+    """A `Raised`/`Opaque` that knows which probe made it (for its failure message)."""
+    if isinstance(value, (Raised, Opaque)):
+        return dataclasses.replace(value, label=label)
+    return value
+
+
 def _live_seed() -> int:
     try:
         return int(os.environ.get(SEED_ENV, "0"))
@@ -285,7 +319,7 @@ class Check:
             value = Raised.from_exception(error)
         data = encode(value)
         _recorder.write({"cell": self.grade_id, "n": index, "label": label, "value": data})
-        return decode(data)
+        return _labelled(decode(data), label)
 
     def _replayed(self, index: int, label: str):
         records = _replay.records
@@ -301,7 +335,7 @@ class Check:
                 "how its test cells run"
             )
         try:
-            return decode(record.get("value"))
+            return _labelled(decode(record.get("value")), label)
         except (ValueError, KeyError, TypeError) as error:
             raise NotRecorded(f"the value recorded for `{label}` is malformed ({error})") from None
 
@@ -317,10 +351,8 @@ class Check:
 
     def no_raise(self, got, what: str, hint: str = ""):
         """`got` itself, unless the code that made it raised or returned no plain data."""
-        if isinstance(got, Raised):
-            self.fail(f"`{what}` raised {got.first_line()}", hint)
-        if isinstance(got, Opaque):
-            self.fail(f"`{what}` gave {_show(got)}, not plain values", hint)
+        if isinstance(got, (Raised, Opaque)):
+            self.fail(f"`{what}` {got.describe()}", hint)
         return got
 
     def close(

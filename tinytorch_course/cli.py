@@ -81,12 +81,16 @@ def cmd_demo(project: Project, args) -> int:
     if is_stale(project):
         print("modules changed since the last build; building first")
         build(project)
-    command = [
-        sys.executable,
-        "-m",
-        "tinytorch_course.demo",
-        *(["--no-training"] if args.no_training else []),
-    ]
+    if args.what == "gpt":  # module 07: train a GPT on Shakespeare, print generated text
+        command = [sys.executable, "-m", "tinytorch_course.demo_gpt", *args.rest]
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "tinytorch_course.demo",
+            *(["--no-training"] if args.no_training else []),
+            *(["--cnn"] if args.what == "cnn" else []),
+        ]
     return subprocess.run(command, cwd=project.root, env=kernel_env(project)).returncode
 
 
@@ -132,11 +136,19 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     )
     test.add_argument("module", nargs="?", help="module key, name or number (default: all)")
     test.add_argument("--notebook-only", action="store_true", help="skip the pytest files")
-    add("demo", cmd_demo, "show the exported package at work (builds first if stale)").add_argument(
+    demo = add("demo", cmd_demo, "show the exported package at work (builds first if stale)")
+    demo.add_argument(
         "--no-training",
         action="store_true",
         help="only the autograd trace, not the digits training run",
     )
+    demo.add_argument(
+        "what",
+        nargs="?",
+        choices=["cnn", "gpt"],
+        help="cnn: module 06's CNN on the digits; gpt: train module 07's GPT",
+    )
+    demo.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to the demo")
     bench = add(
         "bench", cmd_bench, "run benchmarks/bench_NAME.py (prints ratios against baselines)"
     )

@@ -31,9 +31,15 @@ def show_autograd() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tinytorch-course demo")
     parser.add_argument("--no-training", action="store_true", help="only the autograd trace")
+    parser.add_argument("--cnn", action="store_true", help="only the module 06 CNN on digits")
     args = parser.parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8")
+    if args.cnn:
+        from .demo_cnn import show_cnn
+
+        show_cnn()
+        return 0
     show_autograd()
     if not args.no_training:
         try:

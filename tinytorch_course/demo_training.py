@@ -27,10 +27,10 @@ def show_step_graph() -> None:
     """The graph of one training step of a small MLP on 4 digits, forward and backward,
     drawn by module 01's `draw_graph` with the parameters named W1, b1, W2, b2."""
     from tinytorch.autograd import Variable
-    from tinytorch.viz import draw_graph
     from tinytorch.data import load_digits
     from tinytorch.nn import CrossEntropyLoss
     from tinytorch.training import digits_mlp
+    from tinytorch.viz import draw_graph
 
     x, y = load_digits()
     model = digits_mlp(hidden=16, seed=0)

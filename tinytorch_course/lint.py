@@ -3,7 +3,8 @@
 The rules guard what breaks silently later: a solution region outside a solution cell
 fails `nbgrader generate_assignment`; an unlocked graded cell can be edited by a
 student; a duplicate grade id mixes up two tests in the gradebook; a misaligned box
-is a broken diagram; mojibake is text that was decoded with the wrong codec.
+is a broken diagram; mojibake is text that was decoded with the wrong codec; a line
+wider than `MAX_COLUMNS` wraps or scrolls in a student's notebook and in a diff.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import ast
 import re
 from pathlib import Path
 
-from .boxes import BOX_CHARS, misaligned_boxes
+from .boxes import BOX_CHARS, display_width, misaligned_boxes
 from .project import Module, Project, nbgrader_metadata
 
 
@@ -55,6 +56,11 @@ def _cells(text: str) -> list[tuple[int, str, list[str]]]:
     return cells
 
 
+# Display columns of every line but the cell markers (whose nbgrader metadata is one JSON
+# line that jupytext writes); ruff's E501 holds the rest of the repository to the same.
+MAX_COLUMNS = 100
+
+
 def lint_module(module: Module, root: Path) -> list[str]:
     """Every rule broken by one module source."""
     where = module.source.relative_to(root)
@@ -64,6 +70,11 @@ def lint_module(module: Module, root: Path) -> list[str]:
         for n, line in enumerate(text.splitlines(), 1)
         for bad in MOJIBAKE
         if bad in line
+    ]
+    problems += [
+        f"{where}:{n}: line is {display_width(line)} columns wide; the limit is {MAX_COLUMNS}"
+        for n, line in enumerate(text.splitlines(), 1)
+        if not line.startswith("# %%") and display_width(line) > MAX_COLUMNS
     ]
     cells = _cells(text)
     if not cells or not text.startswith("# %%"):

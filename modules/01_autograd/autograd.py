@@ -2381,7 +2381,8 @@ def gradcheck(
                 message = (
                     f"gradcheck failed for input {i} (shape {data.shape}) at element {element}"
                     + (f", output element {out}" if output.ndim else "")
-                    + f": expected {numerical[bad][0]!r} (finite differences), got {got[bad][0]!r} (backward)"
+                    + f": expected {numerical[bad][0]!r} (finite differences), "
+                    + f"got {got[bad][0]!r} (backward)"
                 )
                 if raise_exception:
                     raise GradcheckError(message)

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Neural network layers and losses
 #
-# > Module, Parameter, Linear, activations, Sequential, and the MSE and cross-entropy losses, built on your autograd engine.
+# > Module, Parameter, Linear, activations, Sequential, MSE and cross-entropy, on your engine.
 
 # %% [markdown]
 # ## What we're building today
@@ -215,8 +215,8 @@ from tinytorch.autograd import Function, Variable, no_grad
 # the Modules, builds the dotted names and skips repeats (a set of `id(parameter)`).
 # Then write `zero_grad` (every `.grad` to `None`, as PyTorch 2 does by default) and
 # `train(mode)` (set `training` on this module and every sub-module, which the given
-# `named_modules()` lists; `eval()` is `train(False)`). `state_dict` and `load_state_dict` are given; they use your
-# `named_parameters` and a checker you write in Part 2.
+# `named_modules()` lists; `eval()` is `train(False)`). `state_dict` and `load_state_dict`
+# are given; they use your `named_parameters` and a checker you write in Part 2.
 
 
 # %% nbgrader={"grade": false, "grade_id": "nn_module", "locked": false, "schema_version": 3, "solution": true, "task": false}

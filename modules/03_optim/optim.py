@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Optimizers
 #
-# > SGD (momentum, dampening, Nesterov, weight decay), Adam, AMSGrad and AdamW with PyTorch's exact update rules, and optimizer state you can save and restore.
+# > SGD with momentum, Adam, AMSGrad and AdamW: PyTorch's update rules, state you can save.
 
 # %% [markdown]
 # ## What we're building today
@@ -71,15 +71,15 @@
 #
 # <!-- memory:mlp -->
 # ```
-# ┌────────────────────┬───────────────────────────────────────────┬─────────────┬─────────────┬──────────┐
-# │ optimizer          │ state per parameter                       │ state bytes │ bytes/param │ × params │
-# ├────────────────────┼───────────────────────────────────────────┼─────────────┼─────────────┼──────────┤
-# │ SGD                │ (none)                                    │           0 │        0.00 │     0.00 │
-# │ SGD(momentum=0.9)  │ momentum_buffer                           │     940,584 │        4.00 │     1.00 │
-# │ Adam               │ step, exp_avg, exp_avg_sq                 │   1,881,168 │        8.00 │     2.00 │
-# │ Adam(amsgrad=True) │ step, exp_avg, exp_avg_sq, max_exp_avg_sq │   2,821,752 │       12.00 │     3.00 │
-# │ AdamW              │ step, exp_avg, exp_avg_sq                 │   1,881,168 │        8.00 │     2.00 │
-# └────────────────────┴───────────────────────────────────────────┴─────────────┴─────────────┴──────────┘
+# ┌────────────────────┬───────────────────────────────────────────┬─────────────┬──────────┐
+# │ optimizer          │ state per parameter                       │ state bytes │ × params │
+# ├────────────────────┼───────────────────────────────────────────┼─────────────┼──────────┤
+# │ SGD                │ (none)                                    │           0 │     0.00 │
+# │ SGD(momentum=0.9)  │ momentum_buffer                           │     940,584 │     1.00 │
+# │ Adam               │ step, exp_avg, exp_avg_sq                 │   1,881,168 │     2.00 │
+# │ Adam(amsgrad=True) │ step, exp_avg, exp_avg_sq, max_exp_avg_sq │   2,821,752 │     3.00 │
+# │ AdamW              │ step, exp_avg, exp_avg_sq                 │   1,881,168 │     2.00 │
+# └────────────────────┴───────────────────────────────────────────┴─────────────┴──────────┘
 # ```
 # <!-- /memory:mlp -->
 #
@@ -185,7 +185,8 @@ def check_parameter(owner: str, index: int, parameter) -> None:
     if not parameter.requires_grad:
         raise ValueError(
             f"{owner}: parameter {index} (shape {parameter.shape}) has requires_grad=False, so it "
-            "never gets a gradient and would never be updated; set requires_grad=True or leave it out"
+            "never gets a gradient and would never be updated; set requires_grad=True or "
+            "leave it out"
         )
     ### END SOLUTION
 
@@ -1020,20 +1021,18 @@ def state_bytes(optimizer: Optimizer) -> int:
 
 
 def memory_table(optimizers: dict[str, Optimizer]) -> str:
-    """A table of each optimizer's state: entry names, bytes, and bytes per parameter byte."""
+    """A table of each optimizer's state: entry names, bytes, and bytes per parameter byte
+    (how many copies of the parameters the state holds)."""
     rows = []
     for label, optimizer in optimizers.items():
         parameters = [p for g in optimizer.param_groups for p in g["params"]]
         param_bytes = sum(p.data.nbytes for p in parameters)
         names = list(dict.fromkeys(k for s in optimizer.state.values() for k in s))
         used = state_bytes(optimizer)
-        per_parameter = used / sum(p.data.size for p in parameters)
         names = ", ".join(names) or "(none)"
-        rows.append(
-            [label, names, f"{used:,}", f"{per_parameter:.2f}", f"{used / param_bytes:.2f}"]
-        )
-    headers = ["optimizer", "state per parameter", "state bytes", "bytes/param", "× params"]
-    return box_table(headers, rows, [False, False, True, True, True])
+        rows.append([label, names, f"{used:,}", f"{used / param_bytes:.2f}"])
+    headers = ["optimizer", "state per parameter", "state bytes", "× params"]
+    return box_table(headers, rows, [False, False, True, True])
 
 
 # %% [markdown]

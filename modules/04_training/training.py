@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Data and training
 #
-# > Datasets, a seeded DataLoader, the UCI handwritten digits shipped offline, train/validation/test splits, and a training loop with a progress bar, learning curves and saved models.
+# > Datasets, a seeded DataLoader, offline handwritten digits, splits and a training loop.
 
 # %% [markdown]
 # ## What we're building today
@@ -44,7 +44,8 @@
 # 1998): 32×32 black-and-white scans of digits cut into 4×4 blocks, each pixel of the
 # 8×8 result counting the ink in one block (0..16). The copy in `tinytorch_datasets/`
 # is the 1 797 images of the UCI test file (13 writers) that scikit-learn ships, with
-# its source, licence and checksum in that folder's README. Image 0, drawn by `ascii_digit` from the live file:
+# its source, licence and checksum in that folder's README. Image 0, drawn by
+# `ascii_digit` from the live file:
 #
 # <!-- digits:first -->
 # ```
@@ -65,8 +66,7 @@
 # %% [markdown]
 # ## Memory layout: what training on digits keeps in memory
 #
-# Every number below is computed from the shapes (float32: 4 bytes per number); a test
-# recomputes them from the live dataset and model and fails if this text is stale.
+# Every number below is computed from the shapes (float32: 4 bytes per number).
 #
 # <!-- memory:digits -->
 # ```
@@ -93,7 +93,7 @@
 # |---|---|---|---|
 # | digits (this module) | 1 797 | 8 × 8 = 64 | 115 008 B (115 KB) |
 # | MNIST training set | 60 000 | 28 × 28 = 784 | 47 040 000 B (47 MB) |
-# | ImageNet-1k training set at 224 × 224 RGB | 1 281 167 | 224 × 224 × 3 = 150 528 | 192 851 506 176 B (193 GB) |
+# | ImageNet-1k train, 224 × 224 RGB | 1 281 167 | 224 × 224 × 3 = 150 528 | 192 851 506 176 B |
 #
 # As float32 each becomes four times larger. ImageNet does not fit in memory, so a
 # loader reads one batch of files at a time, in a new random order every epoch; the
@@ -390,7 +390,8 @@ class DataLoader:
             )
         if len(dataset) == 0:
             raise ValueError(
-                f"DataLoader: the dataset ({type(dataset).__name__}) is empty: there is nothing to batch"
+                f"DataLoader: the dataset ({type(dataset).__name__}) is empty: "
+                "there is nothing to batch"
             )
         if drop_last and batch_size > len(dataset):
             raise ValueError(
@@ -429,7 +430,8 @@ class DataLoader:
 
     def __repr__(self) -> str:
         return (
-            f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, batch_size={self.batch_size}, "
+            f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, "
+            f"batch_size={self.batch_size}, "
             f"shuffle={self.shuffle}, drop_last={self.drop_last})"
         )
 
@@ -458,7 +460,8 @@ def _want(n, batch_size, drop_last=False):
     return [([10 * i for i in r], list(r)) for r in rows]
 
 
-for _n_here, _size_here in ((_n, _size), (_size * 3, _size), (_size - 1, _size)):
+_cases = ((_n, _size), (_size * 3, _size), (_size - 1, _size), (_n, 1), (_n, _n))
+for _n_here, _size_here in _cases:
     for _drop in (False, True):
         if _drop and _size_here > _n_here:
             continue
@@ -547,11 +550,11 @@ check.done()
 # And the mistakes: each should be caught in `DataLoader(...)` itself, with a message
 # that names the argument.
 
-# %% nbgrader={"grade": true, "grade_id": "test_training_loader_errors", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_training_loader_errors", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 import numpy as np
 from tinytorch_course.checks import Check
 
-check = Check("test_training_loader_errors", points=5)
+check = Check("test_training_loader_errors", points=3)
 _ds = {}
 
 
@@ -577,6 +580,37 @@ check.raises(
     check.probe(lambda: _loader(12, drop_last=True), "drop_last with batch_size 12 > 10"),
     ValueError,
     "DataLoader(10 samples, batch_size=12, drop_last=True): no batch at all",
+)
+check.done()
+
+# %% [markdown]
+# The text above asks for messages that name the argument:
+
+# %% nbgrader={"grade": true, "grade_id": "test_training_loader_messages", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
+from tinytorch_course.checks import Check
+
+check = Check("test_training_loader_messages", points=2)
+_bad = int(check.rng.integers(-9, 1))
+
+
+def _loader(batch_size, drop_last=False):
+    DataLoader(TensorDataset(np.arange(10)), batch_size, drop_last=drop_last)
+
+
+_error = check.probe(lambda: _loader(_bad), f"DataLoader(batch_size={_bad})")
+check.mentions(
+    _error,
+    ["batch_size", str(_bad)],
+    f"DataLoader(ds, batch_size={_bad})",
+    hint="name the argument and its value",
+)
+_error = check.probe(lambda: _loader(12, drop_last=True), "drop_last, batch_size 12 > 10")
+check.mentions(
+    _error,
+    ["drop_last"],
+    "DataLoader(10 samples, batch_size=12, drop_last=True)",
+    hint="name the argument",
 )
 check.done()
 
@@ -769,9 +803,9 @@ check.done()
 # but real leak.
 #
 # Some pixels (the top-left corner, and the first and last pixel of row 4) are 0 in every
-# image, so their standard deviation is 0. Dividing by `std + eps` with `eps = 0.1` (on the [0, 1] pixel scale, about
-# 1.6 of the 16 ink levels) keeps them at 0 and stops nearly-constant pixels from being
-# blown up into large noisy inputs.
+# image, so their standard deviation is 0. Dividing by `std + eps` with `eps = 0.1` (on
+# the [0, 1] pixel scale, about 1.6 of the 16 ink levels) keeps them at 0 and stops
+# nearly-constant pixels from being blown up into large noisy inputs.
 
 
 # %% nbgrader={"grade": false, "grade_id": "training_standardize", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -799,7 +833,8 @@ class Standardize:
         x = np.asarray(x)
         if x.shape[1:] != self.mean.shape:
             raise ValueError(
-                f"Standardize: fitted on features of shape {self.mean.shape}, got x of shape {x.shape}"
+                f"Standardize: fitted on features of shape {self.mean.shape}, "
+                f"got x of shape {x.shape}"
             )
         ### BEGIN SOLUTION
         return ((x - self.mean) / (self.std + self.eps)).astype(x.dtype)
@@ -895,7 +930,8 @@ def accuracy(logits, labels) -> float:
     labels = np.asarray(labels)
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
         raise ValueError(
-            f"accuracy: logits must be (N, C) and labels (N,), got {logits.shape} and {labels.shape}"
+            f"accuracy: logits must be (N, C) and labels (N,), "
+            f"got {logits.shape} and {labels.shape}"
         )
     ### BEGIN SOLUTION
     return float(np.mean(logits.argmax(axis=1) == labels))
@@ -1005,8 +1041,8 @@ check.done()
 #
 # `train_epoch` runs one epoch and returns the sample-weighted mean loss and the
 # accuracy measured on the fly (on each batch's logits *before* that batch's update, as
-# training scripts such as PyTorch's ImageNet example report it). `fit` (given) calls it once per epoch, evaluates on the
-# validation loader, and records a `History`.
+# training scripts such as PyTorch's ImageNet example report it). `fit` (given) calls it
+# once per epoch, evaluates on the validation loader, and records a `History`.
 
 # %%
 try:
@@ -1024,7 +1060,8 @@ try:
     print(draw_graph(loss, backward=True))
 except Exception as error:  # the engine or its drawing tool is not finished yet
     print(
-        f"(the graph appears here once module 01's draw_graph works: {type(error).__name__}: {error})"
+        "(the graph appears here once module 01's draw_graph works: "
+        f"{type(error).__name__}: {error})"
     )
 
 
@@ -1357,11 +1394,12 @@ check.equal(
     f"value_rows of {np.round(_values, 3).tolist()} on {_low:.3f}..{_high:.3f}, {_height} rows",
     hint="row = round((v - low) / (high - low) · (height - 1)): low at 0, high at the top",
 )
-check.equal(
-    check.probe(lambda: value_rows([3.0, 3.0], 3.0, 3.0, _height), "a flat series"),
-    [(_height - 1) // 2] * 2,
-    f"value_rows when every value is equal ({_height} rows): the middle row",
-)
+for _rows_here in (_height, 10):
+    check.equal(
+        check.probe(lambda h=_rows_here: value_rows([3.0, 3.0], 3.0, 3.0, h), "a flat series"),
+        [(_rows_here - 1) // 2] * 2,
+        f"value_rows when every value is equal ({_rows_here} rows): the middle row (an int)",
+    )
 
 
 def _chart():

@@ -92,10 +92,10 @@
 # (`del loss`, or the next step's `loss = ...`): the peak grows linearly with depth.
 # With `B = 256, W = 512` (`A` = 512 KiB) that is 4.5 MiB for three blocks. (`nn.Linear`
 # of module 02 fuses the matmul and the bias into one op, so a Linear + ReLU block keeps
-# 2 A: the Linear's input and the ReLU's input.) (PyTorch frees each activation as soon as backward has used
-# it, so its memory falls during backward; the peak, at the end of forward, is the same
-# story.) This module's tests check these counts against the ledger of a live graph.
-# Gradient checkpointing changes the line.
+# 2 A: the Linear's input and the ReLU's input.) (PyTorch frees each activation as soon
+# as backward has used it, so its memory falls during backward; the peak, at the end of
+# forward, is the same story.) The graded tests below check these counts against the ledger
+# of a live graph. Gradient checkpointing changes the line.
 
 # %% [markdown]
 # ## Gradient checkpointing: keep √n, recompute the rest
