@@ -184,7 +184,8 @@ def check_release_notebook(project: Project, module: Module) -> list[str]:
         graded += bool(meta.get("grade"))
     if graded != len(module.graded_cells):
         problems.append(
-            f"{path.relative_to(project.root)}: {graded} graded cells, the module has {len(module.graded_cells)}"
+            f"{path.relative_to(project.root)}: {graded} graded cells, "
+            f"the module has {len(module.graded_cells)}"
         )
     return problems
 
@@ -275,7 +276,8 @@ def release(
         )
     for module in todo:
         log(
-            f"{RELEASE_DIR}/{module.key}/{module.notebook.name}: released ({results[module.key].get('seconds', 0):.1f}s)"
+            f"{RELEASE_DIR}/{module.key}/{module.notebook.name}: released "
+            f"({results[module.key].get('seconds', 0):.1f}s)"
         )
     log(
         f"verified {RELEASE_DIR}/: no solution or hidden-test line, no .py file "
