@@ -37,7 +37,7 @@ pytestmark = [
 ]
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grading"
-NOTEBOOK_TIMEOUT = 12  # seconds: well above a reference run; the infinite loop costs this
+NOTEBOOK_TIMEOUT = 45  # seconds: well above a reference run; the infinite loop costs this
 MEMORY_MB = 768
 WORKERS = 2
 ESCAPE = "\x1b[2J\x1b[31m"
@@ -262,31 +262,42 @@ def hard_coder(observations: bytes) -> str:
 
 
 def local_score(project: Project, module, notebook: dict, seed: int) -> float:
-    """What `notebook`'s code earns, scored as `tinytorch-course test` scores it: run
-    unsandboxed, the instructor's graded cells judged against what it recorded."""
+    """What `notebook`'s code earns without a sandbox: rebuilt around the instructor's cells
+    as `grade` does, run with only the modules before it importable, and the instructor's
+    graded cells judged against what it recorded."""
+    import nbformat
+
     from tinytorch_course.checks import judge
+    from tinytorch_course.normalize import normalize
     from tinytorch_course.scoring import graded_cells
 
-    recorded = reference_observations(project, notebook, seed)
-    verdicts = judge(graded_cells(load_source(project, module)), recorded, seed)
+    source = load_source(project, module)
+    release = load(released_notebook(project, module))
+    rebuilt, _ = normalize(nbformat.from_dict(copy.deepcopy(notebook)), source, release)
+    recorded = recording(project, module, rebuilt, seed)
+    verdicts = judge(graded_cells(source), recorded, seed)
     return sum(v.points for v in verdicts if v.passed)
 
 
-def reference_observations(project: Project, notebook: dict, seed: int) -> bytes:
-    """What the reference records when run locally with `seed` (as `test` runs it)."""
+def recording(project: Project, module, notebook: dict, seed: int) -> bytes:
+    """What `notebook` records when run unsandboxed with `seed`, with a package that holds
+    only the modules before `module` (as a student's own package would)."""
     import tempfile
 
     import nbformat
 
     from tinytorch_course.execute import execute, kernel_env
+    from tinytorch_course.sandbox import module_lib
 
     with tempfile.TemporaryDirectory() as folder:
         record = Path(folder) / "record"
+        lib = module_lib(project, module, Path(folder) / "lib")
         env = kernel_env(project) | {
+            "PYTHONPATH": str(lib),
             "TINYTORCH_CHECK_RECORD": str(record),
             "TINYTORCH_CHECK_SEED": str(seed),
         }
-        execute(nbformat.from_dict(copy.deepcopy(notebook)), folder, env, notebook_timeout=120)
+        execute(nbformat.from_dict(copy.deepcopy(notebook)), folder, env, notebook_timeout=300)
         return record.read_bytes()
 
 
@@ -297,30 +308,33 @@ def hostile_class(project: Project, module, port: int) -> dict[str, tuple[object
     solutions, tests = solution_cells(good), graded_cell_indices(good)
     first, stop = solutions[0], solutions[-1]
     before_stop = points_before(good, stop)
-    end = len(good["cells"])
 
     from tinytorch_course.checks import judge
     from tinytorch_course.scoring import graded_cells, module_seed
 
     seed = module_seed(project.root, module.key)
-    local = reference_observations(project, good, 0)
+    local = recording(project, module, good, 0)
     hard_coded = judge(graded_cells(load_source(project, module)), local, seed)
     hard_coded_score = sum(v.points for v in hard_coded if v.passed)
 
-    duplicated = copy.deepcopy(good)
-    duplicated["cells"].insert(tests[0] + 1, copy.deepcopy(good["cells"][tests[0]]))
-    edited = copy.deepcopy(good)
-    edited["cells"][tests[0]]["metadata"]["nbgrader"] |= {"points": 1000, "grade": False}
+    structure = copy.deepcopy(good)  # Jupyter accidents on three test cells
+    structure["cells"][tests[1]]["metadata"]["nbgrader"] |= {"points": 1000, "grade": False}
+    del structure["cells"][tests[2]]
+    structure["cells"].insert(tests[0] + 1, copy.deepcopy(good["cells"][tests[0]]))
     tampered = copy.deepcopy(release)
     for index in graded_cell_indices(tampered):
         tampered["cells"][index]["source"] = "pass  # the tests were here"
-    deleted_test = copy.deepcopy(good)
-    del deleted_test["cells"][tests[0]]
     deleted = copy.deepcopy(good)
     del deleted["cells"][first]
     copier = copy.deepcopy(release)
     for index in solution_cells(copier):
         copier["cells"][index]["source"] = f"from tinytorch.{module.export_target} import *\n"
+    vandal = copy.deepcopy(good)  # every attack on the grader, after every test has run
+    for attack in (GRADEBOOK, CLASSMATES, LATER, SITECUSTOMIZE, NETWORK.format(port=port)):
+        vandal = with_cell(vandal, len(vandal["cells"]), attack)
+    vandal = with_cell(
+        with_cell(vandal, len(vandal["cells"]), DISK), len(vandal["cells"]) + 1, FORKS
+    )
     look = LOOK.format(root=str(project.root), target=module.export_target)
     stub = source(release["cells"][first])
     escape = with_source(release, first, stub.replace("write this part", ESCAPE + "cleared screen"))
@@ -341,9 +355,7 @@ def hostile_class(project: Project, module, port: int) -> dict[str, tuple[object
         "h_badjson": (b'{"cells": [ this is not json', 0),
         "h_empty": (b"", 0),
         # structure accidents: named, not punished
-        "h_duplicate_test": (duplicated, full),
-        "h_edited_meta": (edited, full),
-        "h_deleted_test": (deleted_test, full),
+        "h_structure": (structure, full),
         "h_tampered": (tampered, 0),
         # attacks that try to raise a score: they earn what their code earns
         "h_walkup": (with_cell(release, 1, WALK_UP + look), 0),
@@ -355,13 +367,7 @@ def hostile_class(project: Project, module, port: int) -> dict[str, tuple[object
         "h_hardcoded": (with_cell(release, 1, hard_coder(local)), hard_coded_score),
         "h_escape": (escape, 0),
         # attacks on the grader, the class and the machine, after every test has run
-        "h_gradebook": (with_cell(good, end, GRADEBOOK), full),
-        "h_classmates": (with_cell(good, end, CLASSMATES), full),
-        "h_later": (with_cell(good, end, LATER), full),
-        "h_sitecustomize": (with_cell(good, end, SITECUSTOMIZE), full),
-        "h_forks": (with_cell(good, end, FORKS), full),
-        "h_disk": (with_cell(good, end, DISK), full),
-        "h_network": (with_cell(good, end, NETWORK.format(port=port)), full),
+        "h_vandal": (vandal, full),
     }
 
 
@@ -520,9 +526,10 @@ def test_reasons_reach_the_table_in_the_students_terms(graded):
     nowhere = graded["table"][("h_nomodule", "99_nowhere")]
     assert "no module '99_nowhere'" in nowhere["problem"] and nowhere["max_score"] == ""
     tests = [c.grade_id for c in first.graded_cells]
-    assert f"{tests[0]} duplicated (kept once)" in row(graded, "h_duplicate_test")["notes"]
-    assert f"{tests[0]} had its nbgrader metadata edited" in row(graded, "h_edited_meta")["notes"]
-    assert f"{tests[0]} was deleted" in row(graded, "h_deleted_test")["notes"]
+    notes = row(graded, "h_structure")["notes"]
+    assert f"{tests[0]} duplicated (kept once)" in notes
+    assert f"{tests[1]} had its nbgrader metadata edited" in notes
+    assert f"{tests[2]} was deleted" in notes
     for student in graded["students"]:
         assert float(row(graded, student)["max_score"]) == first.points
 
@@ -547,13 +554,13 @@ def test_escape_sequences_never_reach_the_terminal_table_or_feedback(graded):
 
 def test_feedback_pages_show_verdicts_and_no_student_html(graded):
     root, first = graded["root"], graded["first"]
-    for student in ("ref", "zero", "h_loop", "h_osexit", "h_print50mb", "h_duplicate_test"):
+    for student in ("ref", "zero", "h_loop", "h_osexit", "h_print50mb", "h_structure"):
         page = root / "feedback" / student / first.key / f"{first.notebook.stem}.html"
         text = page.read_text(encoding="utf-8")
         assert page.stat().st_size < 5_000_000, f"{page} is {page.stat().st_size} bytes"
         assert f"{row(graded, student)['score']}/{first.points:g}" in text
         assert "<script" not in text.lower()
-    duplicated = (root / "feedback" / "h_duplicate_test" / first.key).glob("*.html")
+    duplicated = (root / "feedback" / "h_structure" / first.key).glob("*.html")
     assert "duplicated (kept once)" in next(duplicated).read_text(encoding="utf-8")
 
 
@@ -562,7 +569,7 @@ def test_the_gradebook_holds_what_the_grader_decided(graded):
 
     root, project, first = graded["root"], graded["project"], graded["first"]
     with Gradebook(f"sqlite:///{root / 'tinytorch.db'}", project.course_id) as gradebook:
-        for student in ("ref", "zero", "h_gradebook", "h_patcher"):
+        for student in ("ref", "zero", "h_vandal", "h_patcher"):
             submission = gradebook.find_submission(first.key, student)
             assert submission.score == float(row(graded, student)["score"]), student
             for notebook in submission.notebooks:

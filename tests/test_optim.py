@@ -231,7 +231,8 @@ def test_load_state_dict_names_what_does_not_fit():
     saved["state"][2]["momentum_buffer"] = np.zeros((8, 3), dtype=np.float32)
     with pytest.raises(
         ValueError,
-        match=r"parameter 2 state 'momentum_buffer' has shape \(8, 3\), the parameter has shape \(3, 8\)",
+        match=r"parameter 2 state 'momentum_buffer' has shape \(8, 3\), "
+        r"the parameter has shape \(3, 8\)",
     ):
         SGD(net.parameters(), lr=0.1).load_state_dict(saved)
 

@@ -303,6 +303,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'tinytorch.nn.Sigmoid.forward': ('02_nn/nn.html#sigmoid.forward', 'tinytorch/nn.py'),
                               'tinytorch.nn.Tanh': ('02_nn/nn.html#tanh', 'tinytorch/nn.py'),
                               'tinytorch.nn.Tanh.forward': ('02_nn/nn.html#tanh.forward', 'tinytorch/nn.py'),
+                              'tinytorch.nn.__getattr__': ('02_nn/nn.html#__getattr__', 'tinytorch/nn.py'),
                               'tinytorch.nn._as_variable': ('02_nn/nn.html#_as_variable', 'tinytorch/nn.py'),
                               'tinytorch.nn._check_reduction': ('02_nn/nn.html#_check_reduction', 'tinytorch/nn.py'),
                               'tinytorch.nn._class_targets': ('02_nn/nn.html#_class_targets', 'tinytorch/nn.py'),

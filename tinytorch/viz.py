@@ -235,7 +235,7 @@ def draw_graph(root, backward: bool = False, max_ops: int = 40, names: dict | No
     names, else their names in `names` (e.g. `globals()`), else expressions."""
     return _GraphDrawing(root, _Labels(_names(names)), backward, max_ops).render()
 
-# %% ../modules/01_autograd/viz.ipynb #3c98966a
+# %% ../modules/01_autograd/viz.ipynb #c136d4b4
 class trace:
     """`with trace(names=globals()):` prints each operation as autograd records it and,
     after `backward()`, each step of the chain rule with its numbers.
@@ -315,9 +315,8 @@ class trace:
         reached: dict[int, object] = {}
         for fn, grad_output, grads in steps:
             output = self._outputs.get(fn)
-            for value, grad in zip(fn.inputs, grads, strict=True):
-                if grad is None:
-                    continue
+            received = [(v, g) for v, g in zip(fn.inputs, grads, strict=True) if g is not None]
+            for value, grad in received:
                 equals = "+=" if id(value) in reached else "="
                 reached[id(value)] = value
                 rows.append(

@@ -271,7 +271,8 @@ def build(project: Project, force: bool = False, log=print) -> None:
         with _build_lock(project):
             export(project)
         log(
-            f"exported {len(project.modules)} notebooks in {time.perf_counter() - start:.1f}s -> tinytorch/"
+            f"exported {len(project.modules)} notebooks in "
+            f"{time.perf_counter() - start:.1f}s -> tinytorch/"
         )
         return
     problems = lint(project)
@@ -291,7 +292,8 @@ def build(project: Project, force: bool = False, log=print) -> None:
 
 
 def is_stale(project: Project) -> bool:
-    """Cheap check: a module source is newer than the file it exports to, or that file is missing."""
+    """Cheap check: a module source is newer than the file it exports to, or that file is
+    missing."""
     for module in project.modules:
         target = _target_path(project, module.export_target or module.name)
         if not target.exists() or module.source.stat().st_mtime > target.stat().st_mtime:

@@ -42,6 +42,9 @@ def cmd_modules(project: Project, args) -> int:
 
     for module in project.modules:
         print(f"{module.key:<14} {module.points:>5g} pts  {module.title}")
+    if project.is_workspace:  # the notebooks are the sources; nbdev-export writes the package
+        print("workspace: `nbdev-export` writes your notebooks' code to tinytorch/")
+        return 0
     differences = out_of_sync(project)
     if differences:
         print("tinytorch/ is OUT OF SYNC with modules/:")

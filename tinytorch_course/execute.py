@@ -159,7 +159,8 @@ def execute(
                     client.execute_cell(cell, index)
                 except CellTimeoutError:
                     stopped = (
-                        f"the notebook reached its {notebook_timeout:g} s time limit in cell {index}"
+                        f"the notebook reached its {notebook_timeout:g} s time limit "
+                        f"in cell {index}"
                         if time.monotonic() >= deadline - 1
                         else f"cell {index} ran longer than its {cell_timeout:g} s limit"
                     )

@@ -106,7 +106,12 @@ class Module:
     def graded_cells(self) -> list[GradedCell]:
         """The graded test cells, in order (malformed metadata is the linter's job)."""
         cells = []
-        for meta in nbgrader_metadata(self.text).values():
+        if not self.source.is_file() and self.notebook.is_file():  # a workspace: the notebook
+            notebook = json.loads(self.notebook.read_text(encoding="utf-8"))
+            metas = [c.get("metadata", {}).get("nbgrader") for c in notebook.get("cells", [])]
+        else:
+            metas = list(nbgrader_metadata(self.text).values())
+        for meta in metas:
             if isinstance(meta, dict) and meta.get("grade"):
                 cells.append(GradedCell(str(meta.get("grade_id")), float(meta.get("points", 0))))
         return cells
@@ -204,7 +209,8 @@ class Project:
         return modules
 
     def module(self, key: str) -> Module:
-        """The module whose key (`01_autograd`), name (`autograd`) or number (`01`, `1`) is `key`."""
+        """The module whose key (`01_autograd`), name (`autograd`) or number (`01`, `1`) is
+        `key`."""
         for module in self.modules:
             number = module.key.split("_", 1)[0]
             if key in (module.key, module.name, number) or (

@@ -22,7 +22,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .project import PACKAGE_DIR, SETTINGS_FILE, CourseError, Project
+from .project import PACKAGE_DIR, SETTINGS_FILE, CourseError, Module, Project
 from .release import find_leaks, release_dir, released_notebook
 
 # Folders beside the package that notebooks read at run time (data, not solutions).
@@ -55,9 +55,9 @@ README = """\
 """
 
 
-def settings_text(project: Project) -> str:
-    """The workspace's settings.ini: the course's modules and time limits."""
-    modules = "".join(f"\n    {m.key}" for m in project.modules)
+def settings_text(project: Project, modules: list[Module]) -> str:
+    """The workspace's settings.ini: the modules it holds and the time limits."""
+    modules = "".join(f"\n    {m.key}" for m in modules)
     notebook_timeout = project.setting("grading", "notebook_timeout", 300)
     cell_timeout = project.setting("grading", "cell_timeout", 120)
     return (
@@ -73,10 +73,10 @@ def settings_text(project: Project) -> str:
     )
 
 
-def _planned_files(project: Project, target: Path) -> dict[Path, Path | str]:
+def _planned_files(project: Project, target: Path, modules: list[Module]) -> dict[Path, Path | str]:
     """Each file of the new workspace and where its content comes from."""
     files: dict[Path, Path | str] = {
-        target / SETTINGS_FILE: settings_text(project),
+        target / SETTINGS_FILE: settings_text(project, modules),
         target / "pyproject.toml": PYPROJECT,
         target / "README.md": README.format(
             title=project.settings.get("course", "title", fallback="TinyTorch")
@@ -87,7 +87,7 @@ def _planned_files(project: Project, target: Path) -> dict[Path, Path | str]:
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
             if path.is_file() and "__pycache__" not in path.parts:
                 files[target / path.relative_to(project.root)] = path
-    for module in project.modules:
+    for module in modules:
         source = release_dir(project, module)
         for path in sorted(p for p in source.rglob("*") if p.is_file()):
             files[target / "modules" / module.key / path.relative_to(source)] = path
@@ -112,6 +112,10 @@ def export_workspace(target: Path) -> None:
     export(Project(target))
 
 
+def _is_workspace(target: Path) -> bool:
+    return (target / SETTINGS_FILE).is_file() and Project(target).is_workspace
+
+
 def _link_package(target: Path, module_folder: Path) -> None:
     link = module_folder / PACKAGE_DIR
     if link.is_symlink() or link.exists():
@@ -129,18 +133,25 @@ def create_workspace(project: Project, target: Path, force: bool = False, log=pr
     target = target.resolve()
     if target == project.root.resolve():
         raise CourseError("the workspace cannot be the course repository itself")
-    missing = [m.key for m in project.modules if not released_notebook(project, m).exists()]
-    if missing:
-        raise CourseError(
-            f"not released: {', '.join(missing)}; run `tinytorch-course release` first"
-        )
+    modules = [m for m in project.modules if released_notebook(project, m).exists()]
+    missing = [m.key for m in project.modules if m not in modules]
+    if not modules:
+        raise CourseError("nothing released yet: run `tinytorch-course release` first")
     leaks = find_leaks(project)
     if leaks:
         raise CourseError(
             "the release is not safe to give to a student:\n" + "\n".join(f"  {x}" for x in leaks)
         )
-    files = _planned_files(project, target)
-    existing = [path for path in files if path.exists()]
+    files = _planned_files(project, target, modules)
+    new = [m for m in modules if not (target / "modules" / m.key).exists()]
+    if not force and _is_workspace(target) and new:  # newly released modules: add only them
+        folders = [target / "modules" / m.key for m in new]
+        files = {
+            path: source
+            for path, source in files.items()
+            if path.name == SETTINGS_FILE or any(f in path.parents for f in folders)
+        }
+    existing = [path for path in files if path.exists() and path.name != SETTINGS_FILE]
     if existing and not force:
         names = ", ".join(str(p.relative_to(target)) for p in existing[:6])
         more = f" and {len(existing) - 6} more" if len(existing) > 6 else ""
@@ -157,14 +168,17 @@ def create_workspace(project: Project, target: Path, force: bool = False, log=pr
             shutil.copyfile(source, path)
         else:
             path.write_text(source, encoding="utf-8")
-    for module in project.modules:
+    for module in modules:
         _link_package(target, target / "modules" / module.key)
     export_workspace(target)
+    log(f"workspace ready: {target} ({len(modules)} modules; your package: {target / PACKAGE_DIR})")
+    if missing:
+        log(
+            f"not released yet: {', '.join(missing)}; once they are, run this command again: "
+            "it adds them and leaves your notebooks as they are"
+        )
     log(
-        f"workspace ready: {target} ({len(project.modules)} modules; your package: {target / PACKAGE_DIR})"
-    )
-    log(
-        f"next: cd {target}, open modules/{project.modules[0].key}/{project.modules[0].notebook.name}; "
+        f"next: cd {target}, open modules/{modules[0].key}/{modules[0].notebook.name}; "
         "after each module run `nbdev-export`, then `tinytorch-course test NN`"
     )
     return target

@@ -338,9 +338,8 @@ class trace:
         reached: dict[int, object] = {}
         for fn, grad_output, grads in steps:
             output = self._outputs.get(fn)
-            for value, grad in zip(fn.inputs, grads, strict=True):
-                if grad is None:
-                    continue
+            received = [(v, g) for v, g in zip(fn.inputs, grads, strict=True) if g is not None]
+            for value, grad in received:
                 equals = "+=" if id(value) in reached else "="
                 reached[id(value)] = value
                 rows.append(
@@ -411,3 +410,58 @@ def explain(code: str, **leaves) -> str:
     ]
     lines += [f"{code_line.ljust(width)}{said}".rstrip() for code_line, said in rows]
     return "\n".join(lines)
+
+
+# %% [markdown]
+# ## The package's front door
+#
+# `import tinytorch as tt` then `tt.Variable`, `tt.nn`, `tt.optim`: each name is imported
+# on first use (PEP 562), so a package holding only some modules' exports still imports,
+# and a part not exported yet is an error naming the module that builds it.
+
+# %%
+#| export __init__
+import importlib as _importlib
+
+# Each submodule of the package, and the course module whose notebook exports it.
+_BUILT_BY = {
+    "autograd": "01_autograd",
+    "viz": "01_autograd",
+    "nn": "02_nn",
+    "optim": "03_optim",
+    "data": "04_training",
+    "training": "04_training",
+    "memory": "05_memory",
+    "conv": "06",
+    "attention": "07",
+}
+_FROM_AUTOGRAD = ("Variable", "Function", "no_grad", "enable_grad", "set_grad_enabled")
+_FROM_AUTOGRAD += ("is_grad_enabled", "gradcheck", "GradcheckError")
+
+
+def _submodule(name: str):
+    """`tinytorch.<name>`, imported on first use (PEP 562), or an AttributeError naming the
+    course module that builds it when it has not been exported yet."""
+    try:
+        module = _importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as error:
+        if error.name != f"{__name__}.{name}":
+            raise
+        raise AttributeError(
+            f"tinytorch.{name} is not in this package yet: module {_BUILT_BY[name]} builds it "
+            "(finish that notebook, then run nbdev-export in your workspace)"
+        ) from None
+    globals()[name] = module
+    return module
+
+
+def __getattr__(name: str):
+    if name in _BUILT_BY:
+        return _submodule(name)
+    if name in _FROM_AUTOGRAD:
+        return getattr(_submodule("autograd"), name)
+    raise AttributeError(f"module 'tinytorch' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_BUILT_BY, *_FROM_AUTOGRAD})

@@ -1372,6 +1372,33 @@ def describe(model: Module, input_shape: tuple, dtype=np.float32) -> str:
     return box_table(headers, rows, [False, False, False, True, False, True])
 
 
+# %%
+#| export
+# Layers that later modules add (06: tinytorch.conv, 07: tinytorch.attention) are found
+# here too, so that `tinytorch.nn.Conv2d` works as in PyTorch once they are exported.
+_LATER = {"conv": "module 06", "attention": "module 07"}
+
+
+def __getattr__(name: str):
+    """PEP 562: a name this module lacks, looked up in the later layer modules."""
+    import importlib
+
+    for submodule in _LATER:
+        try:
+            module = importlib.import_module(f"tinytorch.{submodule}")
+        except ModuleNotFoundError as error:
+            if error.name != f"tinytorch.{submodule}":
+                raise
+            continue
+        if name in getattr(module, "__all__", ()):
+            return getattr(module, name)
+    later = " or ".join(f"tinytorch.{m} ({b})" for m, b in _LATER.items())
+    raise AttributeError(
+        f"module 'tinytorch.nn' has no attribute {name!r}, and neither has {later}, "
+        "where exported: a layer of a later module needs that module exported first"
+    )
+
+
 # %% [markdown]
 # ## Part 8: integration test: a network learns
 #
