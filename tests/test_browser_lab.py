@@ -28,21 +28,10 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, copy_course
+from screen import CHROMIUM, CHROMIUM_FLAGS, assert_boxes_aligned_on_screen, glyphs_js
 
-from tinytorch_course.boxes import BOX_CHARS, char_width
+from tinytorch_course.boxes import BOX_CHARS
 
-CHROMIUM = Path(os.environ.get("TINYTORCH_CHROMIUM", "/usr/bin/chromium"))
-# As root in a container Chromium needs --no-sandbox; the rest keep it off a network it
-# cannot reach (without them it retries Google's hosts at every start).
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 MODULE = "01_autograd"
 SOURCE = f"modules/{MODULE}/autograd.py"
@@ -268,25 +257,8 @@ CELLS_JS = """() => Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-
       mime: o.dataset.mimeType || '', text: o.textContent })),
   }))"""
 
-# For every <pre> on the page (rendered markdown or output) that draws with box
-# characters: each line's characters with the x, width and y the browser drew them at.
-GLYPHS_JS = """() => Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-Notebook pre'))
-  .filter(pre => /[┌┐└┘│─├┤┬┴┼]/.test(pre.textContent) && !pre.closest('.jp-InputArea-editor'))
-  .map(pre => {
-    const lines = [[]], range = document.createRange();
-    const walker = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT);
-    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-      for (let i = 0; i < node.data.length;) {
-        const ch = String.fromCodePoint(node.data.codePointAt(i));
-        if (ch === '\\n') { lines.push([]); i += 1; continue; }
-        range.setStart(node, i); range.setEnd(node, i + ch.length);
-        const box = range.getBoundingClientRect();
-        lines[lines.length - 1].push([ch, box.left, box.width, box.top]);
-        i += ch.length;
-      }
-    }
-    return lines;
-  })"""
+# Every diagram drawn in a <pre> of the notebook (rendered markdown or output), not the editor's.
+GLYPHS_JS = glyphs_js(".jp-NotebookPanel .jp-Notebook pre", exclude=".jp-InputArea-editor")
 
 DONE_JS = """(before) => {
   const prompts = Array.from(document.querySelectorAll(
@@ -409,38 +381,6 @@ def assert_diagrams_intact(shown: list[dict], cells: list) -> int:
                 )
                 checked += 1
     return checked
-
-
-def assert_boxes_aligned_on_screen(blocks: list) -> int:
-    """Every line of every diagram on the page is drawn on one row (not wrapped at the
-    window's edge), and every box-drawing character at the x of its display column:
-    the browser's monospace font keeps boxes rectangular. Returns how many box-drawing
-    characters were measured."""
-    measured = 0
-    for block, lines in enumerate(blocks):
-        starts = [line[0][1] for line in lines if line]
-        widths = [width for line in lines for char, _, width, _ in line if char in "─│"]
-        assert starts and widths, f"diagram {block}: nothing was laid out"
-        left, column_width = min(starts), min(widths)
-        assert column_width > 0, f"diagram {block}: box characters have no width on screen"
-        for number, line in enumerate(lines):
-            text = "".join(char for char, *_ in line)
-            rows = {round(top) for *_, top in line}
-            assert len(rows) <= 1, (
-                f"diagram {block}, line {number} wraps onto {len(rows)} rows in a "
-                f"{round(max(x + w for _, x, w, _ in line) - left)} px wide notebook: {text!r}"
-            )
-            column = 0
-            for char, x, _, _ in line:
-                if char in BOX_CHARS:
-                    expected = left + column * column_width
-                    assert abs(x - expected) < 1.0, (
-                        f"diagram {block}, line {number}: {char!r} at display column {column} "
-                        f"is drawn at x={x:.1f}, expected {expected:.1f}: {text!r}"
-                    )
-                    measured += 1
-                column += char_width(char)
-    return measured
 
 
 def test_reference_module_opens_as_notebook_and_runs_without_errors(course_lab, page):

@@ -166,7 +166,7 @@ def _extensions():
     """`register(add)` functions of the command modules that exist in this install."""
     import importlib
 
-    for name in ("assignments", "lab", "mistakes"):
+    for name in ("assignments", "lab", "mistakes", "docs"):
         try:
             module = importlib.import_module(f"{__package__}.{name}")
         except ModuleNotFoundError as error:

@@ -137,17 +137,25 @@ def find_leaks(project: Project, folder: Path | None = None) -> list[str]:
         except (UnicodeDecodeError, ValueError, KeyError):
             continue  # binary data files cannot hold a copied source line
         for where, text in texts:
-            place = f"{name}{' ' + where if where else ''}"
-            for line in text.splitlines():
-                stripped = line.strip()
-                if stripped in hidden:
-                    secret = hidden[stripped]
-                    leaks.append(
-                        f"{place}: {secret.kind} line {secret.module}:{secret.line} "
-                        f"leaked: {stripped!r}"
-                    )
-                elif any(marker in stripped for marker in _MARKERS):
-                    leaks.append(f"{place}: nbgrader marker left in: {stripped!r}")
+            leaks += leaks_in_text(f"{name}{' ' + where if where else ''}", text, hidden)
+    return leaks
+
+
+def leaks_in_text(
+    place: str, text: str, hidden: dict[str, Secret], markers: bool = True
+) -> list[str]:
+    """Each line of `text` that is a secret line (or, with `markers`, holds an nbgrader
+    marker), as `place: what leaked`."""
+    leaks = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped in hidden:
+            secret = hidden[stripped]
+            leaks.append(
+                f"{place}: {secret.kind} line {secret.module}:{secret.line} leaked: {stripped!r}"
+            )
+        elif markers and any(marker in stripped for marker in _MARKERS):
+            leaks.append(f"{place}: nbgrader marker left in: {stripped!r}")
     return leaks
 
 
