@@ -450,7 +450,7 @@ def assert_module01_live_tools_work(cells: list, shown: list[dict]) -> None:
     """What module 01 shows a student once the engine works: the live demo draws the
     student's own graph of d = a*2 + a*3 with its gradient 2 + 3 = 5, and the
     integration test's training runs bring both losses down."""
-    demo = cell_using(cells, "trace()", "draw_graph(", "backward=True")
+    demo = cell_using(cells, "trace(", "draw_graph(", "backward=True")
     text = "".join(o["text"] for o in shown[demo]["outputs"])
     for node in ("[×]", "[+]", "∂d/∂a = 5", "a.grad = 5"):
         assert node in text, f"cell {demo} (the live graph demo) does not show {node!r}:\n{text}"

@@ -1190,9 +1190,9 @@ check.done()
 # hint instead while Parts 1 to 4 are unfinished):
 
 # %%
-from tinytorch.viz import draw_graph, trace
-
 try:
+    from tinytorch.viz import draw_graph, trace
+
     a = Variable(1.0, requires_grad=True)
     with trace(names=globals(), observe=observe_ops):
         b, c = a * 2, a * 3
