@@ -449,16 +449,14 @@ def cell_using(cells: list, *names: str) -> int:
 def assert_module01_live_tools_work(cells: list, shown: list[dict]) -> None:
     """What module 01 shows a student once the engine works: the live demo draws the
     student's own graph of d = a*2 + a*3 with its gradient 2 + 3 = 5, and the
-    integration test's training runs bring both losses down."""
+    integration test's training runs pass."""
     demo = cell_using(cells, "trace(", "draw_graph(", "backward=True")
     text = "".join(o["text"] for o in shown[demo]["outputs"])
     for node in ("[×]", "[+]", "∂d/∂a = 5", "a.grad = 5"):
         assert node in text, f"cell {demo} (the live graph demo) does not show {node!r}:\n{text}"
-    training = cell_using(cells, "regression loss")
+    training = cell_using(cells, "check_training")
     text = "".join(o["text"] for o in shown[training]["outputs"])
-    found = re.search(r"regression loss ([\d.]+) -> ([\d.]+)", text)
-    assert found, f"cell {training} does not print the regression losses: {text!r}"
-    assert float(found[2]) < float(found[1]), f"training did not bring the loss down: {text}"
+    assert "✓ test_integration passed" in text, f"cell {training}: training failed: {text!r}"
 
 
 def select_cell(page, index: int) -> None:
