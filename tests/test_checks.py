@@ -209,3 +209,14 @@ def test_an_error_used_as_a_value_fails_with_what_raised_and_is_never_true():
             use(got)
     with pytest.raises(CheckFailed, match=r"^`ratio\(\)` raised ZeroDivisionError"):
         check.expect(got, "ratio() should be true")
+
+
+def test_a_message_check_on_an_unwritten_part_says_the_part_is_not_written():
+    check = Check("test_local", points=1)
+
+    def stub():
+        raise NotImplementedError("write this part")
+
+    got = check.probe(stub, "DataLoader(ds, batch_size=0)")
+    with pytest.raises(CheckFailed, match=r"^`loader` raised NotImplementedError: write this"):
+        check.mentions(got, ["batch_size"], "loader")

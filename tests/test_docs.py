@@ -290,7 +290,7 @@ def test_screenshots_of_the_landing_page_and_of_module_01s_graph_drawing(site, s
     first = Project(site.parent).modules[0]
     assert visit(page, urljoin(served, f"modules/{first.key}.html")) == []
     # The graph drawing is found by what it is drawn with, not by the prose around it.
-    drawings = page.locator(OUTPUT_PRE).filter(has_text=re.compile("[┌└│]"))
+    drawings = page.locator(OUTPUT_PRE).filter(has_text=re.compile("[┌┐└┘│├┤]"))
     assert drawings.count(), f"{first.key}'s page shows no drawing in any cell output"
     drawings.first.scroll_into_view_if_needed()
     drawings.first.screenshot(path=str(ARTIFACTS / "module01-graph.png"))

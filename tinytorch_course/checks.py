@@ -405,6 +405,8 @@ class Check:
 
     def mentions(self, got, fragments: Iterable[str], what: str, hint: str = "") -> None:
         """The message of `got` (a `Raised`, or a string) contains each fragment."""
+        if isinstance(got, Raised) and "NotImplementedError" in got.types:
+            self.fail(f"`{what}` {got.describe()}", hint)  # the part is not written yet
         text = got.message if isinstance(got, Raised) else got
         if not isinstance(text, str):
             self.fail(f"`{what}` gave {_show(got)}, expected a message", hint)
