@@ -395,7 +395,7 @@ def test_reference_module_opens_as_notebook_and_runs_without_errors(course_lab, 
         if first_diagram.count():
             first_diagram.screenshot(path=str(ARTIFACTS / "module01-first-diagram.png"))
         demo = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").nth(
-            cell_using(cells, "trace()", "draw_graph(", "backward=True")
+            cell_using(cells, "trace(", "draw_graph(", "backward=True")
         )
         for _ in range(3):  # cells above it get laid out as they come into view
             demo.scroll_into_view_if_needed()
