@@ -57,6 +57,7 @@ def run_student(tmp_path: Path, solution: str, seed: int = 0, cell: str = CELL):
     script = tmp_path / "student.py"
     script.write_text(solution + "\n" + cell, encoding="utf-8")
     env = {"TINYTORCH_CHECK_RECORD": str(record), "TINYTORCH_CHECK_SEED": str(seed)}
+    env["PYTHONIOENCODING"] = "utf-8"  # as in a kernel (the pass line has a ✓)
     result = subprocess.run(
         [sys.executable, str(script)],
         capture_output=True,
