@@ -472,6 +472,27 @@ check.equal(
     hint="a parameter reached twice is listed once, under its first name",
 )
 check.equal(_prefixed, "model.bias", "first name from named_parameters(prefix='model.')")
+
+
+def _modes_again():
+    outer, other = _objects["Outer"](), _objects["Outer"]()
+    outer.eval()
+    outer.eval()
+    twice_eval = [outer.training, outer.inner.training, other.training, other.inner.training]
+    outer.train()
+    outer.train(True)
+    return twice_eval, [outer.training, outer.blocks[1].training]
+
+
+_twice_eval, _twice_train = check.no_raise(check.probe(_modes_again, "eval() twice"), "modes")
+check.equal(
+    _twice_eval,
+    [False, False, True, True],
+    "training flags (outer, outer.inner, other, other.inner) after outer.eval() twice",
+    hint="set training = mode on this model's modules only (an instance attribute, not a "
+    "toggle, not the class)",
+)
+check.equal(_twice_train, [True, True], "training flags (outer, blocks[1]) after train() twice")
 ### END HIDDEN TESTS
 check.done()
 
@@ -597,6 +618,22 @@ check.equal(
     np.full(3, 7, dtype=np.float32),
     "inner.first after a failed load_state_dict",
 )
+
+
+def _flat_load():
+    flat = dict(_objects["snapshot"])
+    flat["inner.second"] = np.zeros(4, dtype=np.float32)  # 4 values, but shape (4,)
+    return state_dict_problems(_objects["model"], flat)
+
+
+_flat = check.probe(_flat_load, "state_dict_problems with a (4,) array for a (2, 2) key")
+check.no_raise(_flat, "state_dict_problems(model, state with 'inner.second' of shape (4,))")
+check.equal(
+    len(_flat),
+    1,
+    f"number of problems for one array of shape (4,) where (2, 2) is expected, got {_flat}",
+    hint="compare shapes, not sizes",
+)
 ### END HIDDEN TESTS
 check.done()
 
@@ -636,8 +673,9 @@ check.done()
 # In `Linear.forward`, check the input's last dimension before multiplying: numpy's own
 # error ("matmul: Input operand 1 has a mismatch in its core dimension 0 ...") names
 # neither the layer nor what was expected. Raise a `ValueError` naming the layer and both
-# shapes. (A dtype check, given, refuses a float64 batch into a float32 layer, which
-# numpy would silently compute in float64.)
+# shapes; a 0-d input (a bare number, which has no last dimension) is a `ValueError` too.
+# (A dtype check, given, refuses a float64 batch into a float32 layer, which numpy would
+# silently compute in float64.)
 
 
 # %% nbgrader={"grade": false, "grade_id": "nn_linear", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -857,6 +895,12 @@ _edge_rng = np.random.default_rng(5)
 check.equal(_w1, _edge_rng.uniform(-1, 1, size=(3, 1)).astype(np.float32), "Linear(1, 3).weight")
 check.equal(_b0, np.zeros(2, np.float32), "Linear(0, 2).bias (bound 0 without inputs)")
 check.equal(_single.shape, (3,), "shape of Linear(1, 3) on one sample of shape (1,)")
+check.raises(
+    check.probe(lambda: Linear(1, 3)(np.float32(2.0)), "Linear(1, 3) on a 0-d input"),
+    ValueError,
+    "Linear(1, 3) on a 0-d input",
+    hint="a 0-d input has no last dimension: refuse it like a wrong width",
+)
 ### END HIDDEN TESTS
 check.done()
 
@@ -1055,8 +1099,8 @@ import numpy as np
 from tinytorch_course.checks import Check
 
 check = Check("test_nn_mse", points=10)
-_pred0 = check.rng.standard_normal((4, 1)).astype(np.float32)
-_target = check.rng.standard_normal((4, 1)).astype(np.float32)
+_pred0 = check.rng.standard_normal((3, 2)).astype(np.float32)
+_target = check.rng.standard_normal((3, 2)).astype(np.float32)
 
 
 def _mse(reduction):
@@ -1069,14 +1113,14 @@ def _mse(reduction):
 
 
 _diff = _pred0.astype(np.float64) - _target
-for _reduction, _scale in (("mean", 1 / 4), ("sum", 1.0)):
+for _reduction, _scale in (("mean", 1 / 6), ("sum", 1.0)):
     _value, _grad = check.no_raise(check.probe(lambda r=_reduction: _mse(r), _reduction), "mse")
     check.close(
         _value,
         _scale * (_diff**2).sum(),
         f"MSELoss({_reduction!r}) value",
         rtol=1e-5,
-        hint="mean (or sum) of (prediction - target)²",
+        hint="mean (over all 6 elements) or sum of (prediction - target)²",
     )
     check.close(
         _grad,
@@ -1085,8 +1129,9 @@ for _reduction, _scale in (("mean", 1 / 4), ("sum", 1.0)):
         rtol=1e-5,
         atol=1e-7,
     )
+_column = check.rng.standard_normal((4, 1)).astype(np.float32)
 check.raises(
-    check.probe(lambda: mse_loss(_pred0, _target.ravel()), "mse_loss((4, 1), (4,))"),
+    check.probe(lambda: mse_loss(_column, _column.ravel()), "mse_loss((4, 1), (4,))"),
     ValueError,
     "mse_loss(prediction (4, 1), target (4,))",
     hint="shapes must match exactly: numpy would broadcast them to (4, 4)",
@@ -1215,12 +1260,14 @@ def _reference(z, t, scale):
     return -log_softmax[np.arange(len(t)), t].sum() * scale, grad * scale
 
 
-def _run(z, t, reduction="mean"):
+def _run(z, t, reduction="mean", upstream=None, times=1):
     from tinytorch.autograd import Variable as Leaf
 
     logits = Leaf(z, requires_grad=True)
     loss = CrossEntropyLoss(reduction)(logits, t)
-    loss.backward()
+    for _ in range(times):
+        seed = None if upstream is None else np.asarray(upstream, dtype=z.dtype)
+        loss.backward(seed, retain_graph=True)
     return loss.item(), str(loss.dtype), logits.grad
 
 
@@ -1270,6 +1317,20 @@ _value, _, _grad = check.no_raise(
 )
 check.close(_value, np.log(4), "loss of four equal logits", rtol=1e-12)
 check.close(_grad, [[0.25, 0.25, -0.75, 0.25]], "gradient of four equal logits", rtol=1e-12)
+_zu = check.rng.standard_normal((3, 5))
+_tu = check.rng.integers(0, 5, 3)
+_upstream = float(check.rng.uniform(0.5, 3.0))
+_, _, _grad = check.no_raise(
+    check.probe(lambda: _run(_zu, _tu, "mean", _upstream, 2), "backward(g) twice"), "twice"
+)
+check.close(
+    _grad,
+    2 * _upstream * _reference(_zu, _tu, 1 / 3)[1],
+    f"logits.grad after loss.backward({_upstream:.4f}, retain_graph=True) twice",
+    rtol=1e-9,
+    atol=1e-12,
+    hint="multiply by grad_output, and leave the saved softmax unchanged (work on a copy)",
+)
 ### END HIDDEN TESTS
 check.done()
 
