@@ -302,6 +302,12 @@ check.raises(
     ValueError,
     "TensorDataset of a 0-d array",
 )
+check.raises(
+    check.probe(lambda: TensorDataset(_x, _y, _y[:-1]), "a third array one row short"),
+    ValueError,
+    f"TensorDataset(x, y of {_n} rows, a third array of {_n - 1})",
+    hint="compare every array's first dimension, not only the first two",
+)
 ### END HIDDEN TESTS
 check.done()
 
@@ -581,6 +587,13 @@ check.raises(
     ValueError,
     "DataLoader(10 samples, batch_size=12, drop_last=True): no batch at all",
 )
+### BEGIN HIDDEN TESTS
+check.no_raise(check.probe(lambda: _loader(1), "batch_size=1"), "DataLoader(ds, batch_size=1)")
+check.no_raise(
+    check.probe(lambda: _loader(10, drop_last=True), "drop_last with batch_size 10 of 10"),
+    "DataLoader(10 samples, batch_size=10, drop_last=True): one full batch",
+)
+### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -876,6 +889,18 @@ check.close(
     hint="(x - mean) / (std + eps), the constant column stays finite",
 )
 check.equal(str(_out.dtype), "float32", "dtype after standardising float32 input")
+### BEGIN HIDDEN TESTS
+_out64 = check.probe(
+    lambda: Standardize().fit(_x.astype(np.float64))(_new), "fit on float64, float32 input"
+)
+check.no_raise(_out64, "Standardize().fit(float64 x)(float32 new)")
+check.equal(
+    str(_out64.dtype),
+    "float32",
+    "dtype of float32 input standardised with statistics of float64 data",
+    hint="return the result in x's dtype",
+)
+### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -1505,6 +1530,23 @@ check.equal(
     "outputs of the loaded model vs the saved one",
     hint="save every array of model.state_dict(); load them all with load_state_dict",
 )
+### BEGIN HIDDEN TESTS
+
+
+def _other_architecture():
+    saved = Sequential(Linear(64, 8), ReLU(), Linear(8, 10))
+    wider = Sequential(Linear(64, 8), ReLU(), Linear(8, 10), ReLU(), Linear(10, 3))
+    with tempfile.TemporaryDirectory() as folder:
+        load_model(wider, save_model(saved, Path(folder) / "small"))
+
+
+check.raises(
+    check.probe(_other_architecture, "load_model into a different architecture"),
+    KeyError,
+    "load_model(a 5-layer model, a file saved from a 3-layer one)",
+    hint="load with load_state_dict, which refuses missing keys",
+)
+### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
