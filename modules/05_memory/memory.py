@@ -1100,6 +1100,38 @@ def _view_input():
 
 _via_view, _direct = check.no_raise(check.probe(_view_input, "a transposed input"), "view")
 check.equal(_via_view, _direct, "ledger total with x.T as input (a view: no new buffer)")
+_w0 = check.rng.standard_normal((4, 3))
+_x0 = check.rng.standard_normal((5, 4))
+
+
+def _outside_the_graph():
+    w = Variable(_w0.copy(), requires_grad=True)
+    h = Variable(_x0.copy()) @ w
+    h.retain_grad()
+    loss = (h * h).sum()
+    loss.backward()
+    held = Variable(np.zeros(10), requires_grad=True)  # only the optimizer knows it
+    passed = Variable(np.zeros(6), requires_grad=True)  # only passed as parameters=
+    ledger = memory_ledger(loss, optimizer={"params": [held]}, parameters=[passed])
+    return ledger.bytes["parameters"], ledger.bytes["gradients"]
+
+
+_params, _grads = check.no_raise(
+    check.probe(_outside_the_graph, "parameters outside the graph, a retained grad"), "outside"
+)
+check.equal(
+    _params,
+    (12 + 10 + 6) * 8,
+    "ledger 'parameters' of w (4, 3) in the graph, one held by the optimizer (10,) and one "
+    "passed as parameters= (6,)",
+    hint="parameters come from the graph's leaves, the optimizer and parameters=",
+)
+check.equal(
+    _grads,
+    (12 + 15) * 8,
+    "ledger 'gradients' of w.grad (4, 3) and the retained grad of h = x @ w (5, 3)",
+    hint="the .grad of any Variable of the graph counts, not only the parameters'",
+)
 ### END HIDDEN TESTS
 check.done()
 
@@ -1120,6 +1152,10 @@ check.done()
 #     after, peak = current, peak    │    peak     = peak − before      (high-water mark)
 #     tracemalloc.stop()             ─┘
 # ```
+#
+# If `fn` raises, the error goes through to the caller, and tracing stops all the same
+# when `traced` started it (a `try`/`finally`): a forgotten tracemalloc slows every later
+# allocation of the session.
 
 
 # %% nbgrader={"grade": false, "grade_id": "memory_traced", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -1221,6 +1257,24 @@ check.equal(
     "tracemalloc.is_tracing() after traced() ran while it was on",
     hint="stop tracemalloc only if traced() started it",
 )
+### BEGIN HIDDEN TESTS
+
+
+def _raising():
+    try:
+        traced(lambda: np.ones(3) / np.zeros(0)[0])
+    except IndexError as error:
+        return type(error).__name__, tracemalloc.is_tracing()
+    return "no error", tracemalloc.is_tracing()
+
+
+check.equal(
+    check.probe(_raising, "traced(fn) where fn raises IndexError"),
+    ("IndexError", False),
+    "(error that came through, tracemalloc.is_tracing()) after traced(fn) where fn raises",
+    hint="stop tracing in a finally: block when traced started it, and let the error through",
+)
+### END HIDDEN TESTS
 
 
 def _ledger_vs_tracemalloc():
