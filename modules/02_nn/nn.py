@@ -475,24 +475,32 @@ check.equal(_prefixed, "model.bias", "first name from named_parameters(prefix='m
 
 
 def _modes_again():
-    outer, other = _objects["Outer"](), _objects["Outer"]()
-    outer.eval()
-    outer.eval()
-    twice_eval = [outer.training, outer.inner.training, other.training, other.inner.training]
-    outer.train()
-    outer.train(True)
-    return twice_eval, [outer.training, outer.blocks[1].training]
+    class Wrap(Module):
+        def __init__(self):
+            self.outer = _objects["Outer"]()
+
+    wrap, other = Wrap(), _objects["Outer"]()
+    wrap.eval()
+    wrap.eval()
+    twice_eval = [wrap.outer.training, wrap.outer.inner.training, other.training]
+    wrap.train()
+    wrap.train(True)
+    return twice_eval, [wrap.outer.training, wrap.outer.blocks[1].training]
 
 
 _twice_eval, _twice_train = check.no_raise(check.probe(_modes_again, "eval() twice"), "modes")
 check.equal(
     _twice_eval,
-    [False, False, True, True],
-    "training flags (outer, outer.inner, other, other.inner) after outer.eval() twice",
+    [False, False, True],
+    "training flags (wrap.outer, wrap.outer.inner, another Outer) after wrap.eval() twice",
     hint="set training = mode on this model's modules only (an instance attribute, not a "
     "toggle, not the class)",
 )
-check.equal(_twice_train, [True, True], "training flags (outer, blocks[1]) after train() twice")
+check.equal(
+    _twice_train,
+    [True, True],
+    "training flags (wrap.outer, wrap.outer.blocks[1]) after train() twice",
+)
 ### END HIDDEN TESTS
 check.done()
 
