@@ -193,7 +193,7 @@ import numpy as np
 # Indexing with an integer *array* of indices works too, and returns whole batches at
 # once; the loader uses that to avoid a Python loop per sample. Arrays of different
 # lengths are a mistake to catch at construction, where it is made, not at the
-# 1 000th batch.
+# 1 000th batch: raise a `ValueError` that lists the shapes of all the arrays.
 
 
 # %% nbgrader={"grade": false, "grade_id": "training_dataset", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -597,7 +597,8 @@ check.no_raise(
 check.done()
 
 # %% [markdown]
-# The text above asks for messages that name the argument:
+# The text above asks for messages that name the argument, and for a `TensorDataset`
+# error that lists the arrays' shapes:
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_loader_messages", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 import numpy as np
@@ -624,6 +625,16 @@ check.mentions(
     ["drop_last"],
     "DataLoader(10 samples, batch_size=12, drop_last=True)",
     hint="name the argument",
+)
+_rows = int(check.rng.integers(3, 9))
+_error = check.probe(
+    lambda: TensorDataset(np.zeros((_rows, 2)), np.zeros(_rows + 1)), "arrays of two lengths"
+)
+check.mentions(
+    _error,
+    [f"({_rows}, 2)", f"({_rows + 1},)"],
+    f"TensorDataset(x of shape ({_rows}, 2), y of shape ({_rows + 1},))",
+    hint="list the shapes of all the arrays",
 )
 check.done()
 
