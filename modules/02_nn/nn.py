@@ -1325,6 +1325,19 @@ _value, _, _grad = check.no_raise(
 )
 check.close(_value, np.log(4), "loss of four equal logits", rtol=1e-12)
 check.close(_grad, [[0.25, 0.25, -0.75, 0.25]], "gradient of four equal logits", rtol=1e-12)
+_far = np.array([[-1e4, -1e4 + 1, -1e4 + 2], [1e4, 0.0, -1e4]])
+_value, _, _grad = check.no_raise(
+    check.probe(lambda: _run(_far, np.array([2, 0])), "rows with maxima -9998 and 1e4"), "far"
+)
+_want, _want_grad = _reference(_far, np.array([2, 0]), 1 / 2)
+check.close(
+    _value,
+    _want,
+    "loss of rows whose maxima are -9998 and 1e4",
+    rtol=1e-9,
+    hint="subtract each row's own maximum (one maximum for the batch underflows row 0)",
+)
+check.close(_grad, _want_grad, "gradient of rows whose maxima are -9998 and 1e4", atol=1e-12)
 _zu = check.rng.standard_normal((3, 5))
 _tu = check.rng.integers(0, 5, 3)
 _upstream = float(check.rng.uniform(0.5, 3.0))

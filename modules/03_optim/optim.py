@@ -546,6 +546,29 @@ check.equal(
     "p.grad after SGD.step()",
     hint="never change p.grad: compute g + wd·p as a new array",
 )
+### BEGIN HIDDEN TESTS
+
+
+def _two_groups():
+    from tinytorch.autograd import Variable
+
+    first = Variable(_p0.astype(np.float64), requires_grad=True)
+    second = Variable(_p0.astype(np.float64), requires_grad=True)
+    first.grad, second.grad = _g0.astype(np.float64), _g0.astype(np.float64)
+    SGD([{"params": [first]}, {"params": [second], "lr": 0.5}], lr=0.01).step()
+    return first.data, second.data
+
+
+_first, _second = check.no_raise(check.probe(_two_groups, "two groups"), "groups")
+_p64, _g64 = _p0.astype(np.float64), _g0.astype(np.float64)
+check.close(_first, _p64 - 0.01 * _g64, "SGD(lr=0.01): a parameter of the group without lr")
+check.close(
+    _second,
+    _p64 - 0.5 * _g64,
+    "SGD(lr=0.01): a parameter of the group with lr=0.5",
+    hint="read the settings from the parameter's group, not from the defaults",
+)
+### END HIDDEN TESTS
 check.done()
 
 # %% nbgrader={"grade": true, "grade_id": "test_optim_sgd_momentum", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
