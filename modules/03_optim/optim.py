@@ -771,7 +771,7 @@ def _adam_state():
     from tinytorch.autograd import Variable
 
     _p = Variable(_p0.copy(), requires_grad=True)
-    _opt = Adam([_p], lr=0.1, amsgrad=True)
+    _opt = Adam([_p], lr=0.1, amsgrad=True, weight_decay=0.01)
     _p.grad = _g0.copy()
     _opt.step()
     _first = {k: v for k, v in _opt.state[_p].items()}
@@ -799,7 +799,12 @@ check.equal(
     "dtypes of p, exp_avg, exp_avg_sq (float32 p)",
     hint="create the buffers with np.zeros_like(p) and update everything in place",
 )
-check.equal(_state["grad"], _g0, "p.grad after two steps", hint="never change p.grad itself")
+check.equal(
+    _state["grad"],
+    _g0,
+    "p.grad after two steps of Adam(weight_decay=0.01)",
+    hint="never change p.grad itself: g + wd·p is a new array",
+)
 ### BEGIN HIDDEN TESTS
 _adam_case(20, "Adam(lr=0.01, eps=0)", lr=0.01, eps=0.0)
 check.equal(_state["same arrays"], [True, True], "state arrays kept across steps (in place)")

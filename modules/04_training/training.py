@@ -822,9 +822,10 @@ check.done()
 # Networks train faster when each input feature has mean 0 and standard deviation 1:
 # with raw pixels, a feature that is always large dominates the first layer's
 # gradients. `Standardize.fit(x_train)` stores each pixel's mean and standard deviation
-# *of the training images*; `standardize(x)` applies those same numbers to any split.
-# Computing them on all 1 797 images would let the test set shape the inputs, a small
-# but real leak.
+# *of the training images*; `standardize(x)` applies those same numbers to any split,
+# returning a new array (`x` stays as it was: a split is standardised again each time).
+# Computing the statistics on all 1 797 images would let the test set shape the inputs, a
+# small but real leak.
 #
 # Some pixels (the top-left corner, and the first and last pixel of row 4) are 0 in every
 # image, so their standard deviation is 0. Dividing by `std + eps` with `eps = 0.1` (on
@@ -877,10 +878,13 @@ _new = check.rng.standard_normal((3, 4)).astype(np.float32)
 
 def _standardize():
     scaler = Standardize(eps=0.1).fit(_x)
-    return scaler.mean, scaler.std, scaler(_new)
+    given = _new.copy()
+    return scaler.mean, scaler.std, scaler(given), given
 
 
-_mean, _std, _out = check.no_raise(check.probe(_standardize, "Standardize(eps=0.1)"), "scaler")
+_mean, _std, _out, _given = check.no_raise(
+    check.probe(_standardize, "Standardize(eps=0.1)"), "scaler"
+)
 check.close(
     _mean,
     _x.mean(axis=0),
@@ -900,6 +904,12 @@ check.close(
     hint="(x - mean) / (std + eps), the constant column stays finite",
 )
 check.equal(str(_out.dtype), "float32", "dtype after standardising float32 input")
+check.equal(
+    _given,
+    _new,
+    "the array given to the scaler, after the call",
+    hint="return a new array; leave x as it was",
+)
 ### BEGIN HIDDEN TESTS
 _out64 = check.probe(
     lambda: Standardize().fit(_x.astype(np.float64))(_new), "fit on float64, float32 input"
