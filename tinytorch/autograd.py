@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-# %% ../modules/01_autograd/autograd.ipynb #8a87ee98
+# %% ../modules/01_autograd/autograd.ipynb #1e915da1
 def _as_float_array(data) -> np.ndarray:
     """`data` as a floating numpy array: numbers, lists and integer or boolean arrays
     become float32; floating numpy arrays (and numpy floating scalars) keep their dtype.
@@ -53,47 +53,14 @@ class Variable:
     def __init__(self, data, requires_grad: bool = False, name: str | None = None):
         if type(data) is not np.ndarray or data.dtype.kind != "f":
             data = _as_float_array(data)
-        self.data = data
-        self.grad = None
-        self.requires_grad = requires_grad
-        self.grad_fn = None
-        self.name = name
+        self.data, self.requires_grad, self.name = data, requires_grad, name
+        self.grad = self.grad_fn = None
         self._retains_grad = False
 
-    shape = property(lambda self: self.data.shape)
-    ndim = property(lambda self: self.data.ndim)
-    dtype = property(lambda self: self.data.dtype)
-    size = property(lambda self: self.data.size)
-    is_leaf = property(lambda self: self.grad_fn is None, doc="Made by the user, not an op.")
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __bool__(self) -> bool:
-        """Truth of a one-element Variable; numpy's error for more (never silently True)."""
-        return bool(self.data)
-
-    def __repr__(self) -> str:
-        text = np.array2string(self.data, separator=", ", prefix="Variable(")
-        if self.data.dtype != np.float32:
-            text += f", dtype={self.data.dtype}"
-        if self.grad_fn is not None:
-            text += f", grad_fn=<{type(self.grad_fn).__name__}>"
-        elif self.requires_grad:
-            text += ", requires_grad=True"
-        return f"Variable({text})"
-
-    def item(self) -> float:
-        if self.data.size != 1:
-            raise ValueError(
-                f"item() needs a Variable with 1 element, this one has {self.data.size} "
-                f"(shape {self.shape})"
-            )
-        return self.data.item()
-
-    def numpy(self) -> np.ndarray:
-        """The data (shared, not copied)."""
-        return self.data
+    def backward(self, gradient=None, retain_graph: bool = False) -> None:
+        """Compute the gradient of this Variable with respect to every leaf that requires
+        grad, adding it to their `.grad`. A non-scalar needs `gradient` (∂L/∂self)."""
+        backpropagate(self, _initial_gradient(self, gradient), retain_graph)
 
     def detach(self) -> "Variable":
         """The same data as a new leaf that does not require grad: gradients stop here."""
@@ -102,8 +69,8 @@ class Variable:
     def requires_grad_(self, requires_grad: bool = True) -> "Variable":
         if not self.is_leaf:
             raise RuntimeError(
-                "requires_grad_() can only change leaves; use .detach() to start a new leaf "
-                "from this result"
+                "requires_grad_() can only change leaves; use .detach() to "
+                "start a new leaf from this result"
             )
         self.requires_grad = requires_grad
         return self
@@ -118,106 +85,76 @@ class Variable:
         """Forget the accumulated gradient (`.grad = None`, as PyTorch does by default)."""
         self.grad = None
 
-    def backward(self, gradient=None, retain_graph: bool = False) -> None:
-        """Compute the gradient of this Variable with respect to every leaf that requires
-        grad, adding it to their `.grad`. A non-scalar needs `gradient` (∂L/∂self)."""
-        backpropagate(self, _initial_gradient(self, gradient), retain_graph)
+    # Read from `data`, as numpy has them. (Truth of a one-element Variable only.)
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    size = property(lambda self: self.data.size)
+    is_leaf = property(lambda self: self.grad_fn is None, doc="Made by the user, not an op.")
+    numpy = lambda self: self.data  # shared, not copied
+    __len__ = lambda self: len(self.data)
+    __bool__ = lambda self: bool(self.data)
 
-    # operators: each calls a Function defined below
-    def __add__(self, other):
-        return Add.apply(self, _operand(other))
+    # Every operation is one Function (defined below) applied to Variables or constants.
+    __add__ = lambda self, other: Add.apply(self, _operand(other))
+    __radd__ = lambda self, other: Add.apply(_operand(other), self)
+    __sub__ = lambda self, other: Sub.apply(self, _operand(other))
+    __rsub__ = lambda self, other: Sub.apply(_operand(other), self)
+    __mul__ = lambda self, other: Mul.apply(self, _operand(other))
+    __rmul__ = lambda self, other: Mul.apply(_operand(other), self)
+    __truediv__ = lambda self, other: Div.apply(self, _operand(other))
+    __rtruediv__ = lambda self, other: Div.apply(_operand(other), self)
+    __pow__ = lambda self, exponent: Pow.apply(self, _operand(exponent))
+    __rpow__ = lambda self, base: Pow.apply(_operand(base), self)
+    __matmul__ = lambda self, other: MatMul.apply(self, _operand(other))
+    __rmatmul__ = lambda self, other: MatMul.apply(_operand(other), self)
+    __neg__ = lambda self: Neg.apply(self)
+    __getitem__ = lambda self, index: GetItem.apply(self, _plain_index(index))
+    exp = lambda self: Exp.apply(self)
+    log = lambda self: Log.apply(self)
+    tanh = lambda self: Tanh.apply(self)
+    sigmoid = lambda self: Sigmoid.apply(self)
+    relu = lambda self: ReLU.apply(self)
+    sum = lambda self, axis=None, keepdims=False: Sum.apply(self, axis, keepdims)
+    mean = lambda self, axis=None, keepdims=False: Mean.apply(self, axis, keepdims)
+    max = lambda self, axis=None, keepdims=False: Max.apply(self, axis, keepdims)
+    log_softmax = lambda self, axis=-1: LogSoftmax.apply(self, axis)
+    reshape = lambda self, *shape: Reshape.apply(self, _one_tuple(shape))
+    permute = lambda self, *axes: Transpose.apply(self, _one_tuple(axes))
+    T = property(lambda self: Transpose.apply(self, None))
 
-    def __radd__(self, other):
-        return Add.apply(_operand(other), self)
-
-    def __sub__(self, other):
-        return Sub.apply(self, _operand(other))
-
-    def __rsub__(self, other):
-        return Sub.apply(_operand(other), self)
-
-    def __mul__(self, other):
-        return Mul.apply(self, _operand(other))
-
-    def __rmul__(self, other):
-        return Mul.apply(_operand(other), self)
-
-    def __truediv__(self, other):
-        return Div.apply(self, _operand(other))
-
-    def __rtruediv__(self, other):
-        return Div.apply(_operand(other), self)
-
-    def __neg__(self):
-        return Neg.apply(self)
-
-    def __pow__(self, exponent):
-        return Pow.apply(self, _operand(exponent))
-
-    def __rpow__(self, base):
-        return Pow.apply(_operand(base), self)
-
-    def __matmul__(self, other):
-        return MatMul.apply(self, _operand(other))
-
-    def __rmatmul__(self, other):
-        return MatMul.apply(_operand(other), self)
-
-    def __getitem__(self, index):
-        return GetItem.apply(self, _plain_index(index))
-
-    def exp(self):
-        return Exp.apply(self)
-
-    def log(self):
-        return Log.apply(self)
-
-    def tanh(self):
-        return Tanh.apply(self)
-
-    def sigmoid(self):
-        return Sigmoid.apply(self)
-
-    def relu(self):
-        return ReLU.apply(self)
-
-    def sum(self, axis=None, keepdims: bool = False):
-        return Sum.apply(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims: bool = False):
-        return Mean.apply(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims: bool = False):
-        return Max.apply(self, axis, keepdims)
-
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return Reshape.apply(self, shape)
-
-    def transpose(self, *axes):
+    def transpose(self, *axes) -> "Variable":
         """No axes: reverse all axes (numpy's `.T`). Two axes: swap them (PyTorch's
         `transpose(dim0, dim1)`). A tuple of one axis per dimension: that permutation."""
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            return self.permute(*axes[0])
         if len(axes) == 2:
             order = list(range(self.ndim))
             first, second = (_checked_axis(a, self.shape, "transpose") for a in axes)
             order[first], order[second] = order[second], order[first]
-            axes = tuple(order)
-        return Transpose.apply(self, axes or None)
+            axes = (tuple(order),)
+        return Transpose.apply(self, _one_tuple(axes) or None)
 
-    def permute(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return Transpose.apply(self, axes)
+    def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(
+                f"item() needs a Variable with 1 element, this one has "
+                f"{self.data.size} (shape {self.shape})"
+            )
+        return self.data.item()
 
-    @property
-    def T(self):
-        return Transpose.apply(self, None)
+    def __repr__(self) -> str:
+        text = np.array2string(self.data, separator=", ", prefix="Variable(")
+        if self.data.dtype != np.float32:
+            text += f", dtype={self.data.dtype}"
+        if self.grad_fn is not None:
+            text += f", grad_fn=<{type(self.grad_fn).__name__}>"
+        elif self.requires_grad:
+            text += ", requires_grad=True"
+        return f"Variable({text})"
 
-    def log_softmax(self, axis: int = -1):
-        return LogSoftmax.apply(self, axis)
+
+def _one_tuple(args: tuple) -> tuple:
+    """`f(2, 3)` and `f((2, 3))` alike: the arguments as one tuple."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
 
 
 def _checked_axis(axis: int, shape: tuple, op: str) -> int:
