@@ -187,7 +187,7 @@ def _plain_index(index):
         return tuple(i.data.astype(np.intp) if isinstance(i, Variable) else i for i in index)
     return index
 
-# %% ../modules/01_autograd/autograd.ipynb #165d421e
+# %% ../modules/01_autograd/autograd.ipynb #f35f958b
 _grad_enabled = True  # switched off inside `no_grad()`
 
 
@@ -217,9 +217,8 @@ class set_grad_enabled(contextlib.ContextDecorator):
         return False
 
 
-class no_grad(set_grad_enabled):
-    """Run code without recording the graph (evaluation, optimizer updates): results do
-    not require grad and nothing is saved. `with no_grad():`, `@no_grad()` or `@no_grad`."""
+class _GradMode(set_grad_enabled):
+    """set_grad_enabled with a fixed mode (`_mode`), also usable as a bare decorator."""
 
     def __new__(cls, func=None):
         if callable(func):  # used as a bare decorator: @no_grad
@@ -227,20 +226,21 @@ class no_grad(set_grad_enabled):
         return super().__new__(cls)
 
     def __init__(self, func=None):
-        super().__init__(False)
+        super().__init__(self._mode)
 
 
-class enable_grad(set_grad_enabled):
+class no_grad(_GradMode):
+    """Run code without recording the graph (evaluation, optimizer updates): results do
+    not require grad and nothing is saved. `with no_grad():`, `@no_grad()` or `@no_grad`."""
+
+    _mode = False
+
+
+class enable_grad(_GradMode):
     """Record the graph again inside a `no_grad()` block (e.g. to recompute a segment
     during gradient checkpointing). `with enable_grad():`, `@enable_grad()`, `@enable_grad`."""
 
-    def __new__(cls, func=None):
-        if callable(func):
-            return cls()(func)
-        return super().__new__(cls)
-
-    def __init__(self, func=None):
-        super().__init__(True)
+    _mode = True
 
 
 _FREED = object()  # marks saved values that backward() has already released

@@ -179,16 +179,14 @@ import numpy as np
 # ## How the tests talk to you, and where your code goes
 #
 # Each part ends with a locked test cell worth points. Its inputs are random (drawn anew
-# when your notebook is graded), and when something is wrong its first line says what, in
-# this notebook's terms: which op, which input, which number it expected, and often the
-# mistake (a flipped sign, swapped inputs, a missing sum). Gradients are compared with
-# *numerical* gradients, computed by nudging each input by ±ε: the same idea as
-# `gradcheck` in Part 10, done with numpy alone so nothing you write can fool it.
+# when your notebook is graded); a failure's first line says which op, which input, what
+# number was expected, and often the mistake (a flipped sign, a missing sum). Gradients
+# are compared with *numerical* ones (each input nudged by ±ε, as `gradcheck` does in
+# Part 10), computed with numpy alone so nothing you write can fool them.
 #
-# Cells marked `#| export` form the library. In your workspace, run `nbdev-export` in the
-# workspace folder after finishing the module: it writes your code to your own
-# `tinytorch/autograd.py`, which later modules import (`tinytorch-course test 01` runs
-# this notebook's tests from the command line).
+# Cells marked `#| export` form the library: when the module is done, `nbdev-export` in
+# your workspace folder writes your code to your own `tinytorch/autograd.py`, which later
+# modules import (`tinytorch-course test 01` runs this notebook's tests from a terminal).
 
 # %% [markdown]
 # ## Part 1: `Variable`, `Function`, and your first op
@@ -215,7 +213,8 @@ import numpy as np
 # `None`) is refused with a `TypeError` naming it.
 #
 # The next cells are given: read them, they are the library's public face. Every
-# operator (`+`, `*`, `@`, `x.sum()`, `x[0]`...) calls a `Function` you write.
+# operator (`+`, `*`, `@`, `x.sum()`, `x[0]`...) is one line of the table at the end of
+# the class, calling a `Function` you write.
 
 
 # %%
@@ -450,9 +449,8 @@ class set_grad_enabled(contextlib.ContextDecorator):
         return False
 
 
-class no_grad(set_grad_enabled):
-    """Run code without recording the graph (evaluation, optimizer updates): results do
-    not require grad and nothing is saved. `with no_grad():`, `@no_grad()` or `@no_grad`."""
+class _GradMode(set_grad_enabled):
+    """set_grad_enabled with a fixed mode (`_mode`), also usable as a bare decorator."""
 
     def __new__(cls, func=None):
         if callable(func):  # used as a bare decorator: @no_grad
@@ -460,20 +458,21 @@ class no_grad(set_grad_enabled):
         return super().__new__(cls)
 
     def __init__(self, func=None):
-        super().__init__(False)
+        super().__init__(self._mode)
 
 
-class enable_grad(set_grad_enabled):
+class no_grad(_GradMode):
+    """Run code without recording the graph (evaluation, optimizer updates): results do
+    not require grad and nothing is saved. `with no_grad():`, `@no_grad()` or `@no_grad`."""
+
+    _mode = False
+
+
+class enable_grad(_GradMode):
     """Record the graph again inside a `no_grad()` block (e.g. to recompute a segment
     during gradient checkpointing). `with enable_grad():`, `@enable_grad()`, `@enable_grad`."""
 
-    def __new__(cls, func=None):
-        if callable(func):
-            return cls()(func)
-        return super().__new__(cls)
-
-    def __init__(self, func=None):
-        super().__init__(True)
+    _mode = True
 
 
 _FREED = object()  # marks saved values that backward() has already released
@@ -665,7 +664,6 @@ def _shape_error(op: type, arrays: Sequence, error: Exception) -> ValueError:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_function", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
@@ -772,7 +770,6 @@ class Neg(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_arithmetic", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course import checks_autograd as ag
 from tinytorch_course.checks import Check
 
@@ -830,7 +827,6 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_unbroadcast", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course import checks_autograd as ag
 from tinytorch_course.checks import Check
 
@@ -846,18 +842,15 @@ check.done()
 #
 # `_call_backward(fn, grad_output)` runs one node's `backward` and checks what came back, so
 # that a mistake in an op is reported where it was made, naming the op and the input: one
-# gradient per input; each reduced with `unbroadcast` when it has the broadcast shape,
-# refused when its shape cannot come from broadcasting the input; each cast to its input's
-# dtype. It also runs the node's hooks (`register_hook`).
+# gradient per input, each reduced with `unbroadcast` (or refused when its shape cannot
+# come from broadcasting the input) and cast to its input's dtype. It runs the node's hooks.
 #
-# One more duty. A gradient that will become some Variable's `.grad` must be an array
-# nobody else holds: later `backward()` calls add to `.grad` in place, and two leaves
-# sharing one buffer (`Add` returns `grad_output` to both inputs), or a leaf sharing the
-# caller's array, would see each other's additions. The engine knows which arrays it made
-# itself; for a leaf (or a Variable that retains its grad) it copies the gradient only when
-# it may be shared: the array passed in, returned twice, a view, or a saved value. A fresh
-# result such as `grad_output @ b.T` is adopted as it is, which saves a copy per parameter
-# per step.
+# A gradient that will become a `.grad` must be an array nobody else holds: later
+# `backward()` calls add to `.grad` in place, and two leaves sharing one buffer (`Add`
+# returns `grad_output` to both) would see each other's additions. So for a leaf (or a
+# Variable that retains its grad) the engine copies a gradient that may be shared (the
+# array passed in, one returned twice, a view, a saved value) and adopts a fresh result
+# such as `grad_output @ b.T` as it is: a copy saved per parameter per step.
 
 
 # %%
@@ -961,19 +954,18 @@ def _initial_gradient(root: Variable, gradient) -> np.ndarray:
 #
 # A node's gradient is complete only when *every* path from the output has delivered its
 # share. In `d = a*2 + a*3`, `a` receives 2 from one path and 3 from the other: ∂d/∂a = 5.
-# So the engine first orders the graph, **reverse topological order** (every node before
-# the nodes it was computed from), then visits each node once, when all its contributions
-# have arrived.
+# So the engine visits the graph in **reverse topological order** (every node before the
+# nodes it was computed from): each node once, when all its contributions have arrived.
 #
 # Two classic mistakes this avoids. A recursive walk hits Python's recursion limit (about
-# 1,000 frames) on a chain of a few thousand ops; yours uses explicit stacks, so a
-# 100,000-op chain works. And a walk that follows every *path* instead of every *node*
-# visits a node once per path: a chain of 60 diamonds has 2⁶⁰ paths, your engine does 60 ×
-# 3 node visits.
+# 1,000 frames) on a chain of a few thousand ops; explicit stacks make a 100,000-op chain
+# work. And a walk that follows every *path* visits a node once per path: a chain of 60
+# diamonds has 2⁶⁰ paths, your engine does 60 × 3 node visits.
 #
 # - `count_consumers(root)`: walk the graph once from `root` with an explicit stack and
 #   count, for each Variable, how many op inputs consume it: how many gradients it will
-#   receive. Follow only inputs that need grad (`fn.needs_input_grad`).
+#   receive. Follow only inputs that need grad (`fn.needs_input_grad`): in `2 * a` the
+#   constant comes first and has none, but `a` after it does.
 # - `topological_order(root)`: **Kahn's algorithm**. Start with `[root]` as the stack of
 #   *ready* Variables. Pop one, append it to the order, and for each parent subtract 1
 #   from its count; at 0 all its consumers are done, so it is ready. A ready leaf can be
@@ -992,12 +984,12 @@ def _initial_gradient(root: Variable, gradient) -> np.ndarray:
 #   engine hands over arrays nobody else holds); later ones are added in place (`+=`), so
 #   gradients accumulate across `backward()` calls, as in PyTorch.
 # - `backpropagate(root, grad_output, retain_graph)`: a dict maps each Variable to its
-#   gradient so far. For each node in order: pop its gradient; a leaf accumulates it;
+#   gradient so far. For each node in order: pop its gradient (a node may have none, when
+#   every backward that reached it returned None for it: skip it); a leaf accumulates it;
 #   otherwise (also accumulating it if the node `retain_grad()`s) `_call_backward` turns
 #   it into input gradients, and `add_input_grads` adds each into the dict (a new array,
-#   never `+=` there: the array may be shared). Then, unless `retain_graph`, release what
-#   the node saved: set `fn._saved = _FREED`, so that a second backward through it raises
-#   a clear error instead of using stale values.
+#   never `+=`: it may be shared). Then, unless `retain_graph`, set `fn._saved = _FREED`:
+#   a second backward through the node then raises a clear error, not using stale values.
 #
 # `Variable.backward()` (given) checks its arguments and calls your `backpropagate`.
 
@@ -1100,7 +1092,6 @@ def add_input_grads(grads: dict, fn: Function, input_grads: list) -> None:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_engine", "locked": true, "points": 18, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
@@ -1166,11 +1157,12 @@ except Exception as error:  # the released notebook runs this before your engine
 # 0.9998766, and `1 - out` = 0.00012338 where the true value is 0.00012339: about 4
 # correct digits left). `e / (1 + e)**2` is the same number without the subtraction.
 #
-# For `Pow`, where the exponent is 0 the derivative is 0 (and `a ** -1` may be infinite
-# at `a = 0`); `power_derivative` handles both a number and an array exponent. The
-# gradient for a `Variable` exponent, `out · ln a`, is taken as 0 where `a = 0`, as
-# PyTorch does. Compute each gradient only when `ctx.needs_input_grad` says it is
-# needed.
+# For `Pow`, where the exponent is 0 the derivative is 0, and where it is 1 the derivative
+# is 1, even at `a = 0` (where `a ** -1` is infinite and `0 ** 0` is 1);
+# `power_derivative` handles a number and an array exponent alike. The gradient for a
+# `Variable` exponent, `out · ln a`, is taken as 0 where `a = 0`, without computing
+# `ln 0` (numpy warns). Compute each gradient only when `ctx.needs_input_grad` says it
+# is needed.
 #
 # **Your task:** `power_derivative`, and forward/backward of `Pow`, `Exp`, `Log`,
 # `Tanh`, `Sigmoid` (stable) and `ReLU`.
@@ -1312,7 +1304,6 @@ class ReLU(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_math_ops", "locked": true, "points": 12, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course import checks_autograd as ag
 from tinytorch_course.checks import Check
 
@@ -1348,7 +1339,9 @@ check.done()
 #   `(5, 2, 4)`, and the gradient for the (3, 4) matrix comes out as (5, 3, 4). The
 #   engine's `unbroadcast` sums it back.
 #
-# Use `np.swapaxes(x, -1, -2)` for a transpose that works on stacks.
+# Use `np.swapaxes(x, -1, -2)` for a transpose that works on stacks. As in Part 5,
+# compute a gradient only when `ctx.needs_input_grad` asks for it and return None for the
+# other: for `x @ W` with a data batch `x`, that skips a whole matrix product.
 #
 # **Your task:** `MatMul.forward` and `MatMul.backward`.
 
@@ -1389,7 +1382,6 @@ class MatMul(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_matmul", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course import checks_autograd as ag
 from tinytorch_course.checks import Check
 
@@ -1501,7 +1493,6 @@ class Max(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_reductions", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course import checks_autograd as ag
 from tinytorch_course.checks import Check
 
@@ -1607,7 +1598,6 @@ class GetItem(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_shape_ops", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course import checks_autograd as ag
 from tinytorch_course.checks import Check
 
@@ -1699,7 +1689,6 @@ def matmul(a, b) -> Variable:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_log_softmax", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course import checks_autograd as ag
 from tinytorch_course.checks import Check
 
@@ -1819,7 +1808,6 @@ def gradcheck(
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_integration", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
