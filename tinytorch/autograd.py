@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-# %% ../modules/01_autograd/autograd.ipynb #1e915da1
+# %% ../modules/01_autograd/autograd.ipynb #8831c5d3
 def _as_float_array(data) -> np.ndarray:
     """`data` as a floating numpy array: numbers, lists and integer or boolean arrays
     become float32; floating numpy arrays (and numpy floating scalars) keep their dtype.
@@ -158,8 +158,7 @@ def _one_tuple(args: tuple) -> tuple:
 
 
 def _checked_axis(axis: int, shape: tuple, op: str) -> int:
-    """`axis` as a non-negative index into `shape`; one that does not exist is an
-    IndexError naming it (never wrapped around silently)."""
+    """`axis` as an index into `shape`, or an IndexError naming it (never wrapped around)."""
     if not -len(shape) <= axis < len(shape):
         raise IndexError(
             f"{op}: axis {axis} is out of range for a Variable of shape {shape} "
@@ -327,13 +326,12 @@ class Mul(Function):
         a, b = ctx.saved_tensors
         return grad_output * b, grad_output * a
 
-# %% ../modules/01_autograd/autograd.ipynb #de79c13b
+# %% ../modules/01_autograd/autograd.ipynb #c09b2a3f
 def record(op: type, inputs: tuple) -> Variable:
     """Run `op.forward` on the inputs' data and wrap the result in a Variable that
     remembers this call (`grad_fn`, the ctx) when gradients are needed."""
     ctx = op()
-    arrays = []
-    needs = []
+    arrays, needs = [], []
     for value in inputs:
         if isinstance(value, Variable):
             arrays.append(value.data)
@@ -612,7 +610,7 @@ def add_input_grads(grads: dict, fn: Function, input_grads: list) -> None:
             parent = fn.inputs[index]
             grads[parent] = grads[parent] + input_grad if parent in grads else input_grad
 
-# %% ../modules/01_autograd/autograd.ipynb #95884c39
+# %% ../modules/01_autograd/autograd.ipynb #f50abfee
 def power_derivative(a, b):
     """d(a**b)/da = b * a**(b-1), taken as 0 where b == 0 (there a**-1 may be inf)."""
     if not isinstance(b, np.ndarray):
@@ -691,8 +689,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx, a):
-        # e**min(a, 0) / (1 + e**-|a|) is 1 / (1 + e**-a) for a >= 0 and e**a / (1 + e**a)
-        # for a < 0: no exponent is ever positive, so nothing overflows
+        # 1 / (1 + e**-a) for a >= 0, e**a / (1 + e**a) for a < 0: no exponent is positive
         e = np.exp(-np.abs(a))
         denominator = 1 + e
         ctx.save_for_backward(e, denominator)
@@ -700,8 +697,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        # sigmoid'(a) = e / (1 + e)**2 with e = exp(-|a|), the same for a and -a;
-        # out * (1 - out) would lose the digits of 1 - out when out is close to 1
+        # e / (1 + e)**2, the same for a and -a; out * (1 - out) loses digits near out = 1
         e, denominator = ctx.saved_tensors
         return grad_output * e / (denominator * denominator)
 
@@ -719,7 +715,7 @@ class ReLU(Function):
         (a,) = ctx.saved_tensors
         return grad_output * (a > 0)
 
-# %% ../modules/01_autograd/autograd.ipynb #e2e3bb3f
+# %% ../modules/01_autograd/autograd.ipynb #0d455ec6
 class MatMul(Function):
     """a @ b, as np.matmul: 1-D, 2-D and batched (stacks of matrices broadcast)."""
 
@@ -735,11 +731,9 @@ class MatMul(Function):
         # Treat vectors as matrices, the way np.matmul does: a row (1, k), b a column (k, 1).
         grad = grad_output
         if b_is_vector:
-            b = b[:, None]
-            grad = grad[..., None]
+            b, grad = b[:, None], grad[..., None]
         if a_is_vector:
-            a = a[None, :]
-            grad = grad[..., None, :]
+            a, grad = a[None, :], grad[..., None, :]
         grad_a = np.matmul(grad, np.swapaxes(b, -1, -2)) if ctx.needs_input_grad[0] else None
         grad_b = np.matmul(np.swapaxes(a, -1, -2), grad) if ctx.needs_input_grad[1] else None
         if a_is_vector and grad_a is not None:
@@ -904,7 +898,7 @@ def matmul(a, b) -> Variable:
     """a @ b for Variables (or a Variable and an array)."""
     return MatMul.apply(_operand(a), _operand(b))
 
-# %% ../modules/01_autograd/autograd.ipynb #930d8144
+# %% ../modules/01_autograd/autograd.ipynb #005b995a
 class GradcheckError(AssertionError, RuntimeError):
     """gradcheck found a gradient that disagrees with finite differences."""
 
@@ -922,51 +916,48 @@ def gradcheck(
     Returns True; on a mismatch raises GradcheckError naming the input, the element,
     the expected (numerical) and the got (backward) value."""
     inputs = (inputs,) if isinstance(inputs, Variable) else tuple(inputs)
-    inputs64 = tuple(
+    inputs = tuple(
         Variable(v.data.astype(np.float64), requires_grad=v.requires_grad)
         if isinstance(v, Variable)
         else v
         for v in inputs
     )
-    checked = [i for i, v in enumerate(inputs64) if isinstance(v, Variable) and v.requires_grad]
+    checked = [i for i, v in enumerate(inputs) if isinstance(v, Variable) and v.requires_grad]
     if not checked:
         raise ValueError("gradcheck needs at least one input Variable with requires_grad=True")
-    output = fn(*inputs64)
+    output = fn(*inputs)
     if not isinstance(output, Variable):
         raise TypeError(f"gradcheck: fn returned {type(output).__name__}, expected a Variable")
-    analytical = {i: np.zeros((output.data.size, inputs64[i].data.size)) for i in checked}
-    for row in range(output.data.size):
+    analytical = {i: np.zeros((output.size, inputs[i].size)) for i in checked}
+    for row, seed in enumerate(np.eye(output.size)):  # one backward per output element
         for i in checked:
-            inputs64[i].grad = None
-        seed = np.zeros(output.data.size)
-        seed[row] = 1.0
+            inputs[i].grad = None
         if output.requires_grad:
             output.backward(seed.reshape(output.shape), retain_graph=True)
         for i in checked:
-            grad = inputs64[i].grad
-            analytical[i][row] = 0.0 if grad is None else grad.reshape(-1)
+            if inputs[i].grad is not None:
+                analytical[i][row] = inputs[i].grad.reshape(-1)
     for i in checked:
-        data = inputs64[i].data
+        data = inputs[i].data
         for column, element in enumerate(np.ndindex(data.shape)):
             original = data[element]
             with no_grad():
                 data[element] = original + eps
-                plus = np.array(fn(*inputs64).data, dtype=np.float64).reshape(-1)
+                plus = np.array(fn(*inputs).data, dtype=np.float64).reshape(-1)
                 data[element] = original - eps
-                minus = np.array(fn(*inputs64).data, dtype=np.float64).reshape(-1)
+                minus = np.array(fn(*inputs).data, dtype=np.float64).reshape(-1)
             data[element] = original
             numerical = (plus - minus) / (2 * eps)
             got = analytical[i][:, column]
             bad = np.abs(got - numerical) > atol + rtol * np.abs(numerical)
+            if bad.any() and not raise_exception:
+                return False
             if bad.any():
-                out = np.unravel_index(int(np.argmax(bad)), output.shape) if output.ndim else ()
-                message = (
+                out = np.unravel_index(int(np.argmax(bad)), output.shape)
+                raise GradcheckError(
                     f"gradcheck failed for input {i} (shape {data.shape}) at element {element}"
                     + (f", output element {out}" if output.ndim else "")
                     + f": expected {numerical[bad][0]!r} (finite differences), "
                     + f"got {got[bad][0]!r} (backward)"
                 )
-                if raise_exception:
-                    raise GradcheckError(message)
-                return False
     return True
