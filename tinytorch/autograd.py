@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-# %% ../modules/01_autograd/autograd.ipynb #8831c5d3
+# %% ../modules/01_autograd/autograd.ipynb #502a6578
 def _as_float_array(data) -> np.ndarray:
     """`data` as a floating numpy array: numbers, lists and integer or boolean arrays
     become float32; floating numpy arrays (and numpy floating scalars) keep their dtype.
@@ -85,7 +85,7 @@ class Variable:
         """Forget the accumulated gradient (`.grad = None`, as PyTorch does by default)."""
         self.grad = None
 
-    # Read from `data`, as numpy has them. (Truth of a one-element Variable only.)
+    # Read from `data`, as on a numpy array (`bool(v)` of more than one element: numpy's error)
     shape = property(lambda self: self.data.shape)
     ndim = property(lambda self: self.data.ndim)
     dtype = property(lambda self: self.data.dtype)

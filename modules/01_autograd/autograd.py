@@ -281,7 +281,7 @@ class Variable:
         """Forget the accumulated gradient (`.grad = None`, as PyTorch does by default)."""
         self.grad = None
 
-    # Read from `data`, as numpy has them. (Truth of a one-element Variable only.)
+    # Read from `data`, as on a numpy array (`bool(v)` of more than one element: numpy's error)
     shape = property(lambda self: self.data.shape)
     ndim = property(lambda self: self.data.ndim)
     dtype = property(lambda self: self.data.dtype)
