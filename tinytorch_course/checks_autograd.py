@@ -725,12 +725,12 @@ def check_math_ops(check, nb: Callable[[], dict]) -> None:
 
 
 def check_matmul(check, nb: Callable[[], dict], hidden: bool = False) -> None:
-    """Part 6: `a @ b` for vectors, matrices and stacks (batch axes broadcast)."""
+    """Part 6: `a @ b` for vectors, matrices and stacks (batch axes broadcast); then
+    (visible part only) the needs_input_grad gate."""
     shapes = [((2, 3), (3, 4)), ((3,), (3, 4)), ((2, 3), (3,)), ((3,), (3,))]
     shapes += [((5, 2, 3), (5, 3, 4)), ((5, 2, 3), (3, 4)), ((3,), (5, 3, 2))]
     if hidden:
         shapes = [((4, 1, 2, 3), (2, 3, 2)), ((2, 2, 3), (3,))]
-        check_matmul_needs(check, nb)
     hint = "∂L/∂A = g @ B.T, ∂L/∂B = A.T @ g"
     rows = [
         (
@@ -743,6 +743,8 @@ def check_matmul(check, nb: Callable[[], dict], hidden: bool = False) -> None:
         for pair in shapes
     ]
     check_table(check, nb, rows)
+    if not hidden:
+        check_matmul_needs(check, nb)
 
 
 def check_matmul_needs(check, nb: Callable[[], dict]) -> None:
