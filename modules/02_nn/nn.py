@@ -849,12 +849,15 @@ def _batch_of_rank_3():
     from tinytorch.autograd import Variable as Leaf
 
     layer = Linear(_n_in, _n_out, generator=np.random.default_rng(_seed), dtype=np.float64)
-    y = layer(Leaf(_x3))
+    x = Leaf(_x3, requires_grad=True)
+    y = layer(x)
     y.backward(np.ones(y.shape))
-    return y.data, layer.weight.grad, layer.bias.grad
+    return y.data, layer.weight.grad, layer.bias.grad, x.grad
 
 
-_y3, _gw3, _gb3 = check.no_raise(check.probe(_batch_of_rank_3, "a (2, 3, in) batch"), "rank 3")
+_y3, _gw3, _gb3, _gx3 = check.no_raise(
+    check.probe(_batch_of_rank_3, "a (2, 3, in) batch"), "rank 3"
+)
 check.equal(_y3.shape, (2, 3, _n_out), "output shape for a (2, 3, in) batch")
 check.close(
     _gw3,
@@ -863,6 +866,14 @@ check.close(
     hint="flatten the batch axes before grad_outputᵀ @ x",
 )
 check.close(_gb3, np.full(_n_out, 6.0), "bias.grad, (2, 3, in) batch")
+check.close(
+    _gx3,
+    np.broadcast_to(np.ones(_n_out) @ _want_w.astype(np.float64), (2, 3, _n_in)),
+    "x.grad, (2, 3, in) batch",
+    rtol=1e-5,
+    atol=1e-6,
+    hint="∂L/∂x = grad_output @ W has the input's shape (2, 3, in)",
+)
 check.raises(
     check.probe(lambda: _objects["layer"](np.zeros((5, _n_in + 1), np.float32)), "a wide input"),
     ValueError,
