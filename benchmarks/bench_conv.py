@@ -17,16 +17,28 @@ advice on a shared machine), with the median ratio beside them. BLAS and torch g
 same thread count (`--threads`, default 1). Goals (issue 11): tinytorch / numpy by hand
 <= 1.2, tinytorch / PyTorch <= 2. `--profile` times the stages of the hand-written
 version (where the time goes) and lists cProfile's top functions of the tinytorch step.
+
+Memory: by default glibc gives a freed block of more than a few MB back to the kernel
+and the next step's allocation page-faults it in again (the kernel zeroes every 4 KiB
+page). Whether that happens to a given array depends on what the heap held before, so
+the same code measured 5 ms in one process and 13 ms in another. `--malloc keep` (the
+default) sets glibc's `M_MMAP_THRESHOLD` and `M_TRIM_THRESHOLD` to 1 GiB for the whole
+process, for all three implementations alike, so freed memory is reused (what PyTorch's
+CPU tuning guide gets by preloading jemalloc or tcmalloc); `--malloc system` keeps
+glibc's defaults. The minor page faults per step are printed either way.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import ctypes
+import ctypes.util
 import importlib.util
 import io
 import os
 import pstats
+import resource
 import statistics
 import sys
 import time
@@ -117,6 +129,22 @@ def make_torch_step(torch, weight, bias):
     return step
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc to reuse freed memory instead of returning it to the kernel (see above)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    libc = ctypes.CDLL(name)
+    if not hasattr(libc, "mallopt"):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30))
+
+
+def minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def best_and_median(samples: dict[str, list[float]], a: str, b: str) -> tuple[float, float]:
     ratios = [x / y for x, y in zip(samples[a], samples[b], strict=False)]
     return min(samples[a]) / min(samples[b]), statistics.median(ratios)
@@ -143,19 +171,23 @@ def run_layer(label, shape, out_channels, repeats, steps, torch, profile) -> lis
         for a, b in zip(got, reference, strict=False)
     )
     samples: dict[str, list[float]] = {name: [] for name in steps_of}
+    faults = dict.fromkeys(steps_of, 0)
     for repeat in range(repeats):
         order = list(steps_of) if repeat % 2 == 0 else list(reversed(steps_of))
         for name in order:
+            before = minor_faults()
             start = time.perf_counter()
             for _ in range(steps):
                 steps_of[name]()
             samples[name].append((time.perf_counter() - start) / steps)
+            faults[name] += minor_faults() - before
     lines = [f"{label}: x {shape} -> {out_channels} channels, 3×3, padding 1, float32"]
     lines.append(f"  agreement: max relative difference {worst:.1e} "
                  f"({'ok' if worst < 1e-4 else 'DIFFER'})")  # fmt: skip
     for name, times in samples.items():
         lines.append(f"  {name:<14} best {min(times) * 1e3:8.2f} ms   "
-                     f"median {statistics.median(times) * 1e3:8.2f} ms")  # fmt: skip
+                     f"median {statistics.median(times) * 1e3:8.2f} ms   "
+                     f"page faults/step {faults[name] / (repeats * steps):7.1f}")  # fmt: skip
     for other, goal in [("numpy by hand", 1.2), ("PyTorch", 2.0)]:
         if other in samples:
             best, median = best_and_median(samples, "tinytorch", other)
@@ -188,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--malloc", choices=["keep", "system"], default="keep",
+                        help="keep: glibc reuses freed memory; system: its defaults")  # fmt: skip
     args = parser.parse_args(argv)
+    kept = args.malloc == "keep" and keep_freed_memory()
     repeats = args.repeats or (2 if args.quick else 7)
     steps = 1 if args.quick else 3
     torch = None
@@ -202,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         f", torch {torch.__version__} (oneDNN/mkldnn: {torch.backends.mkldnn.is_available()})"
         if torch is not None else ", torch not installed: PyTorch columns skipped"
     ))  # fmt: skip
+    print("malloc: " + ("glibc keeps freed memory (M_MMAP_THRESHOLD = M_TRIM_THRESHOLD = 1 GiB)"
+                        if kept else "the C library's defaults"))  # fmt: skip
     for label, shape, out_channels in LAYERS:
         print()
         print("\n".join(run_layer(label, shape, out_channels, repeats, steps, torch,

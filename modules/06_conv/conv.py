@@ -1068,5 +1068,11 @@ check.done()
 # CPU convolution, `aten::mkldnn_convolution` in its profiler) instead run *direct*
 # convolutions with generated vector kernels on blocked memory layouts, which keep a
 # tile of the input in cache and never build the column matrix, or transform the
-# problem (Winograd) to do fewer multiplications. `tinytorch-course bench conv`
-# measures how far one matrix multiply gets against them.
+# problem (Winograd) to do fewer multiplications. The column matrix also costs memory
+# traffic you do not see in the code: each step allocates it afresh (3.5 MB for the
+# 32 × 3 × 32 × 32 batch of `tinytorch-course bench conv`), and glibc's `malloc` hands
+# blocks that large back to the kernel when they are freed, so the next step takes about
+# 3,000 page faults while the kernel zeroes the pages again. On that layer this more than
+# doubled the step time (12.9 ms against 4.9 ms with glibc told to keep freed memory;
+# PyTorch 3.0 ms); a framework avoids it with a caching allocator. The benchmark measures
+# how far one matrix multiply gets against oneDNN, with and without that effect.
