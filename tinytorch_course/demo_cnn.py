@@ -115,9 +115,17 @@ def show_fashion(epochs: int = 4, limit: int | None = None, progress: bool = Tru
     wrong = (predicted != run.test_labels).nonzero()[0]
     print(
         f"\ntest accuracy {run.test_accuracy:.2%} on {len(run.test_labels)} test images "
-        f"({len(wrong)} wrong) after {epochs} epoch{'s' if epochs > 1 else ''}; {run.seconds:.1f} s in all (loading, "
-        f"training, testing after every epoch); load average {load_after[0]:.2f} at the end"
+        f"({len(wrong)} wrong) after {epochs} epoch{'s' if epochs > 1 else ''}; "
+        f"{run.seconds:.1f} s in all (loading, training, testing after every epoch); "
+        f"load average {load_after[0]:.2f} at the end"
     )
+    pairs = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(pairs, (run.test_labels[wrong], predicted[wrong]), 1)
+    top = np.argsort(pairs, axis=None)[::-1][:4]
+    print("most frequent mistakes (label → read as: count):", "; ".join(
+        f"{FASHION_MNIST_CLASSES[t]} → {FASHION_MNIST_CLASSES[p]}: {pairs[t, p]}"
+        for t, p in zip(*np.unravel_index(top, pairs.shape), strict=True)
+    ))  # fmt: skip
     _, (test_images, _) = load_fashion_mnist()
     first_wrong = [int(i) for i in wrong[:1]]
     picks = [i for i in range(shown) if i not in first_wrong][: shown - len(first_wrong)]
