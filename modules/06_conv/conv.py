@@ -632,6 +632,17 @@ check.expect(
     f"Conv2d weights should be uniform in ±1/√(3·3·2) = ±{bound:.4f}; got max |w| "
     f"{np.abs(weight).max():.4f}, std {weight.std():.4f}",
 )
+### BEGIN HIDDEN TESTS
+check.expect(
+    bias.std() > bound / 10,
+    f"Conv2d biases should be uniform in ±{bound:.4f}; got {np.round(bias, 4).tolist()}",
+)
+for kernel, padding in [((6, 6), 0), ((7, 5), 1)]:  # kernels that just fit the padded input
+    wk = check.rng.standard_normal((2, 3, *kernel))
+    what = f"conv2d(x (2, 3, 6, 6), w {wk.shape}, padding={padding})"
+    got = check.probe(lambda wk=wk, padding=padding: conv2d(x, wk, None, 1, padding).data, what)
+    check.close(got, conv2d_reference(x, wk, None, 1, padding), what)
+### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -659,6 +670,19 @@ what = "conv2d(x 6×6, 3×3 kernel, dilation=3)"
 got = check.probe(lambda: conv2d(x, w, dilation=3), what)
 check.raises(got, ValueError, what)
 check.mentions(got, ["kernel"], what)
+more = [  # (what, call, words the message must contain)
+    ("conv2d(x (2, 3, 6), w)", lambda: conv2d(x[:, :, 0], w), []),
+    ("conv2d(x, w (4, 3, 3))", lambda: conv2d(x, w[:, :, 0]), []),
+    ("conv2d(x, w, dilation=0)", lambda: conv2d(x, w, dilation=0), ["dilation"]),
+    ("conv2d(x, w (4, 3, 0, 3))", lambda: conv2d(x, np.zeros((4, 3, 0, 3))), ["kernel"]),
+    ("conv2d(x 6×6, 7×3 kernel)", lambda: conv2d(x, np.zeros((4, 3, 7, 3))), ["kernel"]),
+    ("conv2d(x 6×6, 9×9 kernel, padding=1)",
+     lambda: conv2d(x, np.zeros((4, 3, 9, 9)), padding=1), ["kernel"]),
+]  # fmt: skip
+for what, action, words in more:
+    got = check.probe(action, what)
+    check.raises(got, ValueError, what)
+    check.mentions(got, words, what)
 ### END HIDDEN TESTS
 check.done()
 
