@@ -826,6 +826,20 @@ for mode in ["max", "avg"]:
 x = check.rng.standard_normal((1, 1, 4, 4))
 got = check.probe(lambda: MaxPool2d(2)(x).data, "MaxPool2d(2)(x (1, 1, 4, 4))")
 check.close(got, pool2d_reference(x, 2), "MaxPool2d(2): stride defaults to the kernel size")
+for mode in ["max", "avg"]:  # overlapping rows: stride 1 down, 2 across
+    x = check.rng.permutation(60).reshape(1, 2, 5, 6) / 10.0
+    what = f"{mode}_pool2d(x (1, 2, 5, 6), kernel_size=2, stride=(1, 2))"
+
+    def run(x=x, mode=mode):
+        xv = Variable(x, requires_grad=True)
+        out = (max_pool2d if mode == "max" else avg_pool2d)(xv, 2, (1, 2))
+        out.backward(grad_output := np.sin(np.arange(out.data.size)).reshape(out.shape))
+        return out.data, grad_output, xv.grad
+
+    out, grad_output, grad_x = check.no_raise(check.probe(run, what), what)
+    check.close(out, pool2d_reference(x, 2, (1, 2), mode), what)
+    expected = pool2d_gradients(x, grad_output, 2, (1, 2), mode)
+    check.close(grad_x, expected, f"{what}: x.grad", atol=1e-6, hint="+= per offset")
 ### END HIDDEN TESTS
 check.done()
 
