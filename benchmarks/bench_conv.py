@@ -18,22 +18,22 @@ same thread count (`--threads`, default 1). Goals (issue 11): tinytorch / numpy 
 <= 1.2, tinytorch / PyTorch <= 2. `--profile` times the stages of the hand-written
 version (where the time goes) and lists cProfile's top functions of the tinytorch step.
 
-Memory: by default glibc gives a freed block of more than a few MB back to the kernel
-and the next step's allocation page-faults it in again (the kernel zeroes every 4 KiB
-page). Whether that happens to a given array depends on what the heap held before, so
-the same code measured 5 ms in one process and 13 ms in another. `--malloc keep` (the
-default) sets glibc's `M_MMAP_THRESHOLD` and `M_TRIM_THRESHOLD` to 1 GiB for the whole
-process, for all three implementations alike, so freed memory is reused (what PyTorch's
-CPU tuning guide gets by preloading jemalloc or tcmalloc); `--malloc system` keeps
-glibc's defaults. The minor page faults per step are printed either way.
+Memory: glibc's malloc gives freed memory at the top of its heap back to the kernel, and
+the next step's arrays page-fault it in again (the kernel zeroes every 4 KiB page).
+Whether that happens to a given array depends on what the heap held before, so the
+same code measured 5 ms in one process and 13 ms in another. The benchmark therefore
+runs twice in one process: first with the C library's defaults (what `import tinytorch`
+gets), then after `tinytorch.memory.keep_freed_memory()` (module 05), which asks glibc,
+process-wide and for all three implementations alike, to keep freed memory for reuse
+(what PyTorch's CPU tuning guide gets by preloading jemalloc or tcmalloc). The minor
+page faults per step are printed beside the times. `--malloc system` or `--malloc keep`
+runs one of the two.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
-import ctypes
-import ctypes.util
 import importlib.util
 import io
 import os
@@ -129,16 +129,15 @@ def make_torch_step(torch, weight, bias):
     return step
 
 
-def keep_freed_memory() -> bool:
-    """Ask glibc to reuse freed memory instead of returning it to the kernel (see above)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    libc = ctypes.CDLL(name)
-    if not hasattr(libc, "mallopt"):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
-    return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30))
+def keep_freed_memory() -> str:
+    """Call `tinytorch.memory.keep_freed_memory()`; what was done, in words."""
+    try:
+        from tinytorch.memory import keep_freed_memory as keep
+    except ImportError:
+        return ""
+    if not keep():
+        return ""
+    return "tinytorch.memory.keep_freed_memory() (glibc keeps freed memory, process-wide)"
 
 
 def minor_faults() -> int:
@@ -220,10 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--malloc", choices=["keep", "system"], default="keep",
-                        help="keep: glibc reuses freed memory; system: its defaults")  # fmt: skip
+    parser.add_argument("--malloc", choices=["both", "system", "keep"], default="both",
+                        help="system: the C library's defaults; keep: after "
+                        "keep_freed_memory(); both: one, then the other")  # fmt: skip
     args = parser.parse_args(argv)
-    kept = args.malloc == "keep" and keep_freed_memory()
     repeats = args.repeats or (2 if args.quick else 7)
     steps = 1 if args.quick else 3
     torch = None
@@ -237,12 +236,21 @@ def main(argv: list[str] | None = None) -> int:
         f", torch {torch.__version__} (oneDNN/mkldnn: {torch.backends.mkldnn.is_available()})"
         if torch is not None else ", torch not installed: PyTorch columns skipped"
     ))  # fmt: skip
-    print("malloc: " + ("glibc keeps freed memory (M_MMAP_THRESHOLD = M_TRIM_THRESHOLD = 1 GiB)"
-                        if kept else "the C library's defaults"))  # fmt: skip
-    for label, shape, out_channels in LAYERS:
-        print()
-        print("\n".join(run_layer(label, shape, out_channels, repeats, steps, torch,
-                                  args.profile)))  # fmt: skip
+    modes = ["system", "keep"] if args.malloc == "both" else [args.malloc]
+    for mode in modes:
+        if mode == "keep":
+            how = keep_freed_memory()
+            if not how:
+                print("\nmalloc: tinytorch.memory.keep_freed_memory() is not available "
+                      "(no glibc, or module 05 not exported): kept-memory run skipped")  # fmt: skip
+                continue
+            print(f"\n=== malloc: {how} ===")
+        else:
+            print("\n=== malloc: the C library's defaults ===")
+        for label, shape, out_channels in LAYERS:
+            print()
+            print("\n".join(run_layer(label, shape, out_channels, repeats, steps, torch,
+                                      args.profile)))  # fmt: skip
     return 0
 
 

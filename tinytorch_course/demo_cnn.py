@@ -96,9 +96,16 @@ def show_fashion(epochs: int = 4, limit: int | None = None, progress: bool = Tru
     from tinytorch.training import ascii_chart, predict
 
     load = os.getloadavg()
+    try:  # module 05: glibc keeps freed memory for the next step (process-wide)
+        from tinytorch.memory import keep_freed_memory
+
+        kept = keep_freed_memory()
+    except ImportError:
+        kept = False
     print(
         f"Training a CNN on Fashion-MNIST ({limit or 60000} training images, {epochs} epochs, "
-        f"Adam lr 0.001, batch 64, one BLAS thread); load average {load[0]:.2f} at the start"
+        f"Adam lr 0.001, batch 64, one BLAS thread"
+        f"{', keep_freed_memory()' if kept else ''}); load average {load[0]:.2f} at the start"
     )
     with one_blas_thread():
         run = train_fashion_cnn(epochs=epochs, limit=limit, progress=progress)
