@@ -8,6 +8,10 @@ Run from the repository root: `tinytorch-course bench gpt [--quick] [--threads N
    from the same weights on the same batches, in tinytorch and in PyTorch on CPU with
    the same number of threads (default 1). Blocks of steps alternate between the two;
    the ratio compares the fastest blocks (the ratio of medians beside it). Goal: <= 1.5.
+   Both run in one process after `keep_freed_memory()` (glibc's malloc keeps freed
+   memory instead of returning it to the OS after every step, which costs tinytorch
+   about 25 000 page faults a step); `--default-malloc` measures without it. The page
+   faults of one step of each are printed.
 2. Generation with and without the KV cache: tokens per second at two context lengths
    (a prompt filling the context to 64 and to 256 positions, then 16 new tokens), on a
    GPT with a context of 256. Goal: a speed-up >= 5 at the longer context.
@@ -24,6 +28,7 @@ import gc
 import importlib.util
 import io
 import pstats
+import resource
 import statistics
 import sys
 import time
@@ -50,6 +55,16 @@ def configure_threads(threads: int) -> str:
         torch.set_num_threads(threads)
         how += f"; torch.set_num_threads({threads})"
     return how
+
+
+def configure_malloc(keep: bool) -> str:
+    if not keep:
+        return "malloc: glibc defaults (freed memory goes back to the OS)"
+    from tinytorch.attention import keep_freed_memory
+
+    if keep_freed_memory():
+        return "malloc: keep_freed_memory() (glibc keeps 256 MiB of freed memory, both libraries)"
+    return "malloc: keep_freed_memory() is not available here (no glibc mallopt)"
 
 
 def config(block_size: int = 64):
@@ -165,6 +180,14 @@ class TorchStep:
         return loss.item()
 
 
+def faults_per_step(trainer, data: list) -> float:
+    """Minor page faults (fresh pages the kernel handed over) per training step."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for x, y in data:
+        trainer.step(x, y)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / len(data)
+
+
 def block_seconds(trainer, data: list) -> float:
     gc.collect()
     start = time.perf_counter()
@@ -188,6 +211,11 @@ def training_ratio(repeats: int, steps: int) -> list[str]:
         order = (mine, theirs) if repeat % 2 == 0 else (theirs, mine)
         for trainer in order:
             samples[trainer.name].append(block_seconds(trainer, data))
+    faults = {t.name: faults_per_step(t, data) for t in (mine, theirs)}
+    lines.append(
+        f"page faults per step: tinytorch {faults['tinytorch']:.0f}, "
+        f"PyTorch {faults['PyTorch']:.0f}"
+    )
     best = {k: min(v) for k, v in samples.items()}
     median = {k: statistics.median(v) for k, v in samples.items()}
     lines.append(
@@ -309,10 +337,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="the most expensive functions")
+    parser.add_argument(
+        "--default-malloc", action="store_true", help="do not call keep_freed_memory()"
+    )
     args = parser.parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8")
     print(configure_threads(args.threads))
+    print(configure_malloc(not args.default_malloc))
     repeats, steps = (2, 2) if args.quick else (5, 5)
     for line in training_ratio(repeats, steps):
         print(line, flush=True)

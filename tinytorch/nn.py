@@ -149,7 +149,7 @@ def state_dict_problems(module: Module, state: dict) -> list[str]:
             )
     return problems
 
-# %% ../modules/02_nn/nn.ipynb #a9335fe6
+# %% ../modules/02_nn/nn.ipynb #8001caf3
 def _as_variable(x) -> Variable:
     return x if isinstance(x, Variable) else Variable(x)
 
@@ -159,23 +159,23 @@ class LinearFunction(Function):
 
     @staticmethod
     def forward(ctx, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-        ctx.save_for_backward(x, weight)
-        out = x @ weight.T
+        n = int(np.prod(x.shape[:-1]))  # (…, in) → (n, in): one 2-D matrix product
+        x_rows = x.reshape(n, x.shape[-1])
+        ctx.save_for_backward(x_rows, weight)
+        ctx.x_shape = x.shape
+        out = x_rows @ weight.T
         if bias is not None:
             out += bias
-        return out
+        return out.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, grad_output: np.ndarray):
-        x, weight = ctx.saved_tensors
+        x_rows, weight = ctx.saved_tensors
         needs_x, needs_weight, needs_bias = ctx.needs_input_grad
-        grad_x = grad_output @ weight if needs_x else None
-        if needs_weight or needs_bias:
-            rows = grad_output.reshape(-1, grad_output.shape[-1])  # a batch of any rank
-            grad_weight = rows.T @ x.reshape(-1, x.shape[-1]) if needs_weight else None
-            grad_bias = rows.sum(axis=0) if needs_bias else None
-        else:
-            grad_weight = grad_bias = None
+        rows = grad_output.reshape(len(x_rows), len(weight))  # (…, out) → (n, out)
+        grad_x = (rows @ weight).reshape(ctx.x_shape) if needs_x else None
+        grad_weight = rows.T @ x_rows if needs_weight else None
+        grad_bias = rows.sum(axis=0) if needs_bias else None
         return grad_x, grad_weight, grad_bias
 
 

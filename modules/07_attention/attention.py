@@ -65,6 +65,7 @@
 #| export
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import lzma
 import math
@@ -807,13 +808,6 @@ class GPTConfig:
     dropout: float = 0.0
 
 
-def _per_position(layer: Linear, x: Variable) -> Variable:
-    """`layer(x)` for x of shape (B, T, C), computed on the (B·T, C) matrix: one 2-D
-    matrix product, which numpy runs several times faster than a stack of B."""
-    *lead, features = x.shape
-    return layer(x.reshape(-1, features)).reshape(*lead, layer.out_features)
-
-
 class CausalSelfAttention(Module):
     """Multi-head causal self-attention: c_attn (C → 3C), H heads, c_proj (C → C)."""
 
@@ -832,7 +826,7 @@ class CausalSelfAttention(Module):
         B, T, C = x.shape
         H, D = self.n_head, C // self.n_head
         ### BEGIN SOLUTION
-        qkv = _per_position(self.c_attn, x).reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)
+        qkv = self.c_attn(x).reshape(B, T, 3, H, D).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         if cache is None:
             out = scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -840,7 +834,7 @@ class CausalSelfAttention(Module):
             k, v, mask = cache.extend(k, v)
             out = scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = out.transpose(1, 2).reshape(B, T, C)
-        return self.resid_dropout(_per_position(self.c_proj, out))
+        return self.resid_dropout(self.c_proj(out))
         ### END SOLUTION
 
 
@@ -854,8 +848,8 @@ class MLP(Module):
         self.dropout = Dropout(config.dropout, generator=generator)
 
     def forward(self, x: Variable) -> Variable:
-        hidden = self.gelu(_per_position(self.c_fc, x))
-        return self.dropout(_per_position(self.c_proj, hidden))
+        hidden = self.gelu(self.c_fc(x))
+        return self.dropout(self.c_proj(hidden))
 
 
 class Block(Module):
@@ -921,7 +915,7 @@ class GPT(Module):
         else:
             for index, block in enumerate(self.blocks):
                 x = block(x, kv_cache.layers[index] if kv_cache is not None else None)
-        logits = _per_position(self.lm_head, self.ln_f(x))
+        logits = self.lm_head(self.ln_f(x))
         ### END SOLUTION
         if kv_cache is not None:
             kv_cache.length += T
@@ -1288,6 +1282,32 @@ def get_batch(
 
 
 # %% [markdown]
+# **Fresh memory is not free.** Every array numpy makes comes from the C allocator,
+# `malloc`, and one training step of the GPT below allocates and frees tens of megabytes
+# (the activations the graph keeps, then the gradients). glibc's `malloc` gives freed
+# memory at the top of its heap back to the operating system, so the next step asks for
+# it again, and the kernel hands it over one 4 KiB page at a time, each page a page fault
+# that zeroes it. `tinytorch-course bench gpt` counts about 25 000 of them a step, enough
+# to make the step about 1.4× slower. `keep_freed_memory()` asks glibc to keep 256 MiB of
+# freed memory for the next step instead (`mallopt(M_TOP_PAD)`); `train_gpt` calls it.
+# PyTorch users get the same effect by loading another allocator (jemalloc, tcmalloc).
+
+
+# %%
+#| export
+def keep_freed_memory(nbytes: int = 256 * 2**20) -> bool:
+    """Ask glibc's malloc to keep up to `nbytes` of freed memory for reuse instead of
+    returning it to the operating system (process-wide). False where there is no glibc
+    `mallopt` (macOS, Windows), which changes nothing but speed."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError, TypeError):
+        return False
+    M_TOP_PAD = -2  # <malloc.h>: extra memory to request from, and keep back from, the OS
+    return bool(mallopt(ctypes.c_int(M_TOP_PAD), ctypes.c_int(nbytes)))
+
+
+# %% [markdown]
 # The training loop is module 04's, with three things every GPT recipe adds: AdamW with
 # weight decay on the 2-D weights (embedding tables included, as nanoGPT does) and none
 # on biases and LayerNorm parameters, a short linear warm-up followed by a cosine decay
@@ -1376,6 +1396,7 @@ def train_gpt(
     config = config or GPTConfig(vocab_size=tokenizer.vocab_size)
     model = GPT(config, seed=seed)
     optimizer = gpt_optimizer(model, lr)
+    keep_freed_memory()
     rng = np.random.default_rng(seed)
     run = GPTRun(model, tokenizer, [], [], [], 0.0)
     start = time.perf_counter()
