@@ -596,6 +596,19 @@ check.close(evaluated, ones, "Dropout(0.25) in eval mode", hint="eval() must be 
 ### BEGIN HIDDEN TESTS
 err = check.probe(lambda: Dropout(1.5), "Dropout(1.5)")
 check.raises(err, ValueError, "Dropout(1.5)")
+
+
+def dropout_all():
+    a = Variable(ones, requires_grad=True)
+    out = Dropout(1.0, generator=np.random.default_rng(0))(a)
+    out.backward(ones)
+    return out.data, a.grad
+
+
+label = "Dropout(1.0) in training, then backward"
+out, grad = check.no_raise(check.probe(dropout_all, label), label)
+check.close(out, np.zeros_like(ones), "Dropout(1.0) in training (every value zeroed)")
+check.close(grad, np.zeros_like(ones), "the gradient of Dropout(1.0)")
 ### END HIDDEN TESTS
 check.done()
 
@@ -726,6 +739,11 @@ got = check.probe(
 check.close(got, np_attention(q, k6, v6, mask), "attention with a boolean (4, 6) mask")
 err = check.probe(lambda: scaled_dot_product_attention(q, k6, v), "sdpa(q, k6, v)")
 check.raises(err, ValueError, "k with 6 time steps and v with 4")
+q3, k3, v3 = q[0], k[0], v[0]  # (heads, time, head_dim): one leading axis
+got = check.probe(
+    lambda: scaled_dot_product_attention(q3, k3, v3, is_causal=True).data, "sdpa of (3, 4, 8)"
+)
+check.close(got, np_attention(q3, k3, v3, causal), "causal attention over (3, 4, 8) arrays")
 ### END HIDDEN TESTS
 check.done()
 
@@ -1166,6 +1184,46 @@ check.equal(
     np.asarray(cached).tolist(),
     np.asarray(plain).tolist(),
     "top_k=4 tokens with and without the cache, same generator",
+)
+longer = check.probe(
+    lambda: generate(
+        random_gpt(), prompt, 40, generator=np.random.default_rng(seed + 1), use_cache=False
+    ),
+    "generate(model, prompt, 40, use_cache=False)",
+)
+ids, draws = list(prompt), np.random.default_rng(seed + 1)
+for _ in range(40):
+    logits = np_gpt_logits(state, np.array([ids[-8:]]), n_layer=2, n_head=2)[0, -1]
+    ids.append(np_sample(logits, draws.random()))
+check.equal(np.asarray(longer).tolist(), ids, "43 ids generated without a cache")
+
+
+def positions_fed():
+    model, fed = random_gpt(), []
+    forward = model.forward
+
+    def recording(ids, *args, **kwargs):
+        fed.append(int(np.asarray(ids).shape[-1]))
+        return forward(ids, *args, **kwargs)
+
+    model.forward = recording
+    generate(model, prompt, 10, generator=np.random.default_rng(seed), use_cache=True)
+    return fed
+
+
+fed = check.probe(positions_fed, "positions given to the model at each generate step")
+expected, cached, done = [], 0, 0  # the text's rule: only new ids; refill when full
+for step in range(10):
+    total = len(prompt) + step
+    if step == 0 or cached + total - done > 8:
+        cached, done = 0, max(0, total - 8)
+    expected.append(total - done)
+    cached, done = cached + total - done, total
+check.equal(
+    fed,
+    expected,
+    "positions fed to the model per step with the cache",
+    hint="after the prompt, feed only the new id (refill from the last 8 when full)",
 )
 ### END HIDDEN TESTS
 check.done()
