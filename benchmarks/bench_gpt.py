@@ -28,7 +28,6 @@ import gc
 import importlib.util
 import io
 import pstats
-import resource
 import statistics
 import sys
 import time
@@ -181,7 +180,12 @@ class TorchStep:
 
 
 def faults_per_step(trainer, data: list) -> float:
-    """Minor page faults (fresh pages the kernel handed over) per training step."""
+    """Minor page faults (fresh pages the kernel handed over) per training step; NaN where
+    the `resource` module is missing (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return float("nan")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for x, y in data:
         trainer.step(x, y)

@@ -1345,10 +1345,11 @@ def get_batch(
 # (the activations the graph keeps, then the gradients). glibc's `malloc` gives freed
 # memory at the top of its heap back to the operating system, so the next step asks for
 # it again, and the kernel hands it over one 4 KiB page at a time, each page a page fault
-# that zeroes it. `tinytorch-course bench gpt` counts about 25 000 of them a step, enough
-# to make the step about 1.4× slower. `keep_freed_memory()` asks glibc to keep 256 MiB of
-# freed memory for the next step instead (`mallopt(M_TOP_PAD)`); `train_gpt` calls it.
-# PyTorch users get the same effect by loading another allocator (jemalloc, tcmalloc).
+# that zeroes it. `tinytorch-course bench gpt --default-malloc` counts about 25 000 of them
+# a step, which made the step 1.4 to 1.7 times slower on a 2-core machine.
+# `keep_freed_memory()` asks glibc to keep 256 MiB of freed memory for the next step
+# instead (`mallopt(M_TOP_PAD)`), and `train_gpt` calls it. PyTorch users get the same
+# effect by loading another allocator (jemalloc, tcmalloc).
 
 
 # %%
@@ -1615,13 +1616,13 @@ except NotImplementedError:
 # character occurs (3.44 on this text), so it must have learned which characters follow
 # which.
 # The full run, a GPT of 4 layers, 4 heads, width 128 and context 64, trained for a few
-# minutes, is `tinytorch-course demo gpt`. On a busy 2-core machine it took 554 s for 900
+# minutes, is `tinytorch-course demo gpt`. On a busy 2-core machine it took 261 s for 900
 # steps of 16 × 64 characters and reached a validation loss of 1.91 nats per character
 # (2.64 after 100 steps, 2.10 after 500), and wrote text like
 #
 # ```
-# ICl too truest me? I knave tarks the winder heat's thou nordo,
-# Is have wat in with. I young would spany pell yourse.
+# O' I wind, Anaver'd I sir.] I shall my lord it sent the lord,
+# And such be the love a the reselong thy worn'st they livens.
 # ```
 #
 # which has Shakespeare's line lengths, names in capitals and common words, and not yet
