@@ -176,6 +176,7 @@
 #| export
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -655,7 +656,7 @@ class LinearFunction(Function):
     @staticmethod
     def forward(ctx, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         ### BEGIN SOLUTION
-        n = int(np.prod(x.shape[:-1]))  # (…, in) → (n, in): one 2-D matrix product
+        n = math.prod(x.shape[:-1])  # (…, in) → (n, in): one 2-D matrix product
         x_rows = x.reshape(n, x.shape[-1])
         ctx.save_for_backward(x_rows, weight)
         ctx.x_shape = x.shape
