@@ -8,17 +8,18 @@ Run from the repository root: `tinytorch-course bench gpt [--quick] [--threads N
    from the same weights on the same batches, in tinytorch and in PyTorch on CPU with
    the same number of threads (default 1). Blocks of steps alternate between the two;
    the ratio compares the fastest blocks (the ratio of medians beside it). Goal: <= 1.5.
-   Both run in one process after `keep_freed_memory()` (glibc's malloc keeps freed
-   memory instead of returning it to the OS after every step, which costs tinytorch
-   about 25 000 page faults a step); `--default-malloc` measures without it. The page
-   faults of one step of each are printed.
+   Measured twice in one process: first with glibc's malloc as the process starts (it
+   returns freed memory to the OS, and tinytorch's next step pays about 25 000 page
+   faults to get it back), then after `tinytorch.memory.keep_freed_memory()`
+   (process-wide: both libraries allocate under it). The page faults of a step of each
+   are printed. The generation speeds below are measured the same two ways.
 2. Generation with and without the KV cache: tokens per second at two context lengths
    (a prompt filling the context to 64 and to 256 positions, then 16 new tokens), on a
    GPT with a context of 256, best of 5 alternating runs each. Goal: a speed-up >= 5 at
    the longer context.
-3. Where tinytorch's step spends its time (cProfile, grouped): matrix products, softmax,
-   layer norm, GELU, embedding and loss, optimizer, and the rest (Python overhead of the
-   graph). `--profile` adds the most expensive functions.
+3. Where tinytorch's step spends its time (cProfile, grouped, with the memory kept):
+   matrix products, softmax, layer norm, GELU, embedding and loss, optimizer, and the rest
+   (Python overhead of the graph). `--profile` adds the most expensive functions.
 """
 
 from __future__ import annotations
@@ -57,14 +58,12 @@ def configure_threads(threads: int) -> str:
     return how
 
 
-def configure_malloc(keep: bool) -> str:
-    if not keep:
-        return "malloc: glibc defaults (freed memory goes back to the OS)"
-    from tinytorch.attention import keep_freed_memory
+def keep_memory() -> str:
+    from tinytorch.memory import keep_freed_memory
 
     if keep_freed_memory():
-        return "malloc: keep_freed_memory() (glibc keeps 256 MiB of freed memory, both libraries)"
-    return "malloc: keep_freed_memory() is not available here (no glibc mallopt)"
+        return "glibc keeps 256 MiB of freed memory (keep_freed_memory(), process-wide)"
+    return "keep_freed_memory() is not available here (no glibc mallopt): defaults again"
 
 
 def config(block_size: int = 64):
@@ -340,20 +339,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="the most expensive functions")
-    parser.add_argument(
-        "--default-malloc", action="store_true", help="do not call keep_freed_memory()"
-    )
     args = parser.parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8")
     print(configure_threads(args.threads))
-    print(configure_malloc(not args.default_malloc))
     repeats, steps = (2, 2) if args.quick else (5, 5)
-    for line in training_ratio(repeats, steps):
-        print(line, flush=True)
     contexts = (32, 64) if args.quick else (64, 256)
-    for line in generation_speed(contexts, 8 if args.quick else 16, 2 if args.quick else 5):
-        print(line, flush=True)
+    for phase in ("glibc malloc as the process starts (freed memory goes back to the OS)", ""):
+        print(f"\nmalloc: {phase or keep_memory()}")
+        for line in training_ratio(repeats, steps):
+            print(line, flush=True)
+        for line in generation_speed(contexts, 8 if args.quick else 16, 2 if args.quick else 5):
+            print(line, flush=True)
+    print()
     for line in profile_step(2 if args.quick else 5, 20 if args.profile else 0):
         print(line)
     return 0

@@ -65,7 +65,6 @@
 #| export
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import lzma
 import math
@@ -77,7 +76,12 @@ from pathlib import Path
 import numpy as np
 
 from tinytorch.autograd import Function, Variable, no_grad
-from tinytorch.memory import BufferCounter, checkpoint_sequential, walk_graph
+from tinytorch.memory import (
+    BufferCounter,
+    checkpoint_sequential,
+    keep_freed_memory,
+    walk_graph,
+)
 from tinytorch.nn import Linear, Module, Parameter, cross_entropy
 from tinytorch.optim import AdamW
 
@@ -1340,37 +1344,12 @@ def get_batch(
 
 
 # %% [markdown]
-# **Fresh memory is not free.** Every array numpy makes comes from the C allocator,
-# `malloc`, and one training step of the GPT below allocates and frees tens of megabytes
-# (the activations the graph keeps, then the gradients). glibc's `malloc` gives freed
-# memory at the top of its heap back to the operating system, so the next step asks for
-# it again, and the kernel hands it over one 4 KiB page at a time, each page a page fault
-# that zeroes it. `tinytorch-course bench gpt --default-malloc` counts about 25 000 of them
-# a step, which made the step 1.4 to 1.7 times slower on a 2-core machine.
-# `keep_freed_memory()` asks glibc to keep 256 MiB of freed memory for the next step
-# instead (`mallopt(M_TOP_PAD)`), and `train_gpt` calls it. PyTorch users get the same
-# effect by loading another allocator (jemalloc, tcmalloc).
-
-
-# %%
-#| export
-def keep_freed_memory(nbytes: int = 256 * 2**20) -> bool:
-    """Ask glibc's malloc to keep up to `nbytes` of freed memory for reuse instead of
-    returning it to the operating system (process-wide). False where there is no glibc
-    `mallopt` (macOS, Windows), which changes nothing but speed."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (AttributeError, OSError, TypeError):
-        return False
-    M_TOP_PAD = -2  # <malloc.h>: extra memory to request from, and keep back from, the OS
-    return bool(mallopt(ctypes.c_int(M_TOP_PAD), ctypes.c_int(nbytes)))
-
-
-# %% [markdown]
 # The training loop is module 04's, with three things every GPT recipe adds: AdamW with
 # weight decay on the 2-D weights (embedding tables included, as nanoGPT does) and none
 # on biases and LayerNorm parameters, a short linear warm-up followed by a cosine decay
-# of the learning rate, and gradient clipping at norm 1.
+# of the learning rate, and gradient clipping at norm 1. It also calls module 05's
+# `keep_freed_memory()` (process-wide): otherwise glibc returns each step's memory to the
+# operating system, and the next step pays about 25 000 page faults to get it back.
 
 
 # %%
