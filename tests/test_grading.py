@@ -576,17 +576,30 @@ def test_the_gradebook_holds_what_the_grader_decided(graded):
                 assert all(g.manual_score is None for g in notebook.grades)
 
 
-def test_regrading_gives_the_same_table_that_history_keeps(graded):
+def test_regrading_students_gives_their_rows_again_and_keeps_the_others(graded):
+    """Re-grading the reference and the vandal (one per sandbox slot) reproduces their
+    rows; every other row of the table, the unknown module's included, is kept."""
     root = graded["root"]
-    first_run = (root / "grades" / "grades.csv").read_text(encoding="utf-8")
-    again = cli("grade", "01", cwd=root)
+    table = root / "grades" / "grades.csv"
+    first_run = table.read_text(encoding="utf-8")
+    edited = first_run.replace("\nref,01_autograd,", "\nref,01_autograd,0")
+    assert edited != first_run
+    table.write_text(edited, encoding="utf-8")
+    again = cli("grade", "01", "--student", "ref", "--student", "h_vandal", cwd=root)
     assert again.returncode == 0, again.stderr
-    second_run = (root / "grades" / "grades.csv").read_text(encoding="utf-8")
-    without_nomodule = [line for line in first_run.splitlines() if "99_nowhere" not in line]
-    assert second_run.splitlines() == without_nomodule
+    assert table.read_text(encoding="utf-8") == first_run
     history = sorted((root / "grades" / "history").glob("*.csv"))
-    assert [p.read_text(encoding="utf-8") for p in history] == [first_run, second_run]
+    assert [p.read_text(encoding="utf-8") for p in history] == [first_run, first_run]
     assert class_processes(again.stdout) == []
+
+
+def test_grading_a_student_who_submitted_nothing_names_who_did(graded):
+    root = graded["root"]
+    before = (root / "grades" / "grades.csv").read_text(encoding="utf-8")
+    done = cli("grade", "01", "--student", "nobody", cwd=root)
+    assert done.returncode == 2
+    assert "'nobody'" in done.stderr and "h_vandal" in done.stderr, done.stderr
+    assert (root / "grades" / "grades.csv").read_text(encoding="utf-8") == before
 
 
 def test_grade_refuses_without_the_sandbox_unless_told(tmp_path):

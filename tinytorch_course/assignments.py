@@ -27,7 +27,7 @@ def cmd_release(project: Project, args) -> int:
 def cmd_grade(project: Project, args) -> int:
     from .grade import grade, print_table
 
-    table = grade(project, args.module, sandboxed=not args.no_sandbox)
+    table = grade(project, args.module, sandboxed=not args.no_sandbox, students=args.student)
     print_table(table)
     return 0
 
@@ -52,6 +52,13 @@ def register(add) -> None:
         "grade submitted/<student>/<module>/*.ipynb in a sandbox; write grades/grades.csv",
     )
     grade.add_argument("module", nargs="?", help="module key, name or number (default: all)")
+    grade.add_argument(
+        "--student",
+        action="append",
+        metavar="NAME",
+        help="grade only this student's submissions (repeat for more); the other rows of "
+        "grades/grades.csv are kept",
+    )
     grade.add_argument(
         "--no-sandbox",
         action="store_true",

@@ -111,21 +111,40 @@ def notebook_problem(path: Path) -> str:
     return ""
 
 
-def find_submissions(
-    project: Project, modules: list[Module], every_module: bool
-) -> list[Submission]:
-    """The submissions of `modules` under `submitted/`; with `every_module`, also folders
-    named after no module (reported, not graded)."""
+def student_folders(project: Project, names: list[str] | None = None) -> list[Path]:
+    """`submitted/<student>` folders, all or the ones `names` asks for (each must exist)."""
     folder = project.root / SUBMITTED_DIR
     if not folder.is_dir():
         raise CourseError(
             f"no {SUBMITTED_DIR}/ folder in {project.root}: put each submission at "
             f"{SUBMITTED_DIR}/<student>/<module>/<notebook>.ipynb"
         )
+    found = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if names is None:
+        return found
+    by_name = {p.name: p for p in found}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        known = ", ".join(sorted(by_name)) or "none"
+        raise CourseError(
+            f"no submissions from {', '.join(map(repr, missing))} in {SUBMITTED_DIR}/ "
+            f"(students there: {known})"
+        )
+    return [by_name[name] for name in sorted(set(names))]
+
+
+def find_submissions(
+    project: Project,
+    modules: list[Module],
+    every_module: bool,
+    students: list[str] | None = None,
+) -> list[Submission]:
+    """The submissions of `modules` under `submitted/` (of `students` only, if given); with
+    `every_module`, also folders named after no module (reported, not graded)."""
     by_key = {m.key: m for m in modules}
     known = {m.key for m in project.modules}
     found = []
-    for student in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for student in student_folders(project, students):
         for part in sorted(
             p for p in student.iterdir() if p.is_dir() and not p.name.startswith(".")
         ):
@@ -348,14 +367,19 @@ def _grade_all(project, jobs, gradable, workers, sandboxed, limits, log) -> list
 
 
 def grade(
-    project: Project, key: str | None = None, log=print, sandboxed: bool = True
+    project: Project,
+    key: str | None = None,
+    log=print,
+    sandboxed: bool = True,
+    students: list[str] | None = None,
 ) -> list[GradeRow]:
-    """Grade every submission of one module (`key`) or of all modules; write the table."""
+    """Grade every submission of one module (`key`) or of all modules, of every student or
+    of `students` only; merge the rows into the table. Returns this run's rows."""
     if sandboxed:
         sandbox.check_available()
         sandbox.check_course_hidden(project)
     modules = project.select(key)
-    submissions = find_submissions(project, modules, every_module=key is None)
+    submissions = find_submissions(project, modules, every_module=key is None, students=students)
     gradable = [s for s in submissions if not s.problem]
     used = sorted({s.module for s in gradable}, key=project.modules.index)
     unreleased = [m.key for m in used if not released_notebook(project, m).exists()]
@@ -413,20 +437,34 @@ def grade(
     return rows
 
 
-def table_csv(rows: list[GradeRow]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(row.csv_row() for row in rows)
-    return out.getvalue()
+def earlier_rows(path: Path) -> list[list[str]]:
+    """The rows of an existing grade table, or a clear error if it is not one of ours."""
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows or rows[0] != CSV_COLUMNS or any(len(r) != len(CSV_COLUMNS) for r in rows):
+        raise CourseError(
+            f"{path} is not a grade table this tool wrote (columns {', '.join(CSV_COLUMNS)}); "
+            "move it away and grade again (every earlier table is in grades/history/)"
+        )
+    return rows[1:]
 
 
 def write_table(project: Project, rows: list[GradeRow]) -> Path:
-    """`grades/grades.csv` (this run) and a timestamped copy in `grades/history/`."""
+    """Merge this run's rows into `grades/grades.csv`: a (student, module) graded now
+    replaces its earlier row, every other row is kept. A copy of the whole table goes to
+    `grades/history/`."""
     folder = project.root / GRADES_DIR
     (folder / "history").mkdir(parents=True, exist_ok=True)
-    text = table_csv(rows)
     path = folder / "grades.csv"
+    table = {(r[0], r[1]): r for r in earlier_rows(path)}
+    table |= {(r.student, r.module): r.csv_row() for r in rows}
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(table[k] for k in sorted(table))
+    text = out.getvalue()
     path.write_text(text, encoding="utf-8")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     history = folder / "history" / f"grades-{stamp}.csv"
