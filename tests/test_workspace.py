@@ -156,3 +156,41 @@ def test_cli_test_runs_the_students_solved_module_in_the_workspace(workspace):
     result = cli("test", first.key, "--notebook-only", cwd=workspace["dir"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{first.key}: {first.points:g}/{first.points:g} points" in result.stdout
+
+
+FINDER = """\
+import sys
+from importlib.machinery import PathFinder
+
+
+class CourseFinder:  # what setuptools' editable install of the course appends
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        parent, _, child = fullname.rpartition(".")
+        if parent == "tinytorch":
+            return PathFinder.find_spec(fullname, path=[{course!r}])
+        return None
+
+
+sys.meta_path.append(CourseFinder)
+"""
+
+
+def test_a_module_the_package_lacks_is_reported_when_an_editable_course_serves_it(
+    tmp_path, monkeypatch
+):
+    """An editable install of the course serves `tinytorch.<name>` from the course when the
+    workspace's package lacks it; `workspace` names those modules and the fix."""
+    from tinytorch_course.workspace import borrowed_modules
+
+    course = Path(__file__).resolve().parents[1] / "tinytorch"
+    package = tmp_path / "ws" / "tinytorch"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "autograd.py").write_text("", encoding="utf-8")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(FINDER.format(course=str(course)), encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    borrowed = borrowed_modules(tmp_path / "ws", ["autograd", "conv"])
+    assert borrowed == {"conv": str(course / "conv.py")}, borrowed

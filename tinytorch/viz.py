@@ -235,7 +235,7 @@ def draw_graph(root, backward: bool = False, max_ops: int = 40, names: dict | No
     names, else their names in `names` (e.g. `globals()`), else expressions."""
     return _GraphDrawing(root, _Labels(_names(names)), backward, max_ops).render()
 
-# %% ../modules/01_autograd/viz.ipynb #c136d4b4
+# %% ../modules/01_autograd/viz.ipynb #40302315
 class trace:
     """`with trace(names=globals()):` prints each operation as autograd records it and,
     after `backward()`, each step of the chain rule with its numbers.
@@ -352,7 +352,7 @@ def explain(code: str, **leaves) -> str:
     autograd did for it. Keyword arguments become leaf Variables with
     `requires_grad=True`; `Variable` and `np` are available to the code.
 
-        print(explain("y = x + 2\nz = y * 3\nz.backward()", x=5.0))
+        print(explain("y = x + 2\\nz = y * 3\\nz.backward()", x=5.0))
     """
     from .autograd import Variable
 

@@ -414,8 +414,9 @@ def check_engine(check, nb: Callable[[], dict]) -> None:
 
 
 def check_engine_at_scale(check, nb: Callable[[], dict]) -> None:
-    """Part 4, at the sizes the text states: a 100,000-op chain; and two leaves of one Add
-    get `.grad` arrays that do not share memory (in-place additions stay separate)."""
+    """Part 4, as the text states: two leaves of one Add get `.grad` arrays that do not
+    share memory; a node that received no gradient (its op's backward returned None) is
+    skipped, and a constant first input (`2 * a`) is not followed; a 100,000-op chain."""
     w0 = check.rng.standard_normal(2)
 
     def add_leaves():
@@ -428,6 +429,38 @@ def check_engine_at_scale(check, nb: Callable[[], dict]) -> None:
 
     got = check.probe(add_leaves, "first.grad += 1 after (first + second).backward()")
     check.close(got, [1.0, 1.0], "second.grad after first.grad += 1 (no shared buffer)")
+    a0, b0 = check.rng.standard_normal(2)
+
+    def none_for_an_input():
+        ns = nb()
+
+        class Stop(ns["Function"]):  # passes no gradient back: backward returns None
+            forward = staticmethod(lambda ctx, p: p * 1.0)
+            backward = staticmethod(lambda ctx, grad_output: None)
+
+        grads = []
+        for stop_first in (True, False):
+            a, b = (ns["Variable"](np.float64(v), requires_grad=True) for v in (a0, b0))
+            stopped, kept = Stop.apply(2 * a), 3 * b
+            (stopped + kept if stop_first else kept + stopped).backward()
+            grads.append([None if v.grad is None else float(v.grad) for v in (a, b)])
+        return grads
+
+    got = check.probe(none_for_an_input, "Stop.apply(2 * a) + 3 * b, then backward()")
+    got = check.no_raise(got, "backward() through an op whose backward returns None")
+    orders = ("Stop(2 * a) + 3 * b", "3 * b + Stop(2 * a)")
+    for (a_grad, b_grad), order in zip(got, orders, strict=True):
+        check.expect(
+            a_grad is None,
+            f"a.grad after ({order}).backward() is {a_grad}, expected None: Stop.backward "
+            "returned None, so no gradient reaches a",
+        )
+        check.close(
+            b_grad,
+            3.0,
+            f"b.grad after ({order}).backward()",
+            hint="a node that received no gradient is skipped, not the end of the walk",
+        )
     got = check.probe(lambda: _chain(nb, 100_000, lambda t: t * 1.0), "a 100,000-op chain")
     check.close(got, 1.0, "the gradient through a 100,000-op chain")
 
@@ -521,25 +554,42 @@ def check_sigmoid_edges(check, nb: Callable[[], dict]) -> None:
 
 
 def check_at_zero(check, nb: Callable[[], dict]) -> None:
-    """Part 5 at a = 0, as the text states: d(a**0)/da = 0, d(a**b)/db = 0 where a = 0,
-    relu'(0) = 0; and a float32 Variable gets a float32 `.grad`."""
+    """Part 5 at a = 0, as the text states: d(a**b)/da is 0 where b = 0 and 1 where b = 1
+    (even at a = 0), for a number or an array exponent; d(a**b)/db = 0 where a = 0, with
+    no warning; relu'(0) = 0; and a float32 Variable gets a float32 `.grad`."""
 
     def at_zero():
         variable = nb()["Variable"]
-        zero = variable(np.array([0.0, 1.0]), requires_grad=True)
+        zero, one = (variable(np.array([0.0, 1.0]), requires_grad=True) for _ in range(2))
         (zero**0).backward(np.ones(2))
-        base = variable(np.array([0.0, 2.0]), requires_grad=True)
-        exponent = variable(np.array([2.0, 3.0]), requires_grad=True)
-        (base**exponent).backward(np.ones(2))
+        (one**1).backward(np.ones(2))
+        base = variable(np.array([0.0, 0.0, 2.0]), requires_grad=True)
+        exponent = variable(np.array([0.0, 1.0, 3.0]), requires_grad=True)
+        (base**exponent).backward(np.ones(3))
         y = variable(np.array([0.0, 2.0], dtype=np.float32), requires_grad=True)
         y.relu().backward(np.ones(2, dtype=np.float32))
-        return np.array(zero.grad), np.array(exponent.grad), np.array(y.grad), str(y.grad.dtype)
+        grads = (zero.grad, one.grad, base.grad, exponent.grad, y.grad)
+        return [np.array(g) for g in grads], str(y.grad.dtype)
 
-    got = check.no_raise(check.probe(at_zero, "a ** 0, a ** b and relu at 0"), "at a = 0")
-    check.close(got[0], [0.0, 0.0], "d(a**0)/da at a = 0 and 1 (0 even at a = 0)")
-    check.close(got[1], [0.0, 8.0 * np.log(2.0)], "d(a**b)/db at a = 0 and 2 (0 where a = 0)")
-    check.close(got[2], [0.0, 1.0], "relu's gradient at 0 and 2 (0 at 0)")
-    check.equal(got[3], "float32", "the dtype of a float32 Variable's .grad")
+    what = "a ** 0, a ** 1, a ** b and relu at 0 (a warning counts as an error)"
+    got = check.no_raise(check.probe(_quiet(at_zero), what), what)
+    (zero, one, base, exponent, relu), dtype = got
+    check.close(zero, [0.0, 0.0], "d(a**0)/da at a = 0 and 1 (0 even at a = 0)")
+    check.close(one, [1.0, 1.0], "d(a**1)/da at a = 0 and 1 (1 even at a = 0)")
+    check.close(
+        base,
+        [0.0, 1.0, 12.0],
+        "d(a**b)/da at (a, b) = (0, 0), (0, 1), (2, 3)",
+        hint="0 where b == 0, b * a ** (b - 1) elsewhere, also for an array b",
+    )
+    check.close(
+        exponent,
+        [0.0, 0.0, 8.0 * np.log(2.0)],
+        "d(a**b)/db at (a, b) = (0, 0), (0, 1), (2, 3)",
+        hint="0 where a == 0, without taking ln 0",
+    )
+    check.close(relu, [0.0, 1.0], "relu's gradient at 0 and 2 (0 at 0)")
+    check.equal(dtype, "float32", "the dtype of a float32 Variable's .grad")
 
 
 def check_max_ties(check, nb: Callable[[], dict]) -> None:
@@ -675,7 +725,8 @@ def check_math_ops(check, nb: Callable[[], dict]) -> None:
 
 
 def check_matmul(check, nb: Callable[[], dict], hidden: bool = False) -> None:
-    """Part 6: `a @ b` for vectors, matrices and stacks (batch axes broadcast)."""
+    """Part 6: `a @ b` for vectors, matrices and stacks (batch axes broadcast); then
+    (visible part only) the needs_input_grad gate."""
     shapes = [((2, 3), (3, 4)), ((3,), (3, 4)), ((2, 3), (3,)), ((3,), (3,))]
     shapes += [((5, 2, 3), (5, 3, 4)), ((5, 2, 3), (3, 4)), ((3,), (5, 3, 2))]
     if hidden:
@@ -692,6 +743,34 @@ def check_matmul(check, nb: Callable[[], dict], hidden: bool = False) -> None:
         for pair in shapes
     ]
     check_table(check, nb, rows)
+    if not hidden:
+        check_matmul_needs(check, nb)
+
+
+def check_matmul_needs(check, nb: Callable[[], dict]) -> None:
+    """Part 6, as the text states: MatMul.backward computes only the gradients that
+    `ctx.needs_input_grad` asks for, and returns None for the other."""
+    a, b = check.rng.standard_normal((2, 3)), check.rng.standard_normal((3, 4))
+    g = check.rng.standard_normal((2, 4))
+    wants = [g @ b.T, a.T @ g]
+    for needs in ([True, False], [False, True]):
+
+        def run(needs=needs):
+            matmul = nb()["MatMul"]
+            ctx = matmul()
+            ctx.needs_input_grad = list(needs)
+            matmul.forward(ctx, a.copy(), b.copy())
+            return [_plain(grad) for grad in matmul.backward(ctx, g.copy())]
+
+        what = f"MatMul.backward with ctx.needs_input_grad = {needs}"
+        got = check.no_raise(check.probe(run, what), what)
+        skipped, computed = needs.index(False), needs.index(True)
+        check.expect(
+            got[skipped] is None,
+            f"{what}: gradient {skipped} is not None; compute only what needs_input_grad "
+            "asks for, and return None for the other",
+        )
+        check.close(got[computed], wants[computed], f"{what}: gradient {computed}")
 
 
 def check_reductions(check, nb: Callable[[], dict], hidden: bool = False) -> None:

@@ -18,7 +18,10 @@ module folder does the same for a notebook opened in Jupyter, where an installed
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -112,6 +115,47 @@ def export_workspace(target: Path) -> None:
     export(Project(target))
 
 
+def borrowed_modules(target: Path, names: list[str]) -> dict[str, str]:
+    """Which of `names` the workspace's own package lacks but its kernel would still import
+    as `tinytorch.<name>`, and from which file. An editable install of the course
+    (`pip install -e`) adds setuptools' import finder, which serves any `tinytorch.<name>`
+    that the first `tinytorch` on the path lacks from the course's copy: the reference."""
+    from .execute import kernel_env
+
+    missing = [n for n in names if not (target / PACKAGE_DIR / f"{n}.py").exists()]
+    if not missing:
+        return {}
+    probe = (
+        "import importlib.util, json, sys\n"
+        "specs = {n: importlib.util.find_spec('tinytorch.' + n) for n in sys.argv[1:]}\n"
+        "print(json.dumps({n: s.origin for n, s in specs.items() if s is not None}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *missing],
+        cwd=target,
+        env=kernel_env(Project(target)),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise CourseError(f"could not check the workspace's imports: {done.stderr.strip()}")
+    return json.loads(done.stdout)
+
+
+def _warn_if_borrowed(project: Project, target: Path, log) -> None:
+    names = sorted(p.stem for p in (project.root / PACKAGE_DIR).glob("*.py"))
+    borrowed = borrowed_modules(target, [n for n in names if n != "__init__"])
+    if borrowed:
+        log(
+            f"warning: your package lacks tinytorch.{', tinytorch.'.join(borrowed)}, but this "
+            "Python would import them from the course (the course is installed with "
+            "`pip install -e`, whose import finder serves them). Reinstall it without -e: "
+            '`pip install ".[student]"` in the course folder'
+        )
+
+
 def _is_workspace(target: Path) -> bool:
     return (target / SETTINGS_FILE).is_file() and Project(target).is_workspace
 
@@ -172,6 +216,7 @@ def create_workspace(project: Project, target: Path, force: bool = False, log=pr
         _link_package(target, target / "modules" / module.key)
     export_workspace(target)
     log(f"workspace ready: {target} ({len(modules)} modules; your package: {target / PACKAGE_DIR})")
+    _warn_if_borrowed(project, target, log)
     if missing:
         log(
             f"not released yet: {', '.join(missing)}; once they are, run this command again: "

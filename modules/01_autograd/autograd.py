@@ -151,19 +151,18 @@
 # %% [markdown]
 # ## Why this matters
 #
-# Reverse-mode automatic differentiation is old: Seppo Linnainmaa described it in his
-# 1970 master's thesis, Paul Werbos proposed using it to train neural networks (1974), and
-# Rumelhart, Hinton and Williams made *backpropagation* widely known in 1986. For years,
-# though, most people still derived gradients by hand for each new model, where one sign
-# error silently ruined training. Theano (2007) made derivatives of whole array programs
-# automatic in Python; Chainer (2015) and PyTorch (2017) recorded the graph *as the code
-# runs* ("define-by-run"), the design you build here, so any Python control flow is
+# Reverse-mode automatic differentiation is old: Seppo Linnainmaa described it in 1970,
+# Paul Werbos proposed it for training neural networks (1974), and
+# Rumelhart, Hinton and Williams made *backpropagation* widely known in 1986. Yet for
+# years people derived gradients by hand for each new model, where one sign error
+# silently ruined training. Theano (2007) made derivatives of array programs automatic in
+# Python; Chainer (2015) and PyTorch (2017) record the graph *as the code runs*
+# ("define-by-run"), the design you build here, so any Python control flow is
 # differentiable. Before: a page of calculus per new layer, checked by hope. After: write
-# the forward pass, call `backward()`, and check every gradient with `gradcheck`.
+# the forward pass, call `backward()`, check every gradient with `gradcheck`.
 #
 # The plan: `Variable` and `Function` are given; you write the first op (`Mul`), the
-# `apply` that records the graph, the other arithmetic, the engine that runs backward,
-# then the rest of the ops a neural network needs.
+# `apply` that records the graph, the other arithmetic, the engine, then the other ops.
 
 # %%
 #| default_exp autograd
@@ -179,32 +178,22 @@ import numpy as np
 # ## How the tests talk to you, and where your code goes
 #
 # Each part ends with a locked test cell worth points. Its inputs are random (drawn anew
-# when your notebook is graded), and when something is wrong its first line says what, in
-# this notebook's terms: which op, which input, which number it expected, and often the
-# mistake (a flipped sign, swapped inputs, a missing sum). Gradients are compared with
-# *numerical* gradients, computed by nudging each input by ±ε: the same idea as
-# `gradcheck` in Part 10, done with numpy alone so nothing you write can fool it.
+# when your notebook is graded); a failure's first line says which op, which input, what
+# number was expected, and often the mistake (a flipped sign, a missing sum). Gradients
+# are compared with *numerical* ones (each input nudged by ±ε, as `gradcheck` does in
+# Part 10), computed with numpy alone so nothing you write can fool them.
 #
-# Cells marked `#| export` form the library. In your workspace, run `nbdev-export` in the
-# workspace folder after finishing the module: it writes your code to your own
-# `tinytorch/autograd.py`, which later modules import (`tinytorch-course test 01` runs
-# this notebook's tests from the command line).
+# Cells marked `#| export` form the library: when the module is done, `nbdev-export` in
+# your workspace folder writes your code to your own `tinytorch/autograd.py`, which later
+# modules import (`tinytorch-course test 01` runs this notebook's tests from a terminal).
 
 # %% [markdown]
 # ## Part 1: `Variable`, `Function`, and your first op
 #
-# A `Variable` wraps a numpy array and carries what autograd needs:
-#
-# ```text
-# ┌─────────────────────────────────────────────────────────────────────┐
-# │ Variable                                                            │
-# │ data           the numbers: a numpy array, float32 or float64       │
-# │ requires_grad  do we want ∂L/∂(this Variable)?                      │
-# │ grad           ∂L/∂(this Variable): data's shape and dtype, or None │
-# │ grad_fn        the Function call that computed it (None for a leaf) │
-# │ name           optional, used by diagrams                           │
-# └─────────────────────────────────────────────────────────────────────┘
-# ```
+# A `Variable` wraps a numpy array, `data` (float32 or float64), and carries what
+# autograd needs: `requires_grad` (do we want ∂L/∂ of it?), `grad` (that gradient, shaped
+# like `data`, or None), `grad_fn` (the Function call that computed it) and an optional
+# `name` for diagrams.
 #
 # A Variable you create is a **leaf** (`grad_fn is None`); one computed by an operation on
 # Variables that require grad gets a `grad_fn`, the record of that operation. Only leaves
@@ -215,7 +204,8 @@ import numpy as np
 # `None`) is refused with a `TypeError` naming it.
 #
 # The next cells are given: read them, they are the library's public face. Every
-# operator (`+`, `*`, `@`, `x.sum()`, `x[0]`...) calls a `Function` you write.
+# operator (`+`, `*`, `@`, `x.sum()`, `x[0]`...) is one line of the table at the end of
+# the class, calling a `Function` you write.
 
 
 # %%
@@ -259,47 +249,14 @@ class Variable:
     def __init__(self, data, requires_grad: bool = False, name: str | None = None):
         if type(data) is not np.ndarray or data.dtype.kind != "f":
             data = _as_float_array(data)
-        self.data = data
-        self.grad = None
-        self.requires_grad = requires_grad
-        self.grad_fn = None
-        self.name = name
+        self.data, self.requires_grad, self.name = data, requires_grad, name
+        self.grad = self.grad_fn = None
         self._retains_grad = False
 
-    shape = property(lambda self: self.data.shape)
-    ndim = property(lambda self: self.data.ndim)
-    dtype = property(lambda self: self.data.dtype)
-    size = property(lambda self: self.data.size)
-    is_leaf = property(lambda self: self.grad_fn is None, doc="Made by the user, not an op.")
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __bool__(self) -> bool:
-        """Truth of a one-element Variable; numpy's error for more (never silently True)."""
-        return bool(self.data)
-
-    def __repr__(self) -> str:
-        text = np.array2string(self.data, separator=", ", prefix="Variable(")
-        if self.data.dtype != np.float32:
-            text += f", dtype={self.data.dtype}"
-        if self.grad_fn is not None:
-            text += f", grad_fn=<{type(self.grad_fn).__name__}>"
-        elif self.requires_grad:
-            text += ", requires_grad=True"
-        return f"Variable({text})"
-
-    def item(self) -> float:
-        if self.data.size != 1:
-            raise ValueError(
-                f"item() needs a Variable with 1 element, this one has {self.data.size} "
-                f"(shape {self.shape})"
-            )
-        return self.data.item()
-
-    def numpy(self) -> np.ndarray:
-        """The data (shared, not copied)."""
-        return self.data
+    def backward(self, gradient=None, retain_graph: bool = False) -> None:
+        """Compute the gradient of this Variable with respect to every leaf that requires
+        grad, adding it to their `.grad`. A non-scalar needs `gradient` (∂L/∂self)."""
+        backpropagate(self, _initial_gradient(self, gradient), retain_graph)
 
     def detach(self) -> "Variable":
         """The same data as a new leaf that does not require grad: gradients stop here."""
@@ -308,8 +265,8 @@ class Variable:
     def requires_grad_(self, requires_grad: bool = True) -> "Variable":
         if not self.is_leaf:
             raise RuntimeError(
-                "requires_grad_() can only change leaves; use .detach() to start a new leaf "
-                "from this result"
+                "requires_grad_() can only change leaves; use .detach() to "
+                "start a new leaf from this result"
             )
         self.requires_grad = requires_grad
         return self
@@ -324,111 +281,80 @@ class Variable:
         """Forget the accumulated gradient (`.grad = None`, as PyTorch does by default)."""
         self.grad = None
 
-    def backward(self, gradient=None, retain_graph: bool = False) -> None:
-        """Compute the gradient of this Variable with respect to every leaf that requires
-        grad, adding it to their `.grad`. A non-scalar needs `gradient` (∂L/∂self)."""
-        backpropagate(self, _initial_gradient(self, gradient), retain_graph)
+    # Read from `data`, as on a numpy array (`bool(v)` of more than one element: numpy's error)
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    size = property(lambda self: self.data.size)
+    is_leaf = property(lambda self: self.grad_fn is None, doc="Made by the user, not an op.")
+    numpy = lambda self: self.data  # shared, not copied
+    __len__ = lambda self: len(self.data)
+    __bool__ = lambda self: bool(self.data)
 
-    # operators: each calls a Function defined below
-    def __add__(self, other):
-        return Add.apply(self, _operand(other))
+    # Every operation is one Function (defined below) applied to Variables or constants.
+    __add__ = lambda self, other: Add.apply(self, _operand(other))
+    __radd__ = lambda self, other: Add.apply(_operand(other), self)
+    __sub__ = lambda self, other: Sub.apply(self, _operand(other))
+    __rsub__ = lambda self, other: Sub.apply(_operand(other), self)
+    __mul__ = lambda self, other: Mul.apply(self, _operand(other))
+    __rmul__ = lambda self, other: Mul.apply(_operand(other), self)
+    __truediv__ = lambda self, other: Div.apply(self, _operand(other))
+    __rtruediv__ = lambda self, other: Div.apply(_operand(other), self)
+    __pow__ = lambda self, exponent: Pow.apply(self, _operand(exponent))
+    __rpow__ = lambda self, base: Pow.apply(_operand(base), self)
+    __matmul__ = lambda self, other: MatMul.apply(self, _operand(other))
+    __rmatmul__ = lambda self, other: MatMul.apply(_operand(other), self)
+    __neg__ = lambda self: Neg.apply(self)
+    __getitem__ = lambda self, index: GetItem.apply(self, _plain_index(index))
+    exp = lambda self: Exp.apply(self)
+    log = lambda self: Log.apply(self)
+    tanh = lambda self: Tanh.apply(self)
+    sigmoid = lambda self: Sigmoid.apply(self)
+    relu = lambda self: ReLU.apply(self)
+    sum = lambda self, axis=None, keepdims=False: Sum.apply(self, axis, keepdims)
+    mean = lambda self, axis=None, keepdims=False: Mean.apply(self, axis, keepdims)
+    max = lambda self, axis=None, keepdims=False: Max.apply(self, axis, keepdims)
+    log_softmax = lambda self, axis=-1: LogSoftmax.apply(self, axis)
+    reshape = lambda self, *shape: Reshape.apply(self, _one_tuple(shape))
+    permute = lambda self, *axes: Transpose.apply(self, _one_tuple(axes))
+    T = property(lambda self: Transpose.apply(self, None))
 
-    def __radd__(self, other):
-        return Add.apply(_operand(other), self)
-
-    def __sub__(self, other):
-        return Sub.apply(self, _operand(other))
-
-    def __rsub__(self, other):
-        return Sub.apply(_operand(other), self)
-
-    def __mul__(self, other):
-        return Mul.apply(self, _operand(other))
-
-    def __rmul__(self, other):
-        return Mul.apply(_operand(other), self)
-
-    def __truediv__(self, other):
-        return Div.apply(self, _operand(other))
-
-    def __rtruediv__(self, other):
-        return Div.apply(_operand(other), self)
-
-    def __neg__(self):
-        return Neg.apply(self)
-
-    def __pow__(self, exponent):
-        return Pow.apply(self, _operand(exponent))
-
-    def __rpow__(self, base):
-        return Pow.apply(_operand(base), self)
-
-    def __matmul__(self, other):
-        return MatMul.apply(self, _operand(other))
-
-    def __rmatmul__(self, other):
-        return MatMul.apply(_operand(other), self)
-
-    def __getitem__(self, index):
-        return GetItem.apply(self, _plain_index(index))
-
-    def exp(self):
-        return Exp.apply(self)
-
-    def log(self):
-        return Log.apply(self)
-
-    def tanh(self):
-        return Tanh.apply(self)
-
-    def sigmoid(self):
-        return Sigmoid.apply(self)
-
-    def relu(self):
-        return ReLU.apply(self)
-
-    def sum(self, axis=None, keepdims: bool = False):
-        return Sum.apply(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims: bool = False):
-        return Mean.apply(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims: bool = False):
-        return Max.apply(self, axis, keepdims)
-
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return Reshape.apply(self, shape)
-
-    def transpose(self, *axes):
+    def transpose(self, *axes) -> "Variable":
         """No axes: reverse all axes (numpy's `.T`). Two axes: swap them (PyTorch's
         `transpose(dim0, dim1)`). A tuple of one axis per dimension: that permutation."""
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            return self.permute(*axes[0])
         if len(axes) == 2:
             order = list(range(self.ndim))
             first, second = (_checked_axis(a, self.shape, "transpose") for a in axes)
             order[first], order[second] = order[second], order[first]
-            axes = tuple(order)
-        return Transpose.apply(self, axes or None)
+            axes = (tuple(order),)
+        return Transpose.apply(self, _one_tuple(axes) or None)
 
-    def permute(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return Transpose.apply(self, axes)
+    def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(
+                f"item() needs a Variable with 1 element, this one has "
+                f"{self.data.size} (shape {self.shape})"
+            )
+        return self.data.item()
 
-    @property
-    def T(self):
-        return Transpose.apply(self, None)
+    def __repr__(self) -> str:
+        text = np.array2string(self.data, separator=", ", prefix="Variable(")
+        if self.data.dtype != np.float32:
+            text += f", dtype={self.data.dtype}"
+        if self.grad_fn is not None:
+            text += f", grad_fn=<{type(self.grad_fn).__name__}>"
+        elif self.requires_grad:
+            text += ", requires_grad=True"
+        return f"Variable({text})"
 
-    def log_softmax(self, axis: int = -1):
-        return LogSoftmax.apply(self, axis)
+
+def _one_tuple(args: tuple) -> tuple:
+    """`f(2, 3)` and `f((2, 3))` alike: the arguments as one tuple."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
 
 
 def _checked_axis(axis: int, shape: tuple, op: str) -> int:
-    """`axis` as a non-negative index into `shape`; one that does not exist is an
-    IndexError naming it (never wrapped around silently)."""
+    """`axis` as an index into `shape`, or an IndexError naming it (never wrapped around)."""
     if not -len(shape) <= axis < len(shape):
         raise IndexError(
             f"{op}: axis {axis} is out of range for a Variable of shape {shape} "
@@ -477,10 +403,10 @@ def _plain_index(index):
 # forward(ctx, x.data, 3)  returns the array  ──>  Variable(array, grad_fn=ctx)
 # ```
 #
-# The class and the switch behind `no_grad()` are given below. Tools observe the engine
-# from outside, as PyTorch's do: `grad_fn.register_hook(hook)` calls
-# `hook(grad_inputs, grad_outputs)` after that node's backward, and `with
-# observe_ops(hook):` calls `hook(op, inputs, output)` after every `apply`.
+# The class and the switch behind `no_grad()` are given below. Tools watch the engine
+# from outside, as PyTorch's do: `grad_fn.register_hook(hook)` calls `hook(grad_inputs,
+# grad_outputs)` after that node's backward; `with observe_ops(hook):` calls `hook(op,
+# inputs, output)` after every `apply`.
 
 # %%
 #| export
@@ -513,9 +439,8 @@ class set_grad_enabled(contextlib.ContextDecorator):
         return False
 
 
-class no_grad(set_grad_enabled):
-    """Run code without recording the graph (evaluation, optimizer updates): results do
-    not require grad and nothing is saved. `with no_grad():`, `@no_grad()` or `@no_grad`."""
+class _GradMode(set_grad_enabled):
+    """set_grad_enabled with a fixed mode (`_mode`), also usable as a bare decorator."""
 
     def __new__(cls, func=None):
         if callable(func):  # used as a bare decorator: @no_grad
@@ -523,20 +448,21 @@ class no_grad(set_grad_enabled):
         return super().__new__(cls)
 
     def __init__(self, func=None):
-        super().__init__(False)
+        super().__init__(self._mode)
 
 
-class enable_grad(set_grad_enabled):
+class no_grad(_GradMode):
+    """Run code without recording the graph (evaluation, optimizer updates): results do
+    not require grad and nothing is saved. `with no_grad():`, `@no_grad()` or `@no_grad`."""
+
+    _mode = False
+
+
+class enable_grad(_GradMode):
     """Record the graph again inside a `no_grad()` block (e.g. to recompute a segment
     during gradient checkpointing). `with enable_grad():`, `@enable_grad()`, `@enable_grad`."""
 
-    def __new__(cls, func=None):
-        if callable(func):
-            return cls()(func)
-        return super().__new__(cls)
-
-    def __init__(self, func=None):
-        super().__init__(True)
+    _mode = True
 
 
 _FREED = object()  # marks saved values that backward() has already released
@@ -623,9 +549,9 @@ def observe_ops(hook: Callable):
 #                                            ∂L/∂b = g * a = [1, 20]
 # ```
 #
-# **Your task:** `Mul.forward` (save `a` and `b`, return `a * b`) and `Mul.backward`
-# (return the two gradients, in the order of the inputs). The test calls them directly
-# with a fresh `ctx = Mul()`, so they work before the rest of the engine exists.
+# **Your task:** `Mul.forward` (save `a` and `b`, return `a * b`) and `Mul.backward` (the
+# two gradients, in the order of the inputs). The test calls them with a fresh
+# `ctx = Mul()`, so they work before the rest of the engine exists.
 
 
 # %% nbgrader={"grade": false, "grade_id": "mul_op", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -668,18 +594,16 @@ check.done()
 # `Function.apply(*inputs)` hands its work to `record(op, inputs)`, which does four things:
 #
 # 1. unwraps each input: a Variable becomes its `.data`, anything else (a number, an
-#    axis, an index) passes through as it is; it notes which inputs require grad in
+#    axis, an index) passes through; it notes which inputs require grad in
 #    `ctx.needs_input_grad` (a list of bools; forward may use it to save less);
-# 2. calls `op.forward(ctx, *arrays)` with a fresh `ctx = op()`; a `ValueError` from
-#    numpy (shapes that do not broadcast) is re-raised as `_shape_error(op, arrays,
-#    error)`, which names the op and the shapes;
+# 2. calls `op.forward(ctx, *arrays)` with a fresh `ctx = op()`, re-raising a numpy
+#    `ValueError` (shapes that do not broadcast) as `_shape_error(op, arrays, error)`;
 # 3. wraps the result (as a numpy array) in a new `Variable`;
 # 4. **only if** recording is on (`_grad_enabled`) and some input requires grad: stores
 #    `ctx.inputs = inputs`, and makes the result require grad with `grad_fn = ctx`.
 #
 # Step 4 is what `no_grad()` switches off: inside `with no_grad():` nothing is recorded
 # and nothing is kept for backward, which is how you evaluate a model or update weights.
-#
 # **Your task:** `record(op, inputs)`, returning the new Variable.
 
 
@@ -690,8 +614,7 @@ def record(op: type, inputs: tuple) -> Variable:
     remembers this call (`grad_fn`, the ctx) when gradients are needed."""
     ctx = op()
     ### BEGIN SOLUTION
-    arrays = []
-    needs = []
+    arrays, needs = [], []
     for value in inputs:
         if isinstance(value, Variable):
             arrays.append(value.data)
@@ -728,14 +651,12 @@ def _shape_error(op: type, arrays: Sequence, error: Exception) -> ValueError:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_function", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
 check = Check("test_function", points=10)
-# Two tiny Functions (Twice: 2 * a; Scale: a * k with a plain number k) check each step of
-# `record` on random data, then that nothing is recorded without requires_grad or under
-# no_grad().
+# Two tiny Functions (Twice: 2 * a; Scale: a * k, k a number) check each step of `record`;
+# then that nothing is recorded without requires_grad or under no_grad().
 ag.check_record(check, lambda: globals())
 ### BEGIN HIDDEN TESTS
 ag.check_record_errors(check, lambda: globals())
@@ -755,13 +676,11 @@ check.done()
 # | `Div` | a / b | g / b | -g * a / b² = -(g / b) * out | b, out |
 # | `Neg` | -a | -g | | nothing |
 #
-# Save only what the derivative needs: `Add` needs nothing, so it keeps nothing alive
-# (the memory picture of the opening, one op at a time). When `a` has shape (2, 3) and
-# `b` shape (3,), numpy *broadcasts* `b` in forward, and `g` has shape (2, 3), not `b`'s.
-# Do not worry about that here: the engine sums each gradient back to its input's shape
-# (Part 4). Return the plain formulas.
-#
-# **Your task:** forward and backward of `Add`, `Sub`, `Div` and `Neg`.
+# Save only what the derivative needs: `Add` keeps nothing alive (the opening's memory
+# picture, one op at a time). When `a` is (2, 3) and `b` is (3,), numpy *broadcasts* `b`
+# and `g` is (2, 3), not `b`'s shape: return the plain formulas anyway, the engine sums
+# each gradient back to its input's shape (Part 4). **Your task:** forward and backward
+# of `Add`, `Sub`, `Div` and `Neg`.
 
 
 # %% nbgrader={"grade": false, "grade_id": "arithmetic_ops", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -835,7 +754,6 @@ class Neg(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_arithmetic", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course import checks_autograd as ag
 from tinytorch_course.checks import Check
 
@@ -866,12 +784,10 @@ check.done()
 #            ∂L/∂out (2, 3)  ──sum over axis 1, keepdims──>  ∂L/∂c (2, 1)  for c (2, 1)
 # ```
 #
-# Broadcasting adds axes on the left and stretches axes of size 1; `unbroadcast` sums over
-# exactly those.
-#
-# **Your task:** `unbroadcast(grad, shape)`: sum the leading axes that `shape` does not
-# have, then (with `keepdims=True`) the axes where `shape` has size 1 but `grad` does not.
-# Return `grad` itself when the shapes already match (no copy: this is on the hot path).
+# Broadcasting adds axes on the left and stretches axes of size 1. **Your task:**
+# `unbroadcast(grad, shape)`: sum the leading axes that `shape` does not have, then (with
+# `keepdims=True`) the axes where `shape` has size 1 but `grad` does not. Return `grad`
+# itself when the shapes already match (no copy: this is on the hot path).
 
 
 # %% nbgrader={"grade": false, "grade_id": "unbroadcast", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -893,7 +809,6 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_unbroadcast", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course import checks_autograd as ag
 from tinytorch_course.checks import Check
 
@@ -909,18 +824,15 @@ check.done()
 #
 # `_call_backward(fn, grad_output)` runs one node's `backward` and checks what came back, so
 # that a mistake in an op is reported where it was made, naming the op and the input: one
-# gradient per input; each reduced with `unbroadcast` when it has the broadcast shape,
-# refused when its shape cannot come from broadcasting the input; each cast to its input's
-# dtype. It also runs the node's hooks (`register_hook`).
+# gradient per input, each reduced with `unbroadcast` (or refused when its shape cannot
+# come from broadcasting the input) and cast to its input's dtype. It runs the node's hooks.
 #
-# One more duty. A gradient that will become some Variable's `.grad` must be an array
-# nobody else holds: later `backward()` calls add to `.grad` in place, and two leaves
-# sharing one buffer (`Add` returns `grad_output` to both inputs), or a leaf sharing the
-# caller's array, would see each other's additions. The engine knows which arrays it made
-# itself; for a leaf (or a Variable that retains its grad) it copies the gradient only when
-# it may be shared: the array passed in, returned twice, a view, or a saved value. A fresh
-# result such as `grad_output @ b.T` is adopted as it is, which saves a copy per parameter
-# per step.
+# A gradient that will become a `.grad` must be an array nobody else holds: later
+# `backward()` calls add to `.grad` in place, and two leaves sharing one buffer (`Add`
+# returns `grad_output` to both) would see each other's additions. So for a leaf (or a
+# Variable that retains its grad) the engine copies a gradient that may be shared (the
+# array passed in, one returned twice, a view, a saved value) and adopts a fresh result
+# such as `grad_output @ b.T` as it is: a copy saved per parameter per step.
 
 
 # %%
@@ -1024,19 +936,18 @@ def _initial_gradient(root: Variable, gradient) -> np.ndarray:
 #
 # A node's gradient is complete only when *every* path from the output has delivered its
 # share. In `d = a*2 + a*3`, `a` receives 2 from one path and 3 from the other: ∂d/∂a = 5.
-# So the engine first orders the graph, **reverse topological order** (every node before
-# the nodes it was computed from), then visits each node once, when all its contributions
-# have arrived.
+# So the engine visits the graph in **reverse topological order** (every node before the
+# nodes it was computed from): each node once, when all its contributions have arrived.
 #
 # Two classic mistakes this avoids. A recursive walk hits Python's recursion limit (about
-# 1,000 frames) on a chain of a few thousand ops; yours uses explicit stacks, so a
-# 100,000-op chain works. And a walk that follows every *path* instead of every *node*
-# visits a node once per path: a chain of 60 diamonds has 2⁶⁰ paths, your engine does 60 ×
-# 3 node visits.
+# 1,000 frames) on a chain of a few thousand ops; explicit stacks make a 100,000-op chain
+# work. And a walk that follows every *path* visits a node once per path: a chain of 60
+# diamonds has 2⁶⁰ paths, your engine does 60 × 3 node visits.
 #
 # - `count_consumers(root)`: walk the graph once from `root` with an explicit stack and
 #   count, for each Variable, how many op inputs consume it: how many gradients it will
-#   receive. Follow only inputs that need grad (`fn.needs_input_grad`).
+#   receive. Follow only inputs that need grad (`fn.needs_input_grad`): in `2 * a` the
+#   constant comes first and has none, but `a` after it does.
 # - `topological_order(root)`: **Kahn's algorithm**. Start with `[root]` as the stack of
 #   *ready* Variables. Pop one, append it to the order, and for each parent subtract 1
 #   from its count; at 0 all its consumers are done, so it is ready. A ready leaf can be
@@ -1055,12 +966,12 @@ def _initial_gradient(root: Variable, gradient) -> np.ndarray:
 #   engine hands over arrays nobody else holds); later ones are added in place (`+=`), so
 #   gradients accumulate across `backward()` calls, as in PyTorch.
 # - `backpropagate(root, grad_output, retain_graph)`: a dict maps each Variable to its
-#   gradient so far. For each node in order: pop its gradient; a leaf accumulates it;
+#   gradient so far. For each node in order: pop its gradient (a node may have none, when
+#   every backward that reached it returned None for it: skip it); a leaf accumulates it;
 #   otherwise (also accumulating it if the node `retain_grad()`s) `_call_backward` turns
 #   it into input gradients, and `add_input_grads` adds each into the dict (a new array,
-#   never `+=` there: the array may be shared). Then, unless `retain_graph`, release what
-#   the node saved: set `fn._saved = _FREED`, so that a second backward through it raises
-#   a clear error instead of using stale values.
+#   never `+=`: it may be shared). Then, unless `retain_graph`, set `fn._saved = _FREED`:
+#   a second backward through the node then raises a clear error, not using stale values.
 #
 # `Variable.backward()` (given) checks its arguments and calls your `backpropagate`.
 
@@ -1163,7 +1074,6 @@ def add_input_grads(grads: dict, fn: Function, input_grads: list) -> None:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_engine", "locked": true, "points": 18, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
@@ -1182,12 +1092,11 @@ check.done()
 # %% [markdown]
 # ## Seeing your graph: `tinytorch.viz`
 #
-# The opening's pictures come from `tinytorch.viz`, a small module of tools that watch the
-# engine from outside through its public hooks: `draw_graph(v)` reads the graph through
-# each `grad_fn`'s `inputs`; `trace()` listens with `observe_ops` and `register_hook`;
-# `explain(code)` runs code line by line under `trace()`. Pass `names=globals()` so that
-# they say `x` where your code says `x`. Here they run on *your* engine (they print a
-# hint instead while Parts 1 to 4 are unfinished):
+# The opening's pictures come from `tinytorch.viz`, tools that watch the engine through
+# its public hooks: `draw_graph(v)` follows each `grad_fn`'s `inputs`, `trace()` listens
+# with `observe_ops` and `register_hook`, `explain(code)` runs code under `trace()`.
+# `names=globals()` makes them say `x` where your code does. Here they run on *your*
+# engine (or print a hint while Parts 1 to 4 are unfinished):
 
 # %%
 try:
@@ -1229,14 +1138,12 @@ except Exception as error:  # the released notebook runs this before your engine
 # 0.9998766, and `1 - out` = 0.00012338 where the true value is 0.00012339: about 4
 # correct digits left). `e / (1 + e)**2` is the same number without the subtraction.
 #
-# For `Pow`, where the exponent is 0 the derivative is 0 (and `a ** -1` may be infinite
-# at `a = 0`); `power_derivative` handles both a number and an array exponent. The
-# gradient for a `Variable` exponent, `out · ln a`, is taken as 0 where `a = 0`, as
-# PyTorch does. Compute each gradient only when `ctx.needs_input_grad` says it is
-# needed.
-#
-# **Your task:** `power_derivative`, and forward/backward of `Pow`, `Exp`, `Log`,
-# `Tanh`, `Sigmoid` (stable) and `ReLU`.
+# For `Pow`, the derivative is 0 where the exponent is 0 and 1 where it is 1, even at
+# `a = 0` (where `a ** -1` is infinite and `0 ** 0` is 1), for a number or an array
+# exponent (`power_derivative`). A `Variable` exponent's gradient, `out · ln a`, is 0
+# where `a = 0`, computed without `ln 0` (numpy warns). Compute each gradient only when
+# `ctx.needs_input_grad` says it is needed. **Your task:** `power_derivative`, and
+# forward/backward of `Pow`, `Exp`, `Log`, `Tanh`, `Sigmoid` (stable) and `ReLU`.
 
 
 # %% nbgrader={"grade": false, "grade_id": "math_ops", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -1338,8 +1245,7 @@ class Sigmoid(Function):
     @staticmethod
     def forward(ctx, a):
         ### BEGIN SOLUTION
-        # e**min(a, 0) / (1 + e**-|a|) is 1 / (1 + e**-a) for a >= 0 and e**a / (1 + e**a)
-        # for a < 0: no exponent is ever positive, so nothing overflows
+        # 1 / (1 + e**-a) for a >= 0, e**a / (1 + e**a) for a < 0: no exponent is positive
         e = np.exp(-np.abs(a))
         denominator = 1 + e
         ctx.save_for_backward(e, denominator)
@@ -1349,8 +1255,7 @@ class Sigmoid(Function):
     @staticmethod
     def backward(ctx, grad_output):
         ### BEGIN SOLUTION
-        # sigmoid'(a) = e / (1 + e)**2 with e = exp(-|a|), the same for a and -a;
-        # out * (1 - out) would lose the digits of 1 - out when out is close to 1
+        # e / (1 + e)**2, the same for a and -a; out * (1 - out) loses digits near out = 1
         e, denominator = ctx.saved_tensors
         return grad_output * e / (denominator * denominator)
         ### END SOLUTION
@@ -1375,17 +1280,15 @@ class ReLU(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_math_ops", "locked": true, "points": 12, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course import checks_autograd as ag
 from tinytorch_course.checks import Check
 
 check = Check("test_math_ops", points=12)
 # a ** p, a ** -0.5, a ** b, 2 ** a, exp, log, tanh, sigmoid and relu through the engine
-# on random data (gradients against finite differences), then sigmoid at -1000, 0, 1000.
+# on random data (gradients against finite differences); sigmoid at -1000, 0, 1000; then
+# a ** 0, a ** 1, a ** b and relu at a = 0 (a numpy warning counts as an error).
 ag.check_math_ops(check, lambda: globals())
-### BEGIN HIDDEN TESTS
 ag.check_at_zero(check, lambda: globals())
-### END HIDDEN TESTS
 check.done()
 
 
@@ -1411,8 +1314,9 @@ check.done()
 #   `(5, 2, 4)`, and the gradient for the (3, 4) matrix comes out as (5, 3, 4). The
 #   engine's `unbroadcast` sums it back.
 #
-# Use `np.swapaxes(x, -1, -2)` for a transpose that works on stacks.
-#
+# Use `np.swapaxes(x, -1, -2)` for a transpose that works on stacks. As in Part 5,
+# compute a gradient only when `ctx.needs_input_grad` asks for it and return None for the
+# other: for `x @ W` with a data batch `x`, that skips a whole matrix product.
 # **Your task:** `MatMul.forward` and `MatMul.backward`.
 
 
@@ -1436,11 +1340,9 @@ class MatMul(Function):
         # Treat vectors as matrices, the way np.matmul does: a row (1, k), b a column (k, 1).
         grad = grad_output
         if b_is_vector:
-            b = b[:, None]
-            grad = grad[..., None]
+            b, grad = b[:, None], grad[..., None]
         if a_is_vector:
-            a = a[None, :]
-            grad = grad[..., None, :]
+            a, grad = a[None, :], grad[..., None, :]
         grad_a = np.matmul(grad, np.swapaxes(b, -1, -2)) if ctx.needs_input_grad[0] else None
         grad_b = np.matmul(np.swapaxes(a, -1, -2), grad) if ctx.needs_input_grad[1] else None
         if a_is_vector and grad_a is not None:
@@ -1452,13 +1354,13 @@ class MatMul(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_matmul", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course import checks_autograd as ag
 from tinytorch_course.checks import Check
 
 check = Check("test_matmul", points=8)
 # a @ b for (2, 3) @ (3, 4), (3,) @ (3, 4), (2, 3) @ (3,), (3,) @ (3,), (5, 2, 3) @
-# (5, 3, 4), (5, 2, 3) @ (3, 4) and (3,) @ (5, 3, 2).
+# (5, 3, 4), (5, 2, 3) @ (3, 4) and (3,) @ (5, 3, 2); then MatMul.backward with only one
+# input needing grad (the other gradient must be None).
 ag.check_matmul(check, lambda: globals())
 ### BEGIN HIDDEN TESTS
 ag.check_matmul(check, lambda: globals(), hidden=True)
@@ -1482,9 +1384,8 @@ check.done()
 #                [g1/2, 0,  g1/2]]    a tie shares it equally (as torch.amax)
 # ```
 #
-# With `keepdims=False` the reduced axes are gone from `grad_output`: put them back
-# with `np.expand_dims(grad, axis)` (it accepts a tuple of axes), then
-# `np.broadcast_to` the input's shape. That is `expand_reduced`, used by all three.
+# With `keepdims=False` the reduced axes are gone from `grad_output`: `expand_reduced`
+# puts them back (`np.expand_dims` accepts a tuple of axes), then `np.broadcast_to`s.
 #
 # **Your task:** `expand_reduced`, and `Sum`, `Mean`, `Max` (axis `None`, an int or a
 # tuple; `keepdims` either way). `forward` receives `axis` and `keepdims` as ordinary
@@ -1564,7 +1465,6 @@ class Max(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_reductions", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course import checks_autograd as ag
 from tinytorch_course.checks import Check
 
@@ -1585,9 +1485,8 @@ check.done()
 # back: reshape it to the input's shape; transpose it with the inverse permutation
 # (`np.argsort(axes)`; `None`, reversing all axes, is its own inverse).
 #
-# Indexing *picks* numbers, and backward puts each gradient where its number came from
-# (zeros elsewhere). When an integer array picks the same element twice, both
-# gradients belong to it:
+# Indexing *picks* numbers; backward puts each gradient where its number came from (zeros
+# elsewhere). An element an integer array picks twice gets both gradients:
 #
 # ```text
 # x = [10, 20, 30]        x[[0, 0, 2]] = [10, 10, 30]
@@ -1597,11 +1496,9 @@ check.done()
 # np.add.at(grad, index, grad_output)  gives [2, 0, 1]: adds once per occurrence
 # ```
 #
-# Basic indexing (integers, slices, `None`, `...`) cannot pick an element twice, so
-# plain assignment is enough there, and faster (`_is_basic_index` tells them apart);
-# integer arrays and boolean masks go through `np.add.at`.
-#
-# **Your task:** `Reshape`, `Transpose` and `GetItem`.
+# Basic indexing (integers, slices, `None`, `...`) cannot pick an element twice: plain
+# assignment is enough there, and faster (`_is_basic_index` tells). Integer arrays and
+# boolean masks go through `np.add.at`. **Your task:** `Reshape`, `Transpose`, `GetItem`.
 
 
 # %% nbgrader={"grade": false, "grade_id": "shape_ops", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -1670,7 +1567,6 @@ class GetItem(Function):
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_shape_ops", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course import checks_autograd as ag
 from tinytorch_course.checks import Check
 
@@ -1698,10 +1594,8 @@ check.done()
 # ```
 #
 # The backward formula follows from ∂out_i/∂a_j = δ_ij - softmax_j, summed against
-# `g`. Module 02 builds its cross-entropy loss on this.
-#
-# **Your task:** `LogSoftmax.forward` and `LogSoftmax.backward` (the function
-# `log_softmax(x, axis=-1)` and the method `x.log_softmax()` call it).
+# `g`. Module 02 builds its cross-entropy loss on this. **Your task:** `LogSoftmax`'s
+# forward and backward (`log_softmax(x, axis=-1)` and `x.log_softmax()` call it).
 
 
 # %% nbgrader={"grade": false, "grade_id": "log_softmax", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -1762,7 +1656,6 @@ def matmul(a, b) -> Variable:
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_log_softmax", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course import checks_autograd as ag
 from tinytorch_course.checks import Check
 
@@ -1783,13 +1676,12 @@ check.done()
 # ∂f/∂x_i  ≈  (f(x + ε·e_i) - f(x - ε·e_i)) / 2ε          error O(ε²)
 # ```
 #
-# `gradcheck(fn, inputs)` does that for every element of every input that requires
-# grad, in float64 (in float32, ε = 1e-6 would drown in rounding), backpropagates one
-# output element at a time to get the full Jacobian from your engine, and compares
-# them with PyTorch's defaults (`eps=1e-6, atol=1e-5, rtol=1e-3`). On a mismatch it
-# raises `GradcheckError` naming the input, the element, the expected (numerical) and
-# the got (backward) value. You can run it on any
-# function of Variables, ops you add later included.
+# `gradcheck(fn, inputs)` does that for every element of every input that requires grad,
+# in float64 (in float32, ε = 1e-6 would drown in rounding), and compares with the full
+# Jacobian from your engine (one backward per output element) at PyTorch's defaults
+# (`eps=1e-6, atol=1e-5, rtol=1e-3`). A mismatch raises `GradcheckError` naming the
+# input, the element, the expected (numerical) and the got (backward) value. Use it on
+# any function of Variables, ops you add later included.
 
 
 # %%
@@ -1811,65 +1703,60 @@ def gradcheck(
     Returns True; on a mismatch raises GradcheckError naming the input, the element,
     the expected (numerical) and the got (backward) value."""
     inputs = (inputs,) if isinstance(inputs, Variable) else tuple(inputs)
-    inputs64 = tuple(
+    inputs = tuple(
         Variable(v.data.astype(np.float64), requires_grad=v.requires_grad)
         if isinstance(v, Variable)
         else v
         for v in inputs
     )
-    checked = [i for i, v in enumerate(inputs64) if isinstance(v, Variable) and v.requires_grad]
+    checked = [i for i, v in enumerate(inputs) if isinstance(v, Variable) and v.requires_grad]
     if not checked:
         raise ValueError("gradcheck needs at least one input Variable with requires_grad=True")
-    output = fn(*inputs64)
+    output = fn(*inputs)
     if not isinstance(output, Variable):
         raise TypeError(f"gradcheck: fn returned {type(output).__name__}, expected a Variable")
-    analytical = {i: np.zeros((output.data.size, inputs64[i].data.size)) for i in checked}
-    for row in range(output.data.size):
+    analytical = {i: np.zeros((output.size, inputs[i].size)) for i in checked}
+    for row, seed in enumerate(np.eye(output.size)):  # one backward per output element
         for i in checked:
-            inputs64[i].grad = None
-        seed = np.zeros(output.data.size)
-        seed[row] = 1.0
+            inputs[i].grad = None
         if output.requires_grad:
             output.backward(seed.reshape(output.shape), retain_graph=True)
         for i in checked:
-            grad = inputs64[i].grad
-            analytical[i][row] = 0.0 if grad is None else grad.reshape(-1)
+            if inputs[i].grad is not None:
+                analytical[i][row] = inputs[i].grad.reshape(-1)
     for i in checked:
-        data = inputs64[i].data
+        data = inputs[i].data
         for column, element in enumerate(np.ndindex(data.shape)):
             original = data[element]
             with no_grad():
                 data[element] = original + eps
-                plus = np.array(fn(*inputs64).data, dtype=np.float64).reshape(-1)
+                plus = np.array(fn(*inputs).data, dtype=np.float64).reshape(-1)
                 data[element] = original - eps
-                minus = np.array(fn(*inputs64).data, dtype=np.float64).reshape(-1)
+                minus = np.array(fn(*inputs).data, dtype=np.float64).reshape(-1)
             data[element] = original
             numerical = (plus - minus) / (2 * eps)
             got = analytical[i][:, column]
             bad = np.abs(got - numerical) > atol + rtol * np.abs(numerical)
+            if bad.any() and not raise_exception:
+                return False
             if bad.any():
-                out = np.unravel_index(int(np.argmax(bad)), output.shape) if output.ndim else ()
-                message = (
+                out = np.unravel_index(int(np.argmax(bad)), output.shape)
+                raise GradcheckError(
                     f"gradcheck failed for input {i} (shape {data.shape}) at element {element}"
                     + (f", output element {out}" if output.ndim else "")
                     + f": expected {numerical[bad][0]!r} (finite differences), "
                     + f"got {got[bad][0]!r} (backward)"
                 )
-                if raise_exception:
-                    raise GradcheckError(message)
-                return False
     return True
 
 
 # %% [markdown]
 # ## Part 11: integration, training with your engine
 #
-# Everything together: two small models trained with nothing but your `Variable`, its
-# ops, `backward()` and a plain gradient-descent loop (`w -= lr * w.grad`, under
-# `no_grad()`; module 03 turns this into optimizers):
-#
-# 1. polynomial regression: fit y = 0.5x² - x + 2 from noisy samples;
-# 2. a 2-8-2 tanh network classifying XOR with a log-softmax cross-entropy loss.
+# Everything together: two small models trained with your engine and plain gradient
+# descent (module 03 turns the loop into optimizers): a polynomial fit of
+# y = 0.5x² - x + 2 to noisy samples, and a 2-8-2 tanh network classifying XOR with a
+# log-softmax cross-entropy loss.
 #
 # ```text
 # for step in range(steps):
@@ -1882,7 +1769,6 @@ def gradcheck(
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_integration", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
-import numpy as np
 from tinytorch_course.checks import Check
 from tinytorch_course import checks_autograd as ag
 
@@ -1896,16 +1782,14 @@ check.done()
 # %% [markdown]
 # ## What you built, and where it goes next
 #
-# A reverse-mode autograd engine: `Variable` with PyTorch's semantics (`requires_grad`,
-# `grad_fn`, leaves, accumulating `.grad`, `retain_grad()`, `detach()`, `no_grad()`);
-# `Function` with `apply`/`forward`/`backward`/`ctx` and 19 ops on top of it; an iterative
-# engine that visits each node once in reverse topological order, frees saved values
-# after use and refuses a second pass through a freed graph; `gradcheck` to trust it, and
+# A reverse-mode autograd engine: `Variable` with PyTorch's semantics (leaves,
+# accumulating `.grad`, `retain_grad()`, `detach()`, `no_grad()`); `Function` with
+# `apply`/`forward`/`backward`/`ctx` and 19 ops; an iterative engine that visits each node
+# once in reverse topological order and frees saved values after use; `gradcheck`; and
 # hooks that let tools such as `tinytorch.viz` watch it.
 #
-# After `nbdev-export`, `import tinytorch as tt` gives `tt.Variable`, `tt.Function`,
-# `tt.no_grad` and `tt.gradcheck`, and each later module adds its part: `tt.nn` (02:
-# `Module`, `Linear`, activations, losses built on your `log_softmax`), `tt.optim` (03:
-# SGD and Adam, updating the `.grad` your engine fills), `tt.data` (04: a training loop
-# on real data), `tt.memory` (05: a ledger of the bytes of your live graph, and gradient
-# checkpointing). A part not exported yet is an error naming the module that builds it.
+# After `nbdev-export`, `import tinytorch as tt` gives `tt.Variable`, `tt.no_grad`,
+# `tt.gradcheck`..., and each later module adds its part: `tt.nn` (02: layers and losses
+# on your `log_softmax`), `tt.optim` (03: SGD and Adam, using the `.grad` your engine
+# fills), `tt.data` (04: training on real data), `tt.memory` (05: the bytes of your live
+# graph, and checkpointing). A part not exported yet is an error naming its module.

@@ -375,7 +375,7 @@ def explain(code: str, **leaves) -> str:
     autograd did for it. Keyword arguments become leaf Variables with
     `requires_grad=True`; `Variable` and `np` are available to the code.
 
-        print(explain("y = x + 2\nz = y * 3\nz.backward()", x=5.0))
+        print(explain("y = x + 2\\nz = y * 3\\nz.backward()", x=5.0))
     """
     from .autograd import Variable
 
