@@ -1258,7 +1258,7 @@ def train_fashion_cnn(
 # 32 × 3 × 32 × 32 batch of `tinytorch-course bench conv`), and glibc's `malloc` gives
 # freed memory at the top of its heap back to the kernel, so the next step takes about
 # 3,200 page faults while the kernel zeroes those pages again. On that layer the step
-# was 2.3 to 2.9 times slower (three runs) than after `keep_freed_memory()` from module 05
+# was 2.3 to 2.9 times slower (four runs) than after `keep_freed_memory()` from module 05
 # (`tinytorch.memory`), which asks glibc to keep freed memory for reuse; the setting
 # holds for the whole process, every library in it included. Frameworks get the same
 # from a caching allocator. The benchmark measures one matrix multiply against oneDNN
