@@ -17,6 +17,17 @@ advice on a shared machine), with the median ratio beside them. BLAS and torch g
 same thread count (`--threads`, default 1). Goals (issue 11): tinytorch / numpy by hand
 <= 1.2, tinytorch / PyTorch <= 2. `--profile` times the stages of the hand-written
 version (where the time goes) and lists cProfile's top functions of the tinytorch step.
+
+Memory: glibc's malloc gives freed memory at the top of its heap back to the kernel, and
+the next step's arrays page-fault it in again (the kernel zeroes every 4 KiB page).
+Whether that happens to a given array depends on what the heap held before, so the
+same code measured 5 ms in one process and 13 ms in another. The benchmark therefore
+runs twice in one process: first with the C library's defaults (what `import tinytorch`
+gets), then after `tinytorch.memory.keep_freed_memory()` (module 05), which asks glibc,
+process-wide and for all three implementations alike, to keep freed memory for reuse
+(what PyTorch's CPU tuning guide gets by preloading jemalloc or tcmalloc). The minor
+page faults per step are printed beside the times. `--malloc system` or `--malloc keep`
+runs one of the two.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import importlib.util
 import io
 import os
 import pstats
+import resource
 import statistics
 import sys
 import time
@@ -117,6 +129,21 @@ def make_torch_step(torch, weight, bias):
     return step
 
 
+def keep_freed_memory() -> str:
+    """Call `tinytorch.memory.keep_freed_memory()`; what was done, in words."""
+    try:
+        from tinytorch.memory import keep_freed_memory as keep
+    except ImportError:
+        return ""
+    if not keep():
+        return ""
+    return "tinytorch.memory.keep_freed_memory() (glibc keeps freed memory, process-wide)"
+
+
+def minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def best_and_median(samples: dict[str, list[float]], a: str, b: str) -> tuple[float, float]:
     ratios = [x / y for x, y in zip(samples[a], samples[b], strict=False)]
     return min(samples[a]) / min(samples[b]), statistics.median(ratios)
@@ -143,19 +170,23 @@ def run_layer(label, shape, out_channels, repeats, steps, torch, profile) -> lis
         for a, b in zip(got, reference, strict=False)
     )
     samples: dict[str, list[float]] = {name: [] for name in steps_of}
+    faults = dict.fromkeys(steps_of, 0)
     for repeat in range(repeats):
         order = list(steps_of) if repeat % 2 == 0 else list(reversed(steps_of))
         for name in order:
+            before = minor_faults()
             start = time.perf_counter()
             for _ in range(steps):
                 steps_of[name]()
             samples[name].append((time.perf_counter() - start) / steps)
+            faults[name] += minor_faults() - before
     lines = [f"{label}: x {shape} -> {out_channels} channels, 3×3, padding 1, float32"]
     lines.append(f"  agreement: max relative difference {worst:.1e} "
                  f"({'ok' if worst < 1e-4 else 'DIFFER'})")  # fmt: skip
     for name, times in samples.items():
         lines.append(f"  {name:<14} best {min(times) * 1e3:8.2f} ms   "
-                     f"median {statistics.median(times) * 1e3:8.2f} ms")  # fmt: skip
+                     f"median {statistics.median(times) * 1e3:8.2f} ms   "
+                     f"page faults/step {faults[name] / (repeats * steps):7.1f}")  # fmt: skip
     for other, goal in [("numpy by hand", 1.2), ("PyTorch", 2.0)]:
         if other in samples:
             best, median = best_and_median(samples, "tinytorch", other)
@@ -188,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--malloc", choices=["both", "system", "keep"], default="both",
+                        help="system: the C library's defaults; keep: after "
+                        "keep_freed_memory(); both: one, then the other")  # fmt: skip
     args = parser.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 7)
     steps = 1 if args.quick else 3
@@ -202,10 +236,21 @@ def main(argv: list[str] | None = None) -> int:
         f", torch {torch.__version__} (oneDNN/mkldnn: {torch.backends.mkldnn.is_available()})"
         if torch is not None else ", torch not installed: PyTorch columns skipped"
     ))  # fmt: skip
-    for label, shape, out_channels in LAYERS:
-        print()
-        print("\n".join(run_layer(label, shape, out_channels, repeats, steps, torch,
-                                  args.profile)))  # fmt: skip
+    modes = ["system", "keep"] if args.malloc == "both" else [args.malloc]
+    for mode in modes:
+        if mode == "keep":
+            how = keep_freed_memory()
+            if not how:
+                print("\nmalloc: tinytorch.memory.keep_freed_memory() is not available "
+                      "(no glibc, or module 05 not exported): kept-memory run skipped")  # fmt: skip
+                continue
+            print(f"\n=== malloc: {how} ===")
+        else:
+            print("\n=== malloc: the C library's defaults ===")
+        for label, shape, out_channels in LAYERS:
+            print()
+            print("\n".join(run_layer(label, shape, out_channels, repeats, steps, torch,
+                                      args.profile)))  # fmt: skip
     return 0
 
 

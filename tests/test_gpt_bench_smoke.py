@@ -35,9 +35,12 @@ def test_quick_bench_reports_the_step_ratio_the_cache_speedup_and_the_profile():
     assert losses, out
     ours, theirs = (float(part.split()[-1]) for part in losses[0].split(":", 1)[1].split(","))
     assert abs(ours - theirs) < 1e-4 * abs(theirs)  # the same model from the same weights
-    assert "ratio tinytorch / PyTorch" in out and "goal <= 1.5" in out
+    ratios = [line for line in out.splitlines() if line.startswith("ratio tinytorch / PyTorch")]
+    assert len(ratios) == 2 and all("goal <= 1.5" in line for line in ratios)  # both mallocs
+    faults = [line for line in out.splitlines() if line.startswith("page faults per step")]
+    assert len(faults) == 2
     cache_lines = [line for line in out.splitlines() if "ratio speed-up" in line]
-    assert len(cache_lines) == 2 and "goal >= 5" in cache_lines[1]
+    assert len(cache_lines) == 4 and "goal >= 5" in cache_lines[1] and "goal >= 5" in cache_lines[3]
     for group in ("matrix products (Linear)", "softmax", "layer norm", "Python overhead"):
         assert group in out
 

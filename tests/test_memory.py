@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -564,3 +566,36 @@ def test_released_notebook_runs_and_fails_only_in_graded_cells():
             assert errors, f"{meta['grade_id']} passes with every solution stubbed"
     assert not failing, failing
     assert len(graded) == 9
+
+
+KEPT_MEMORY = """
+import resource
+import numpy as np
+from tinytorch.memory import keep_freed_memory
+
+def faults_of_steps():  # five "training steps" that allocate and free 64 MiB in 1 MiB arrays
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        arrays = [np.ones(2**18, np.float32) for _ in range(64)]
+        del arrays
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+faults_of_steps()
+plain = faults_of_steps()
+kept = keep_freed_memory()
+faults_of_steps()
+print(plain, faults_of_steps(), kept)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt; elsewhere it does nothing")
+def test_keep_freed_memory_stops_the_page_faults_of_repeated_steps():
+    # process-wide, so in a process of its own
+    done = subprocess.run(
+        [sys.executable, "-c", KEPT_MEMORY], capture_output=True, text=True, check=True
+    )
+    plain, kept_faults, kept = done.stdout.split()
+    if kept != "True":
+        pytest.skip("no glibc mallopt here")
+    assert int(plain) > 5 * 2**14 / 2  # at least half the 64 MiB's pages faulted in each step
+    assert int(kept_faults) < int(plain) / 20

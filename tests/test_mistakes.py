@@ -52,6 +52,7 @@ def test_every_catalogue_names_real_cells_and_unique_text():
 
 
 @pytest.mark.slow
+@pytest.mark.catalogue
 @pytest.mark.parametrize("key", CATALOGUED)
 def test_every_catalogued_mistake_fails_the_cells_it_names(key):
     verdicts = check_mistakes(PROJECT, PROJECT.module(key), log=lambda line: None, fast=True)
@@ -60,6 +61,7 @@ def test_every_catalogued_mistake_fails_the_cells_it_names(key):
 
 
 @pytest.mark.slow
+@pytest.mark.catalogue
 def test_mutation_smoke_two_mutants_run_and_are_judged():
     pytest.importorskip("mutmut")
     from tinytorch_course.mutants import mutants, run_module

@@ -8,9 +8,10 @@ __all__ = ['GPT3_175B', 'OPTIMIZER_VALUES_PER_PARAM', 'CATEGORIES', 'LAYOUT_ROWS
            'smallest_batch_saving', 'render_box', 'side_by_side', 'render_memory_column', 'render_gpt3_comparison',
            'owning_array', 'BufferCounter', 'node_inputs', 'node_saved_arrays', 'GraphContents', 'walk_graph', 'Ledger',
            'memory_ledger', 'format_bytes', 'render_ledger', 'render_ledgers', 'render_layout', 'Traced', 'traced',
-           'checkpoint', 'segment_bounds', 'checkpoint_sequential']
+           'checkpoint', 'segment_bounds', 'checkpoint_sequential', 'keep_freed_memory']
 
-# %% ../modules/05_memory/memory.ipynb #c75cc89d
+# %% ../modules/05_memory/memory.ipynb #b779d9cd
+import ctypes
 import math
 import tracemalloc
 import unicodedata
@@ -643,3 +644,15 @@ def checkpoint_sequential(layers: Iterable[Callable], segments: int, x: Variable
     for start, stop in bounds:
         x = checkpoint(_Segment(layers[start:stop]), x)
     return x
+
+# %% ../modules/05_memory/memory.ipynb #61a4bed4
+def keep_freed_memory(nbytes: int = 256 * 2**20) -> bool:
+    """Ask glibc's malloc to keep up to `nbytes` of freed memory for reuse instead of
+    returning it to the operating system (process-wide, until the process ends). False
+    where there is no glibc `mallopt` (macOS, Windows), which changes nothing but speed."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError, TypeError):
+        return False
+    M_TOP_PAD = -2  # <malloc.h>: extra memory to request from, and keep back from, the OS
+    return bool(mallopt(ctypes.c_int(M_TOP_PAD), ctypes.c_int(nbytes)))

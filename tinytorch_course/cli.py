@@ -92,7 +92,7 @@ def cmd_demo(project: Project, args) -> int:
             "-m",
             "tinytorch_course.demo",
             *(["--no-training"] if args.no_training else []),
-            *(["--cnn"] if args.what == "cnn" else []),
+            *(["--cnn", *args.rest] if args.what == "cnn" else []),
         ]
     return subprocess.run(command, cwd=project.root, env=kernel_env(project)).returncode
 
@@ -149,7 +149,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         "what",
         nargs="?",
         choices=["cnn", "gpt"],
-        help="cnn: module 06's CNN on the digits; gpt: train module 07's GPT",
+        help="cnn: module 06's CNN on the digits (cnn --fashion: on Fashion-MNIST); "
+        "gpt: train module 07's GPT",
     )
     demo.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to the demo")
     bench = add(

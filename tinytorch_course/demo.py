@@ -32,9 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tinytorch-course demo")
     parser.add_argument("--no-training", action="store_true", help="only the autograd trace")
     parser.add_argument("--cnn", action="store_true", help="only the module 06 CNN on digits")
+    parser.add_argument("--fashion", action="store_true", help="with --cnn: on Fashion-MNIST")
+    parser.add_argument("--epochs", type=int, default=4, help="with --fashion: epochs")
+    parser.add_argument("--limit", type=int, default=None, help="with --fashion: train images")
     args = parser.parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(encoding="utf-8")
+    if args.cnn and args.fashion:
+        from .demo_cnn import show_fashion
+
+        show_fashion(epochs=args.epochs, limit=args.limit)
+        return 0
     if args.cnn:
         from .demo_cnn import show_cnn
 

@@ -1,10 +1,14 @@
 """`tinytorch-course demo cnn`: the module 06 CNN trained on the digits with a progress
 bar, its learning curves, its test accuracy beside the MLP's, and a few test digits
-drawn with what the CNN read in them. Uses only the exported package."""
+drawn with what the CNN read in them. `demo cnn --fashion [--epochs N] [--limit N]`
+trains the Fashion-MNIST CNN instead. Uses only the exported package."""
 
 from __future__ import annotations
 
+import os
 import time
+
+import numpy as np
 
 from .demo_training import one_blas_thread
 
@@ -73,3 +77,74 @@ def show_cnn(epochs: int = 15, split_seed: int = 1, progress: bool = True, shown
 
 if __name__ == "__main__":
     show_cnn()
+
+
+def ascii_image(image: np.ndarray, title: str) -> str:
+    """A 28×28 uint8 image drawn at 14×14 (means of 2×2 blocks), two characters a pixel."""
+    shades = " ░▒▓█"
+    small = image.reshape(14, 2, 14, 2).mean(axis=(1, 3)) / 255
+    levels = np.clip(np.rint(small * (len(shades) - 1)), 0, len(shades) - 1).astype(int)
+    rows = ["│" + "".join(shades[v] * 2 for v in row) + "│" for row in levels]
+    return "\n".join([title[:30], "┌" + "─" * 28 + "┐", *rows, "└" + "─" * 28 + "┘"])
+
+
+def show_fashion(epochs: int = 4, limit: int | None = None, progress: bool = True, shown: int = 4):
+    """Train `fashion_cnn` on Fashion-MNIST (60 000 images, or `limit`), print the curves,
+    test accuracy on the 10 000 test images, time, load average and a few predictions."""
+    from tinytorch.conv import FASHION_MNIST_CLASSES, load_fashion_mnist, train_fashion_cnn
+    from tinytorch.nn import describe
+    from tinytorch.training import ascii_chart, predict
+
+    load = os.getloadavg()
+    try:  # module 05: glibc keeps freed memory for the next step (process-wide)
+        from tinytorch.memory import keep_freed_memory
+
+        kept = keep_freed_memory()
+    except ImportError:
+        kept = False
+    print(
+        f"Training a CNN on Fashion-MNIST ({limit or 60000} training images, {epochs} epochs, "
+        f"Adam lr 0.001, batch 64, one BLAS thread"
+        f"{', keep_freed_memory()' if kept else ''}); load average {load[0]:.2f} at the start"
+    )
+    with one_blas_thread():
+        run = train_fashion_cnn(epochs=epochs, limit=limit, progress=progress)
+    load_after = os.getloadavg()
+    print(describe(run.model, (1, 1, 28, 28)))
+    history = run.history
+    print()
+    print(ascii_chart({"train loss": history.train_loss, "test loss": history.val_loss},
+                      title="loss per epoch"))  # fmt: skip
+    print()
+    print(ascii_chart({"train acc": history.train_acc, "test acc": history.val_acc},
+                      title="accuracy per epoch"))  # fmt: skip
+    predicted = predict(run.model, run.test_images)
+    wrong = (predicted != run.test_labels).nonzero()[0]
+    print(
+        f"\ntest accuracy {run.test_accuracy:.2%} on {len(run.test_labels)} test images "
+        f"({len(wrong)} wrong) after {epochs} epoch{'s' if epochs > 1 else ''}; "
+        f"{run.seconds:.1f} s in all (loading, training, testing after every epoch); "
+        f"load average {load_after[0]:.2f} at the end"
+    )
+    pairs = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(pairs, (run.test_labels[wrong], predicted[wrong]), 1)
+    top = np.argsort(pairs, axis=None)[::-1][:4]
+    print("most frequent mistakes (label → read as: count):", "; ".join(
+        f"{FASHION_MNIST_CLASSES[t]} → {FASHION_MNIST_CLASSES[p]}: {pairs[t, p]}"
+        for t, p in zip(*np.unravel_index(top, pairs.shape), strict=True)
+    ))  # fmt: skip
+    _, (test_images, _) = load_fashion_mnist()
+    first_wrong = [int(i) for i in wrong[:1]]
+    picks = [i for i in range(shown) if i not in first_wrong][: shown - len(first_wrong)]
+    picks += first_wrong
+    drawings = [
+        ascii_image(
+            test_images[i],
+            f"{i}: {FASHION_MNIST_CLASSES[run.test_labels[i]]}"
+            f" → {FASHION_MNIST_CLASSES[predicted[i]]}",
+        )  # fmt: skip
+        for i in picks
+    ]
+    print("\nsome test images, their label → what the CNN read (the last one it got wrong):")
+    print(side_by_side(drawings))
+    return run.test_accuracy

@@ -176,6 +176,7 @@
 #| export
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -674,9 +675,12 @@ check.done()
 # returns `x @ weight.T + bias` (bias may be `None`) and saves `x` and `weight`;
 # `backward(ctx, grad_output)` returns the three gradients of the diagram at the top:
 # `grad_output @ weight`, `grad_output.T @ x`, and `grad_output` summed over the batch
-# rows. Compute a gradient only when `ctx.needs_input_grad` says that input needs one:
-# the input batch of the first layer never does, and its gradient is the largest matmul
-# of the backward pass.
+# rows. A batch may have more than one leading axis (a sequence model feeds `(B, T, in)`):
+# reshape `x` and `grad_output` to 2-D rows `(B·T, …)` first, so that each product is one
+# 2-D matrix product (numpy runs a stack of `B` smaller products several times slower),
+# and reshape `out` and the input's gradient back. Compute a gradient only when
+# `ctx.needs_input_grad` says that input needs one: the input batch of the first layer
+# never does, and its gradient is the largest matmul of the backward pass.
 #
 # In `Linear.forward`, check the input's last dimension before multiplying: numpy's own
 # error ("matmul: Input operand 1 has a mismatch in its core dimension 0 ...") names
@@ -698,25 +702,25 @@ class LinearFunction(Function):
     @staticmethod
     def forward(ctx, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         ### BEGIN SOLUTION
-        ctx.save_for_backward(x, weight)
-        out = x @ weight.T
+        n = math.prod(x.shape[:-1])  # (…, in) → (n, in): one 2-D matrix product
+        x_rows = x.reshape(n, x.shape[-1])
+        ctx.save_for_backward(x_rows, weight)
+        ctx.x_shape = x.shape
+        out = x_rows @ weight.T
         if bias is not None:
             out += bias
-        return out
+        return out.reshape(*x.shape[:-1], weight.shape[0])
         ### END SOLUTION
 
     @staticmethod
     def backward(ctx, grad_output: np.ndarray):
         ### BEGIN SOLUTION
-        x, weight = ctx.saved_tensors
+        x_rows, weight = ctx.saved_tensors
         needs_x, needs_weight, needs_bias = ctx.needs_input_grad
-        grad_x = grad_output @ weight if needs_x else None
-        if needs_weight or needs_bias:
-            rows = grad_output.reshape(-1, grad_output.shape[-1])  # a batch of any rank
-            grad_weight = rows.T @ x.reshape(-1, x.shape[-1]) if needs_weight else None
-            grad_bias = rows.sum(axis=0) if needs_bias else None
-        else:
-            grad_weight = grad_bias = None
+        rows = grad_output.reshape(len(x_rows), len(weight))  # (…, out) → (n, out)
+        grad_x = (rows @ weight).reshape(ctx.x_shape) if needs_x else None
+        grad_weight = rows.T @ x_rows if needs_weight else None
+        grad_bias = rows.sum(axis=0) if needs_bias else None
         return grad_x, grad_weight, grad_bias
         ### END SOLUTION
 
