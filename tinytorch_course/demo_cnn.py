@@ -28,12 +28,26 @@ def side_by_side(blocks: list[str], gap: int = 3) -> str:
     return "\n".join(rows)
 
 
+def print_curves(history, held_out: str, model: str = "") -> None:
+    """Loss and accuracy per epoch, on the training data and the held-out set, as charts."""
+    from tinytorch.training import ascii_chart
+
+    for what, train, held in (
+        ("loss", history.train_loss, history.val_loss),
+        ("accuracy", history.train_acc, history.val_acc),
+    ):
+        short = "acc" if what == "accuracy" else what
+        series = {f"train {short}": train, f"{held_out} {short}": held}
+        print()
+        print(ascii_chart(series, title=f"{model}{what} per epoch"))
+
+
 def show_cnn(epochs: int = 15, split_seed: int = 1, progress: bool = True, shown: int = 4):
     """Train the digits CNN, print curves, accuracy and predictions; returns test accuracy."""
     from tinytorch.conv import train_digits_cnn
     from tinytorch.data import ascii_digit
     from tinytorch.nn import describe
-    from tinytorch.training import ascii_chart, predict, train_digits
+    from tinytorch.training import predict, train_digits
 
     print(
         f"Training a CNN on the UCI digits (split seed {split_seed}, {epochs} epochs): learning "
@@ -44,13 +58,7 @@ def show_cnn(epochs: int = 15, split_seed: int = 1, progress: bool = True, shown
         run = train_digits_cnn(epochs=epochs, split_seed=split_seed, progress=progress)
         print(describe(run.model, (1, 1, 8, 8)))
         mlp = train_digits(split_seed=split_seed, progress=progress)
-    history = run.history
-    print()
-    print(ascii_chart({"train loss": history.train_loss, "val loss": history.val_loss},
-                      title="CNN loss per epoch"))  # fmt: skip
-    print()
-    print(ascii_chart({"train acc": history.train_acc, "val acc": history.val_acc},
-                      title="CNN accuracy per epoch"))  # fmt: skip
+    print_curves(run.history, "val", model="CNN ")
     predicted = predict(run.model, run.test_images)
     wrong = (predicted != run.test_labels).nonzero()[0]
     print(
@@ -75,10 +83,6 @@ def show_cnn(epochs: int = 15, split_seed: int = 1, progress: bool = True, shown
     return run.test_accuracy
 
 
-if __name__ == "__main__":
-    show_cnn()
-
-
 def ascii_image(image: np.ndarray, title: str) -> str:
     """A 28×28 uint8 image drawn at 14×14 (means of 2×2 blocks), two characters a pixel."""
     shades = " ░▒▓█"
@@ -93,7 +97,7 @@ def show_fashion(epochs: int = 4, limit: int | None = None, progress: bool = Tru
     test accuracy on the 10 000 test images, time, load average and a few predictions."""
     from tinytorch.conv import FASHION_MNIST_CLASSES, load_fashion_mnist, train_fashion_cnn
     from tinytorch.nn import describe
-    from tinytorch.training import ascii_chart, predict
+    from tinytorch.training import predict
 
     load = os.getloadavg()
     try:  # module 05: glibc keeps freed memory for the next step (process-wide)
@@ -103,21 +107,15 @@ def show_fashion(epochs: int = 4, limit: int | None = None, progress: bool = Tru
     except ImportError:
         kept = False
     print(
-        f"Training a CNN on Fashion-MNIST ({limit or 60000} training images, {epochs} epochs, "
-        f"Adam lr 0.001, batch 64, one BLAS thread"
+        f"Training a CNN on Fashion-MNIST ({limit or 60000} training images, {epochs} "
+        f"epoch{'s' if epochs != 1 else ''}, Adam lr 0.001, batch 64, one BLAS thread"
         f"{', keep_freed_memory()' if kept else ''}); load average {load[0]:.2f} at the start"
     )
     with one_blas_thread():
         run = train_fashion_cnn(epochs=epochs, limit=limit, progress=progress)
     load_after = os.getloadavg()
     print(describe(run.model, (1, 1, 28, 28)))
-    history = run.history
-    print()
-    print(ascii_chart({"train loss": history.train_loss, "test loss": history.val_loss},
-                      title="loss per epoch"))  # fmt: skip
-    print()
-    print(ascii_chart({"train acc": history.train_acc, "test acc": history.val_acc},
-                      title="accuracy per epoch"))  # fmt: skip
+    print_curves(run.history, "test")
     predicted = predict(run.model, run.test_images)
     wrong = (predicted != run.test_labels).nonzero()[0]
     print(
@@ -148,3 +146,7 @@ def show_fashion(epochs: int = 4, limit: int | None = None, progress: bool = Tru
     print("\nsome test images, their label → what the CNN read (the last one it got wrong):")
     print(side_by_side(drawings))
     return run.test_accuracy
+
+
+if __name__ == "__main__":
+    show_cnn()
