@@ -180,16 +180,20 @@ class Conv2d(Module):
             f"bias={self.bias is not None}"
         )
 
-# %% ../modules/06_conv/conv.ipynb #3ec6ad15
+# %% ../modules/06_conv/conv.ipynb #b426f6a7
 def _pool_forward(ctx, x: np.ndarray, kernel_size: tuple, stride: tuple, mode: str):
     kh, kw = kernel_size
     ctx.x_shape, ctx.kernel_size, ctx.stride, ctx.mode = x.shape, kernel_size, stride, mode
     windows = _windows(x, kernel_size, stride)
-    flat = windows.reshape(*windows.shape[:4], kh * kw)
-    if mode == "max":
-        ctx.argmax = flat.argmax(axis=-1)
-        return np.take_along_axis(flat, ctx.argmax[..., None], axis=-1)[..., 0]
-    return flat.mean(axis=-1)
+    taps = [windows[..., i, j] for i in range(kh) for j in range(kw)]  # offset k = i·kw + j
+    if mode == "avg":
+        return sum(taps) / (kh * kw)
+    out, ctx.argmax = taps[0], np.zeros(taps[0].shape, dtype=np.intp)
+    for k, tap in enumerate(taps):
+        larger = (tap > out) | np.isnan(tap)
+        np.putmask(ctx.argmax, larger, k)
+        out = np.maximum(out, tap)  # a NaN on either side gives NaN
+    return out
 
 
 def _pool_backward(ctx, grad_output: np.ndarray):
@@ -201,7 +205,7 @@ def _pool_backward(ctx, grad_output: np.ndarray):
             rows = slice(i, i + sh * (oh - 1) + 1, sh)
             columns = slice(j, j + sw * (ow - 1) + 1, sw)
             if ctx.mode == "max":
-                grad_x[:, :, rows, columns] += np.where(ctx.argmax == i * kw + j, grad_output, 0)
+                grad_x[:, :, rows, columns] += grad_output * (ctx.argmax == i * kw + j)
             else:
                 grad_x[:, :, rows, columns] += grad_output / (kh * kw)
     return grad_x

@@ -708,10 +708,19 @@ check.done()
 #   one in row order if several are equal)
 # ```
 #
-# For max pooling, save *which* entry of each window was the maximum (`argmax` over the
-# window flattened to kh·kw entries) and, in backward, loop over the kh·kw offsets as in
-# Part 3: offset `k = i·kw + j` adds `grad_out` where the argmax is `k`. Use `+=`, since
-# windows overlap when the stride is smaller than the kernel.
+# Both directions loop over the kh·kw kernel *offsets*, as Part 3 does: offset (i, j) of
+# every window at once is one strided slice, `windows[..., i, j]` (N, C, OH, OW); number
+# the offsets `k = i·kw + j`. Average pooling adds the kh·kw slices and divides. Max
+# pooling keeps a running maximum and, beside it, *which* offset holds it: offset k
+# replaces the running maximum where it is strictly larger, so on a tie the earlier
+# offset keeps it, and where it is NaN, so a NaN in a window comes out as NaN (both as
+# PyTorch does). Save those offsets as `ctx.argmax` (N, C, OH, OW). In backward, offset k
+# adds `grad_out` where `ctx.argmax` is k. Use `+=`, since windows overlap when the
+# stride is smaller than the kernel.
+#
+# Why not `windows.mean(axis=(-2, -1))`, or `max` and `argmax`? They reduce one tiny
+# window at a time (4 numbers for 2×2), paying numpy's per-window overhead N·C·OH·OW
+# times; the loop makes kh·kw passes over whole arrays. POOL_TIMES
 #
 # Write `_pool_forward(ctx, x, kernel_size, stride, mode)` and
 # `_pool_backward(ctx, grad_output)` (mode `"max"` or `"avg"`).
@@ -724,11 +733,15 @@ def _pool_forward(ctx, x: np.ndarray, kernel_size: tuple, stride: tuple, mode: s
     ctx.x_shape, ctx.kernel_size, ctx.stride, ctx.mode = x.shape, kernel_size, stride, mode
     ### BEGIN SOLUTION
     windows = _windows(x, kernel_size, stride)
-    flat = windows.reshape(*windows.shape[:4], kh * kw)
-    if mode == "max":
-        ctx.argmax = flat.argmax(axis=-1)
-        return np.take_along_axis(flat, ctx.argmax[..., None], axis=-1)[..., 0]
-    return flat.mean(axis=-1)
+    taps = [windows[..., i, j] for i in range(kh) for j in range(kw)]  # offset k = i·kw + j
+    if mode == "avg":
+        return sum(taps) / (kh * kw)
+    out, ctx.argmax = taps[0], np.zeros(taps[0].shape, dtype=np.intp)
+    for k, tap in enumerate(taps):
+        larger = (tap > out) | np.isnan(tap)
+        np.putmask(ctx.argmax, larger, k)
+        out = np.maximum(out, tap)  # a NaN on either side gives NaN
+    return out
     ### END SOLUTION
 
 
@@ -742,7 +755,7 @@ def _pool_backward(ctx, grad_output: np.ndarray):
             rows = slice(i, i + sh * (oh - 1) + 1, sh)
             columns = slice(j, j + sw * (ow - 1) + 1, sw)
             if ctx.mode == "max":
-                grad_x[:, :, rows, columns] += np.where(ctx.argmax == i * kw + j, grad_output, 0)
+                grad_x[:, :, rows, columns] += grad_output * (ctx.argmax == i * kw + j)
             else:
                 grad_x[:, :, rows, columns] += grad_output / (kh * kw)
     ### END SOLUTION
