@@ -60,7 +60,7 @@ class Conv2dFunction(Function):
     def backward(ctx, grad_output):
         return _conv2d_backward(ctx, grad_output)
 
-# %% ../modules/06_conv/conv.ipynb #8b6c9f1e
+# %% ../modules/06_conv/conv.ipynb #4069e110
 def _conv2d_backward(ctx, grad_output: np.ndarray):
     """Gradients of Conv2dFunction for (x, weight, bias, stride, padding, dilation)."""
     cols, weight = ctx.saved_tensors
@@ -77,13 +77,14 @@ def _conv2d_backward(ctx, grad_output: np.ndarray):
         grad_bias = g.sum(axis=1)
     if needs_x:
         grad_cols = (weight.reshape(out_channels, -1).T @ g).reshape(c, kh, kw, n, oh, ow)
-        grad_padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad_cols.dtype)
+        grad_padded = np.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=grad_cols.dtype)
         for i in range(kh):
             for j in range(kw):
                 rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
                 columns = slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
-                grad_padded[:, :, rows, columns] += grad_cols[:, i, j].transpose(1, 0, 2, 3)
-        grad_x = grad_padded[:, :, ph : ph + h, pw : pw + w]
+                grad_padded[:, :, rows, columns] += grad_cols[:, i, j]
+        grad_x = grad_padded[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)
+        grad_x = np.ascontiguousarray(grad_x)
     return grad_x, grad_weight, grad_bias, None, None, None
 
 # %% ../modules/06_conv/conv.ipynb #b14fae9e

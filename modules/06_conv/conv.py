@@ -380,7 +380,7 @@ check.done()
 # input pixels `i·d + s·oh`, `j·d + s·ow` (for every oh, ow): one strided slice:
 #
 # ```
-#   grad_cols (C, kh, kw, N, OH, OW)               grad_x_padded (N, C, Hp, Wp)
+#   grad_cols (C, kh, kw, N, OH, OW)               grad_padded (C, N, Hp, Wp)
 #   ┌─────────────────────┐   offset (0, 0)        ┌──┬──┬──┬──┬──┐
 #   │ [:, 0, 0]           │ ─────── += ─────────▶  │■ │■ │■ │  │  │  rows 0, s, 2s...
 #   ├─────────────────────┤   offset (0, 1)        ├──┼──┼──┼──┼──┤  cols 0, s, 2s...
@@ -388,9 +388,19 @@ check.done()
 #   ├─────────────────────┤       ...              ├──┼──┼──┼──┼──┤
 #   │ [:, 2, 2]           │ ─────── += ─────────▶  │  │  │■ │■ │■ │  (row 2, col 2)
 #   └─────────────────────┘                        └──┴──┴──┴──┴──┘
-#   each slice [:, i, j] is (C, N, OH, OW): transpose(1, 0, 2, 3) before adding;
-#   then cut the padding off: grad_x = grad_x_padded[:, :, ph:ph + H, pw:pw + W]
+#   each slice [:, i, j] is (C, N, OH, OW), in grad_padded's axis order: no transpose
+#   then cut the padding off and put N first: grad_padded[:, :, ph:ph + H, pw:pw + W]
+#   .transpose(1, 0, 2, 3), copied to an (N, C, H, W) array (np.ascontiguousarray)
 # ```
+#
+# Why a (C, N, Hp, Wp) buffer, the axis order of `grad_cols`, and not the input's
+# (N, C, Hp, Wp)? Each slice is then added as it lies, with no transpose, and one
+# transposing copy at the end puts N first (and hands the layer below a contiguous
+# array). Most of col2im's time is numpy's overhead per image row: each `+=` walks its
+# slice one row of OW numbers at a time, N·C·OH rows per offset. On the middle layer of
+# `tinytorch-course bench conv` (x (64, 16, 16, 16), 32 channels, 147 456 rows of 16),
+# this col2im took 5.5 ms against 6.3 ms for transposed additions into (N, C, Hp, Wp)
+# (best of 200, on a busy 2-core machine).
 #
 # Use `+=`: neighbouring windows overlap whenever the stride is smaller than the
 # kernel, and an `=` would keep only the last copy's gradient. Return `None` for the
@@ -417,13 +427,14 @@ def _conv2d_backward(ctx, grad_output: np.ndarray):
         grad_bias = g.sum(axis=1)
     if needs_x:
         grad_cols = (weight.reshape(out_channels, -1).T @ g).reshape(c, kh, kw, n, oh, ow)
-        grad_padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad_cols.dtype)
+        grad_padded = np.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=grad_cols.dtype)
         for i in range(kh):
             for j in range(kw):
                 rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
                 columns = slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
-                grad_padded[:, :, rows, columns] += grad_cols[:, i, j].transpose(1, 0, 2, 3)
-        grad_x = grad_padded[:, :, ph : ph + h, pw : pw + w]
+                grad_padded[:, :, rows, columns] += grad_cols[:, i, j]
+        grad_x = grad_padded[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)
+        grad_x = np.ascontiguousarray(grad_x)
     ### END SOLUTION
     return grad_x, grad_weight, grad_bias, None, None, None
 
@@ -692,7 +703,7 @@ check.done()
 # A pooling layer shrinks each channel by summarising every window: its maximum
 # (`MaxPool2d`) or its mean (`AvgPool2d`). No weights; the stride defaults to the kernel
 # size, so 2×2 pooling halves height and width and the windows do not overlap. The same
-# `_windows` view gives every window; the forward reduces over its last two axes.
+# `_windows` view gives every window; the forward summarises its last two axes.
 #
 # The backward sends each output's gradient back to the inputs that made it:
 #
@@ -720,7 +731,10 @@ check.done()
 #
 # Why not `windows.mean(axis=(-2, -1))`, or `max` and `argmax`? They reduce one tiny
 # window at a time (4 numbers for 2×2), paying numpy's per-window overhead N·C·OH·OW
-# times; the loop makes kh·kw passes over whole arrays. POOL_TIMES
+# times; the loop makes kh·kw passes over whole arrays. On the first pooling layer of
+# the Fashion-MNIST CNN below (2×2 on x (64, 16, 28, 28)), forward and backward took
+# 11.4 ms against 19.3 ms with `argmax` for max pooling, and 2.5 ms against 14.0 ms
+# with `mean` for average pooling (best of 50, on a busy 2-core machine).
 #
 # Write `_pool_forward(ctx, x, kernel_size, stride, mode)` and
 # `_pool_backward(ctx, grad_output)` (mode `"max"` or `"avg"`).
