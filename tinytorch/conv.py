@@ -181,7 +181,7 @@ class Conv2d(Module):
             f"bias={self.bias is not None}"
         )
 
-# %% ../modules/06_conv/conv.ipynb #b426f6a7
+# %% ../modules/06_conv/conv.ipynb #0b707a43
 def _pool_forward(ctx, x: np.ndarray, kernel_size: tuple, stride: tuple, mode: str):
     kh, kw = kernel_size
     ctx.x_shape, ctx.kernel_size, ctx.stride, ctx.mode = x.shape, kernel_size, stride, mode
@@ -189,8 +189,8 @@ def _pool_forward(ctx, x: np.ndarray, kernel_size: tuple, stride: tuple, mode: s
     taps = [windows[..., i, j] for i in range(kh) for j in range(kw)]  # offset k = i·kw + j
     if mode == "avg":
         return sum(taps) / (kh * kw)
-    out, ctx.argmax = taps[0], np.zeros(taps[0].shape, dtype=np.intp)
-    for k, tap in enumerate(taps):
+    out, ctx.argmax = taps[0].copy(), np.zeros(taps[0].shape, dtype=np.intp)
+    for k, tap in enumerate(taps[1:], start=1):
         larger = (tap > out) | np.isnan(tap)
         np.putmask(ctx.argmax, larger, k)
         out = np.maximum(out, tap)  # a NaN on either side gives NaN

@@ -740,8 +740,8 @@ def _pool_forward(ctx, x: np.ndarray, kernel_size: tuple, stride: tuple, mode: s
     taps = [windows[..., i, j] for i in range(kh) for j in range(kw)]  # offset k = i·kw + j
     if mode == "avg":
         return sum(taps) / (kh * kw)
-    out, ctx.argmax = taps[0], np.zeros(taps[0].shape, dtype=np.intp)
-    for k, tap in enumerate(taps):
+    out, ctx.argmax = taps[0].copy(), np.zeros(taps[0].shape, dtype=np.intp)
+    for k, tap in enumerate(taps[1:], start=1):
         larger = (tap > out) | np.isnan(tap)
         np.putmask(ctx.argmax, larger, k)
         out = np.maximum(out, tap)  # a NaN on either side gives NaN
