@@ -281,9 +281,9 @@ except Exception as _error:  # an unfinished or mistaken Part 1
 # kernel tap (i, j) of channel c at every output position: for stride 1 it is the
 # padded image shifted by (i, j), so the copy reads whole image rows, in memory order.
 # One window per row reads 3 numbers, jumps a row, reads 3 more; for the CIFAR-sized
-# layer of the opening, that layout made forward + backward about 2.5 times slower
-# (14.9 ms against 5.7 ms, measured with `tinytorch-course bench conv`'s hand-written
-# version). `padding` is zeros added around H and W first (`np.pad`).
+# layer of the opening, that layout made forward + backward about 1.9 times slower
+# (7.7 ms against 4.1 ms for the hand-written version in `tinytorch-course bench
+# conv`). `padding` is zeros added around H and W first (`np.pad`).
 #
 # Write `Conv2dFunction.forward(ctx, x, weight, bias, stride, padding, dilation)` (the
 # last three are pairs of ints; `bias` may be `None`). Save what backward needs:
@@ -395,8 +395,8 @@ check.done()
 # array). Most of col2im's time is numpy's overhead per image row: each `+=` walks its
 # slice one row of OW numbers at a time, N·C·OH rows per offset. On the middle layer of
 # `tinytorch-course bench conv` (x (64, 16, 16, 16), 32 channels, 147 456 rows of 16),
-# this col2im took 5.5 ms against 6.3 ms for transposed additions into (N, C, Hp, Wp)
-# (best of 200, on a busy 2-core machine).
+# this col2im took 2.6 ms against 3.4 ms for transposed additions into (N, C, Hp, Wp)
+# (best of 200 on a shared 2-core machine).
 #
 # Use `+=`: neighbouring windows overlap whenever the stride is smaller than the
 # kernel, and an `=` would keep only the last copy's gradient. Return `None` for the
@@ -723,8 +723,8 @@ check.done()
 # window at a time (4 numbers for 2×2), paying numpy's per-window overhead N·C·OH·OW
 # times; the loop makes kh·kw passes over whole arrays. On the first pooling layer of
 # the Fashion-MNIST CNN below (2×2 on x (64, 16, 28, 28)), forward and backward took
-# 11.4 ms against 19.3 ms with `argmax` for max pooling, and 2.5 ms against 14.0 ms
-# with `mean` for average pooling (best of 50, on a busy 2-core machine).
+# 5.2 ms against 9.4 ms with `argmax` for max pooling, and 2.2 ms against 8.4 ms with
+# `mean` for average pooling (best of 50 on a shared 2-core machine).
 #
 # Write `_pool_forward(ctx, x, kernel_size, stride, mode)` and
 # `_pool_backward(ctx, grad_output)` (mode `"max"` or `"avg"`).
