@@ -234,11 +234,9 @@ for kernel, stride, dilation in [((3, 3), (1, 1), (1, 1)), ((3, 2), (2, 3), (1, 
                                      j * sw : j * sw + dw * (kw - 1) + 1 : dw]  # fmt: skip
     check.close(windows, expected, what, hint="stride slices positions, dilation the taps")
     check.expect(shared, f"`{what}` is a copy; it should be a view of x (no np.copy, no stack)")
-### BEGIN HIDDEN TESTS
 x1 = check.rng.standard_normal((1, 1, 5, 5))
 got = check.probe(lambda: _windows(x1, (5, 5)).copy(), "_windows(x (1, 1, 5, 5), (5, 5))")
 check.close(got, x1[:, :, None, None], "_windows(x (1, 1, 5, 5), (5, 5)): one window")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -350,14 +348,12 @@ for x_shape, w_shape, has_bias, s, p, d in cases:
         what,
     )
     check.close(got, conv2d_reference(x, w, b, s, p, d), what, rtol=1e-7, atol=1e-10)
-### BEGIN HIDDEN TESTS
 x, w = check.rng.standard_normal((3, 2, 4, 4)), check.rng.standard_normal((5, 2, 1, 1))
 got = check.probe(
     lambda: Conv2dFunction.apply(Variable(x), Variable(w), None, (1, 1), (0, 0), (1, 1)).data,
     "1×1 convolution",
 )
 check.close(got, conv2d_reference(x, w), "a 1×1 convolution (a Linear over channels)")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -464,7 +460,6 @@ for x_shape, w_shape, s, p, d in cases:
         ["x.grad", "weight.grad", "bias.grad"], grads, expected, hints, strict=True
     ):
         check.close(g, e, f"{what}: {name}", rtol=1e-5, atol=1e-7, hint=hint)
-### BEGIN HIDDEN TESTS
 x, w = check.rng.standard_normal((1, 1, 4, 4)), check.rng.standard_normal((1, 1, 2, 2))
 
 
@@ -476,7 +471,6 @@ def only_weight():
 
 
 check.equal(check.probe(only_weight, "backward, weight only"), "ok", "backward with no bias")
-### END HIDDEN TESTS
 check.done()
 
 
@@ -634,7 +628,6 @@ check.expect(
     f"Conv2d weights should be uniform in ±1/√(3·3·2) = ±{bound:.4f}; got max |w| "
     f"{np.abs(weight).max():.4f}, std {weight.std():.4f}",
 )
-### BEGIN HIDDEN TESTS
 check.expect(
     bias.std() > bound / 10,
     f"Conv2d biases should be uniform in ±{bound:.4f}; got {np.round(bias, 4).tolist()}",
@@ -644,7 +637,6 @@ for kernel, padding in [((6, 6), 0), ((7, 5), 1)]:  # kernels that just fit the 
     what = f"conv2d(x (2, 3, 6, 6), w {wk.shape}, padding={padding})"
     got = check.probe(lambda wk=wk, padding=padding: conv2d(x, wk, None, 1, padding).data, what)
     check.close(got, conv2d_reference(x, wk, None, 1, padding), what)
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -667,7 +659,6 @@ for what, action, words in mistakes:
     got = check.probe(action, what)
     check.raises(got, ValueError, what)
     check.mentions(got, words, what)
-### BEGIN HIDDEN TESTS
 what = "conv2d(x 6×6, 3×3 kernel, dilation=3)"
 got = check.probe(lambda: conv2d(x, w, dilation=3), what)
 check.raises(got, ValueError, what)
@@ -685,7 +676,6 @@ for what, action, words in more:
     got = check.probe(action, what)
     check.raises(got, ValueError, what)
     check.mentions(got, words, what)
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -824,7 +814,6 @@ for mode in ["max", "avg"]:
         check.close(out, pool2d_reference(x, k, s, mode), what)
         expected = pool2d_gradients(x, grad_output, k, s, mode)
         check.close(grad_x, expected, f"{what}: x.grad", atol=1e-6, hint="+= per offset")
-### BEGIN HIDDEN TESTS
 x = check.rng.standard_normal((1, 1, 4, 4))
 got = check.probe(lambda: MaxPool2d(2)(x).data, "MaxPool2d(2)(x (1, 1, 4, 4))")
 check.close(got, pool2d_reference(x, 2), "MaxPool2d(2): stride defaults to the kernel size")
@@ -842,7 +831,6 @@ for mode in ["max", "avg"]:  # overlapping rows: stride 1 down, 2 across
     check.close(out, pool2d_reference(x, 2, (1, 2), mode), what)
     expected = pool2d_gradients(x, grad_output, 2, (1, 2), mode)
     check.close(grad_x, expected, f"{what}: x.grad", atol=1e-6, hint="+= per offset")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
