@@ -95,8 +95,9 @@
 # needs 448, because it reuses one kernel at every position. That reuse is why every
 # image network from LeNet (1989) to ResNet-152 (60 million parameters) is built from
 # convolutions. The price moves from parameters to activations: the column matrix above
-# is 9 times the size of the input. Module 05 showed what activations cost a large model; at the end
-# of this module you measure the same ledger for a CNN and the MLP of module 04.
+# is 9 times the size of the input. Module 05 showed what activations cost a large
+# model; at the end of this module you measure the same ledger for a CNN and the MLP of
+# module 04.
 
 # %% [markdown]
 # ## Before and after
