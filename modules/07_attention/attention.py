@@ -1552,12 +1552,16 @@ except Exception as _error:  # an unfinished or mistaken part
 # blocks through module 05's `checkpoint_sequential`: only each segment's input stays in
 # the graph, and backward recomputes one segment at a time. Gradients are bit for bit
 # the same; the price is that recomputation, one more forward pass of the blocks in every
-# step. The ledger counts what the graph holds between forward and backward;
-# `tracemalloc` adds the peak, reached while backward holds one recomputed segment and
-# the gradients it makes. The step times are the best of 3 steps of each model, taken
-# in turn after one step of each (a first step also pays one-off costs, such as memory
-# the process has not used yet), so their ratio is what checkpointing costs a training
-# run.
+# step. A forward pass is roughly a third of a training step (backward does about twice
+# its work), so expect a checkpointed step to take 1.3 to 1.5 times as long. The ledger
+# counts what the graph holds between forward and backward; `tracemalloc` adds the
+# peak, reached while backward holds one recomputed segment and the gradients it makes.
+#
+# The step times are the best of 3 steps of each model, taken in turn after one step of
+# each (a first step also pays one-off costs, such as memory the process has not used
+# yet), and after module 05's `keep_freed_memory()`, as `train_gpt` does: without it, the
+# plain step, which holds more memory, would also pay the page faults of getting that
+# memory back from the operating system every step, and the ratio would measure those.
 
 
 # %%
@@ -1571,6 +1575,7 @@ def checkpoint_comparison(
     config = GPTConfig(vocab_size=65, block_size=T)
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 65, size=(2, batch, T))
+    keep_freed_memory()  # process-wide; train_gpt calls it too
     options = {"plain": None, "checkpointed": segments}
     models = {name: GPT(config) for name in options}
     result, grads = {}, {}
