@@ -1162,7 +1162,7 @@ check.done()
 # `tinytorch-course demo cnn --fashion`, run in your workspace folder, does, on your own
 # package (it exports your notebooks first), with a progress bar, the curves and a few
 # test images drawn with what the CNN read. Measured on a 2-core machine (shared: load
-# average 2.4 to 4.2, one BLAS thread), 4 epochs took 188 s, and test accuracy after
+# average 2.9 to 3.2, one BLAS thread), 4 epochs took 101 s, and test accuracy after
 # each epoch was 86.9 %, 88.6 %, 89.1 % and 89.3 % (1 066 of the 10 000 test images
 # wrong), with 20 490 parameters. Shirts cause most of the mistakes:
 # T-shirts, coats and pullovers read as shirts (124, 122 and 103 times) and shirts read
