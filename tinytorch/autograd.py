@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-# %% ../modules/01_autograd/autograd.ipynb #0ef2fa26
+# %% ../modules/01_autograd/autograd.ipynb #8ba5d130
 class Variable:
     """A numpy array (`data`) that records the operation that made it (`grad_fn`), so
     that `backward()` can compute the gradient of a result with respect to every
@@ -65,16 +65,6 @@ class Variable:
         self.requires_grad = requires_grad
         return self
 
-    def __repr__(self) -> str:
-        text = np.array2string(self.data, separator=", ", prefix="Variable(")
-        if self.data.dtype != np.float32:
-            text += f", dtype={self.data.dtype}"
-        if self.grad_fn is not None:
-            text += f", grad_fn=<{type(self.grad_fn).__name__}>"
-        elif self.requires_grad:
-            text += ", requires_grad=True"
-        return f"Variable({text})"
-
 
 def _as_float_array(data) -> np.ndarray:
     """`data` as a floating numpy array: numbers, lists and integer or boolean arrays
@@ -102,7 +92,7 @@ def _as_float_array(data) -> np.ndarray:
         f"array), got {described}"
     )
 
-# %% ../modules/01_autograd/autograd.ipynb #c95bdf41
+# %% ../modules/01_autograd/autograd.ipynb #6546c775
 _FREED = object()  # marks saved values that backward() has already released
 
 
@@ -129,13 +119,10 @@ class Function:
 
     @property
     def saved_tensors(self) -> tuple:
+        """What forward saved; an error once backward() has freed it."""
         saved = getattr(self, "_saved", ())
         if saved is _FREED:
-            raise RuntimeError(
-                f"{type(self).__name__}: trying to backward through the graph a second time: "
-                "its saved values were freed by the first backward(). Call "
-                "backward(retain_graph=True) the first time to backward through it again."
-            )
+            raise _freed_error(self)
         return saved
 
     def register_hook(self, hook: Callable) -> None:
@@ -228,7 +215,15 @@ def observe_ops(hook: Callable):
     finally:
         Function.apply = plain
 
-# %% ../modules/01_autograd/autograd.ipynb #915180af
+
+def _freed_error(ctx: Function) -> RuntimeError:
+    return RuntimeError(
+        f"{type(ctx).__name__}: trying to backward through the graph a second time: "
+        "its saved values were freed by the first backward(). Call "
+        "backward(retain_graph=True) the first time to backward through it again."
+    )
+
+# %% ../modules/01_autograd/autograd.ipynb #3f31c1f6
 def _named(name: str, doc: str, method: Callable) -> Callable:
     """`method` (a lambda) named `name`, with `doc`: what `help(Variable)`, tracebacks and
     the API reference show, rather than `<lambda>`."""
@@ -311,8 +306,21 @@ def _item(self) -> float:
     return self.data.item()
 
 
-for _method in (_transpose, _item):
-    setattr(Variable, _method.__name__[1:], _named(_method.__name__[1:], _method.__doc__, _method))
+def _repr(self) -> str:
+    """`Variable([21.], grad_fn=<Mul>)`: the data, its dtype if not float32, and the op
+    that made it (or `requires_grad=True` for a leaf that requires grad)."""
+    text = np.array2string(self.data, separator=", ", prefix="Variable(")
+    if self.data.dtype != np.float32:
+        text += f", dtype={self.data.dtype}"
+    if self.grad_fn is not None:
+        text += f", grad_fn=<{type(self.grad_fn).__name__}>"
+    elif self.requires_grad:
+        text += ", requires_grad=True"
+    return f"Variable({text})"
+
+
+for _name, _method in [("transpose", _transpose), ("item", _item), ("__repr__", _repr)]:
+    setattr(Variable, _name, _named(_name, _method.__doc__, _method))
 
 
 def _one_tuple(args: tuple) -> tuple:
@@ -468,7 +476,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad
 
-# %% ../modules/01_autograd/autograd.ipynb #babafad5
+# %% ../modules/01_autograd/autograd.ipynb #5decb0af
 def _call_backward(fn: Function, grad_output: np.ndarray) -> list:
     """Run `fn`'s backward: one gradient (or None) per input of forward, each made to fit
     its input by `_fitted` (shape, dtype, owned by the engine), then the node's hooks."""
@@ -476,12 +484,16 @@ def _call_backward(fn: Function, grad_output: np.ndarray) -> list:
         grads = type(fn).backward(fn, grad_output)
     except ValueError as error:  # numpy's shape errors, said in terms of the op
         raise _backward_error(fn, grad_output, error) from error
+    if type(grads) is np.ndarray:
+        grads = (grads,)
     if type(grads) is not tuple or len(grads) != len(fn.inputs):
         grads = _one_per_input(fn, grads)
-    checked = [
-        None if grad is None or not needed else _fitted(fn, index, grad, grads, grad_output)
-        for index, (grad, needed) in enumerate(zip(grads, fn.needs_input_grad, strict=True))
-    ]
+    checked = []
+    for index, needed in enumerate(fn.needs_input_grad):
+        grad = grads[index] if needed else None
+        if grad is not None:
+            grad = _fitted(fn, index, grad, grads, grad_output)
+        checked.append(grad)
     for hook in fn._hooks:
         replaced = hook(tuple(checked), (grad_output,))
         checked = checked if replaced is None else list(replaced)

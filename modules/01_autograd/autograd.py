@@ -203,9 +203,9 @@ import numpy as np
 # Variable's dtype (`x * 2.5` with a float32 `x` is float32). Anything else (a string,
 # `None`) is refused with a `TypeError` naming it.
 #
-# The next cells are given: read them, they are the library's public face. Every
-# operator (`+`, `*`, `@`, `x.sum()`, `x[0]`...) is one line of the table at the end of
-# the class, calling a `Function` you write.
+# The next cells are given: read them, they are the library's public face. `Variable`
+# holds what autograd needs; after `Function`, a table gives it every operator (`+`,
+# `*`, `@`, `x.sum()`, `x[0]`...), one line each, calling a `Function` you write.
 
 
 # %%
@@ -260,16 +260,6 @@ class Variable:
             )
         self.requires_grad = requires_grad
         return self
-
-    def __repr__(self) -> str:
-        text = np.array2string(self.data, separator=", ", prefix="Variable(")
-        if self.data.dtype != np.float32:
-            text += f", dtype={self.data.dtype}"
-        if self.grad_fn is not None:
-            text += f", grad_fn=<{type(self.grad_fn).__name__}>"
-        elif self.requires_grad:
-            text += ", requires_grad=True"
-        return f"Variable({text})"
 
 
 def _as_float_array(data) -> np.ndarray:
@@ -352,13 +342,10 @@ class Function:
 
     @property
     def saved_tensors(self) -> tuple:
+        """What forward saved; an error once backward() has freed it."""
         saved = getattr(self, "_saved", ())
         if saved is _FREED:
-            raise RuntimeError(
-                f"{type(self).__name__}: trying to backward through the graph a second time: "
-                "its saved values were freed by the first backward(). Call "
-                "backward(retain_graph=True) the first time to backward through it again."
-            )
+            raise _freed_error(self)
         return saved
 
     def register_hook(self, hook: Callable) -> None:
@@ -452,6 +439,14 @@ def observe_ops(hook: Callable):
         Function.apply = plain
 
 
+def _freed_error(ctx: Function) -> RuntimeError:
+    return RuntimeError(
+        f"{type(ctx).__name__}: trying to backward through the graph a second time: "
+        "its saved values were freed by the first backward(). Call "
+        "backward(retain_graph=True) the first time to backward through it again."
+    )
+
+
 # %%
 #| export
 def _named(name: str, doc: str, method: Callable) -> Callable:
@@ -536,8 +531,21 @@ def _item(self) -> float:
     return self.data.item()
 
 
-for _method in (_transpose, _item):
-    setattr(Variable, _method.__name__[1:], _named(_method.__name__[1:], _method.__doc__, _method))
+def _repr(self) -> str:
+    """`Variable([21.], grad_fn=<Mul>)`: the data, its dtype if not float32, and the op
+    that made it (or `requires_grad=True` for a leaf that requires grad)."""
+    text = np.array2string(self.data, separator=", ", prefix="Variable(")
+    if self.data.dtype != np.float32:
+        text += f", dtype={self.data.dtype}"
+    if self.grad_fn is not None:
+        text += f", grad_fn=<{type(self.grad_fn).__name__}>"
+    elif self.requires_grad:
+        text += ", requires_grad=True"
+    return f"Variable({text})"
+
+
+for _name, _method in [("transpose", _transpose), ("item", _item), ("__repr__", _repr)]:
+    setattr(Variable, _name, _named(_name, _method.__doc__, _method))
 
 
 def _one_tuple(args: tuple) -> tuple:
@@ -861,10 +869,10 @@ check.done()
 # %% [markdown]
 # ### Calling an op's backward, checked (given)
 #
-# `_call_backward(fn, grad_output)` runs one node's `backward` and checks what came back, so
-# that a mistake in an op is reported where it was made, naming the op and the input: one
-# gradient per input, each reduced with `unbroadcast` (or refused when its shape cannot
-# come from broadcasting the input) and cast to its input's dtype. It runs the node's hooks.
+# `_call_backward(fn, grad_output)` runs one node's `backward`, then its hooks. The checks
+# in the cell after it report a mistake in an op where it was made, naming the op and the
+# input: one gradient per input, each reduced with `unbroadcast` (or refused when its shape
+# cannot come from broadcasting the input) and cast to its input's dtype (`_fitted`).
 #
 # A gradient that will become a `.grad` must be an array nobody else holds: later
 # `backward()` calls add to `.grad` in place, and two leaves sharing one buffer (`Add`
@@ -883,12 +891,16 @@ def _call_backward(fn: Function, grad_output: np.ndarray) -> list:
         grads = type(fn).backward(fn, grad_output)
     except ValueError as error:  # numpy's shape errors, said in terms of the op
         raise _backward_error(fn, grad_output, error) from error
+    if type(grads) is np.ndarray:
+        grads = (grads,)
     if type(grads) is not tuple or len(grads) != len(fn.inputs):
         grads = _one_per_input(fn, grads)
-    checked = [
-        None if grad is None or not needed else _fitted(fn, index, grad, grads, grad_output)
-        for index, (grad, needed) in enumerate(zip(grads, fn.needs_input_grad, strict=True))
-    ]
+    checked = []
+    for index, needed in enumerate(fn.needs_input_grad):
+        grad = grads[index] if needed else None
+        if grad is not None:
+            grad = _fitted(fn, index, grad, grads, grad_output)
+        checked.append(grad)
     for hook in fn._hooks:
         replaced = hook(tuple(checked), (grad_output,))
         checked = checked if replaced is None else list(replaced)
