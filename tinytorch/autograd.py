@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-# %% ../modules/01_autograd/autograd.ipynb #8ba5d130
+# %% ../modules/01_autograd/autograd.ipynb #60bf33ac
 class Variable:
     """A numpy array (`data`) that records the operation that made it (`grad_fn`), so
     that `backward()` can compute the gradient of a result with respect to every
@@ -64,33 +64,6 @@ class Variable:
             )
         self.requires_grad = requires_grad
         return self
-
-
-def _as_float_array(data) -> np.ndarray:
-    """`data` as a floating numpy array: numbers, lists and integer or boolean arrays
-    become float32; floating numpy arrays (and numpy floating scalars) keep their dtype.
-    Anything that is not numbers is refused with a `TypeError` naming what it got."""
-    if isinstance(data, Variable):
-        raise TypeError("Variable(...) got a Variable: pass its .data, or use .detach()")
-    keeps_dtype = isinstance(data, (np.ndarray, np.generic))
-    try:
-        array = np.asarray(data)
-    except (ValueError, TypeError) as error:
-        raise TypeError(
-            f"Variable data must be numbers, got {type(data).__name__}: {error}"
-        ) from None
-    if array.dtype.kind == "f":
-        return array if keeps_dtype else array.astype(np.float32)
-    if array.dtype.kind in "biu":
-        return array.astype(np.float32)
-    described = str(array.dtype) if keeps_dtype else type(data).__name__
-    if isinstance(data, (list, tuple)) and array.size:
-        kinds = sorted({type(item).__name__.rstrip("_") for item in array.flat})
-        described += f" holding {' and '.join(kinds)}"
-    raise TypeError(
-        "Variable data must be numbers (a number, a list of numbers or a numeric numpy "
-        f"array), got {described}"
-    )
 
 # %% ../modules/01_autograd/autograd.ipynb #6546c775
 _FREED = object()  # marks saved values that backward() has already released
@@ -223,7 +196,7 @@ def _freed_error(ctx: Function) -> RuntimeError:
         "backward(retain_graph=True) the first time to backward through it again."
     )
 
-# %% ../modules/01_autograd/autograd.ipynb #3f31c1f6
+# %% ../modules/01_autograd/autograd.ipynb #2389dc56
 def _named(name: str, doc: str, method: Callable) -> Callable:
     """`method` (a lambda) named `name`, with `doc`: what `help(Variable)`, tracebacks and
     the API reference show, rather than `<lambda>`."""
@@ -336,6 +309,33 @@ def _checked_axis(axis: int, shape: tuple, op: str) -> int:
             f"(expected an axis in [{-len(shape)}, {len(shape) - 1}])"
         )
     return axis % len(shape)
+
+
+def _as_float_array(data) -> np.ndarray:
+    """`data` as a floating numpy array: numbers, lists and integer or boolean arrays
+    become float32; floating numpy arrays (and numpy floating scalars) keep their dtype.
+    Anything that is not numbers is refused with a `TypeError` naming what it got."""
+    if isinstance(data, Variable):
+        raise TypeError("Variable(...) got a Variable: pass its .data, or use .detach()")
+    keeps_dtype = isinstance(data, (np.ndarray, np.generic))
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError) as error:
+        raise TypeError(
+            f"Variable data must be numbers, got {type(data).__name__}: {error}"
+        ) from None
+    if array.dtype.kind == "f":
+        return array if keeps_dtype else array.astype(np.float32)
+    if array.dtype.kind in "biu":
+        return array.astype(np.float32)
+    described = str(array.dtype) if keeps_dtype else type(data).__name__
+    if isinstance(data, (list, tuple)) and array.size:
+        kinds = sorted({type(item).__name__.rstrip("_") for item in array.flat})
+        described += f" holding {' and '.join(kinds)}"
+    raise TypeError(
+        "Variable data must be numbers (a number, a list of numbers or a numeric numpy "
+        f"array), got {described}"
+    )
 
 
 def _operand(value):

@@ -262,33 +262,6 @@ class Variable:
         return self
 
 
-def _as_float_array(data) -> np.ndarray:
-    """`data` as a floating numpy array: numbers, lists and integer or boolean arrays
-    become float32; floating numpy arrays (and numpy floating scalars) keep their dtype.
-    Anything that is not numbers is refused with a `TypeError` naming what it got."""
-    if isinstance(data, Variable):
-        raise TypeError("Variable(...) got a Variable: pass its .data, or use .detach()")
-    keeps_dtype = isinstance(data, (np.ndarray, np.generic))
-    try:
-        array = np.asarray(data)
-    except (ValueError, TypeError) as error:
-        raise TypeError(
-            f"Variable data must be numbers, got {type(data).__name__}: {error}"
-        ) from None
-    if array.dtype.kind == "f":
-        return array if keeps_dtype else array.astype(np.float32)
-    if array.dtype.kind in "biu":
-        return array.astype(np.float32)
-    described = str(array.dtype) if keeps_dtype else type(data).__name__
-    if isinstance(data, (list, tuple)) and array.size:
-        kinds = sorted({type(item).__name__.rstrip("_") for item in array.flat})
-        described += f" holding {' and '.join(kinds)}"
-    raise TypeError(
-        "Variable data must be numbers (a number, a list of numbers or a numeric numpy "
-        f"array), got {described}"
-    )
-
-
 # %% [markdown]
 # Every operation is a subclass of `Function` with two static methods: `forward(ctx,
 # *inputs)` computes the result from numpy arrays, and `backward(ctx, grad_output)` turns
@@ -561,6 +534,33 @@ def _checked_axis(axis: int, shape: tuple, op: str) -> int:
             f"(expected an axis in [{-len(shape)}, {len(shape) - 1}])"
         )
     return axis % len(shape)
+
+
+def _as_float_array(data) -> np.ndarray:
+    """`data` as a floating numpy array: numbers, lists and integer or boolean arrays
+    become float32; floating numpy arrays (and numpy floating scalars) keep their dtype.
+    Anything that is not numbers is refused with a `TypeError` naming what it got."""
+    if isinstance(data, Variable):
+        raise TypeError("Variable(...) got a Variable: pass its .data, or use .detach()")
+    keeps_dtype = isinstance(data, (np.ndarray, np.generic))
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError) as error:
+        raise TypeError(
+            f"Variable data must be numbers, got {type(data).__name__}: {error}"
+        ) from None
+    if array.dtype.kind == "f":
+        return array if keeps_dtype else array.astype(np.float32)
+    if array.dtype.kind in "biu":
+        return array.astype(np.float32)
+    described = str(array.dtype) if keeps_dtype else type(data).__name__
+    if isinstance(data, (list, tuple)) and array.size:
+        kinds = sorted({type(item).__name__.rstrip("_") for item in array.flat})
+        described += f" holding {' and '.join(kinds)}"
+    raise TypeError(
+        "Variable data must be numbers (a number, a list of numbers or a numeric numpy "
+        f"array), got {described}"
+    )
 
 
 def _operand(value):
