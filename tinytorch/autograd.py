@@ -499,7 +499,7 @@ def _call_backward(fn: Function, grad_output: np.ndarray) -> list:
         checked = checked if replaced is None else list(replaced)
     return checked
 
-# %% ../modules/01_autograd/autograd.ipynb #50f56aba
+# %% ../modules/01_autograd/autograd.ipynb #04aa57a5
 # The checks behind `_call_backward` and `backward()` (given): each turns a mistake into an
 # error that names the op, the input and the shapes, raised where the mistake was made.
 def _fitted(fn: Function, index: int, grad, grads: tuple, grad_output) -> np.ndarray:
@@ -584,15 +584,13 @@ def _initial_gradient(root: Variable, gradient) -> np.ndarray:
         return np.ones_like(root.data)
     if isinstance(gradient, Variable):
         gradient = gradient.data
-    given = gradient
-    gradient = np.asarray(gradient, dtype=root.data.dtype)
+    accumulates = root.grad_fn is None or root._retains_grad  # into root.grad, in place
+    gradient = np.array(gradient, dtype=root.data.dtype, copy=True if accumulates else None)
     if gradient.shape != root.shape:
         raise ValueError(
             f"backward(gradient=...) got a gradient of shape {gradient.shape} for a Variable "
             f"of shape {root.shape}: they must match"
         )
-    if gradient is given and (root.grad_fn is None or root._retains_grad):
-        return gradient.copy()
     return gradient
 
 # %% ../modules/01_autograd/autograd.ipynb #6ee6196a

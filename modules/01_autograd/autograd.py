@@ -870,16 +870,15 @@ check.done()
 # ### Calling an op's backward, checked (given)
 #
 # `_call_backward(fn, grad_output)` runs one node's `backward`, then its hooks. The checks
-# in the cell after it report a mistake in an op where it was made, naming the op and the
-# input: one gradient per input, each reduced with `unbroadcast` (or refused when its shape
-# cannot come from broadcasting the input) and cast to its input's dtype (`_fitted`).
+# after it report a mistake in an op where it was made, naming the op and the input: one
+# gradient per input, each reduced with `unbroadcast` (or refused when its shape cannot
+# come from broadcasting the input) and cast to its input's dtype (`_fitted`).
 #
-# A gradient that will become a `.grad` must be an array nobody else holds: later
-# `backward()` calls add to `.grad` in place, and two leaves sharing one buffer (`Add`
-# returns `grad_output` to both) would see each other's additions. So for a leaf (or a
-# Variable that retains its grad) the engine copies a gradient that may be shared (the
-# array passed in, one returned twice, a view, a saved value) and adopts a fresh result
-# such as `grad_output @ b.T` as it is: a copy saved per parameter per step.
+# A gradient that becomes a `.grad` must be an array nobody else holds: later `backward()`
+# calls add to it in place, and two leaves sharing one buffer (`Add` returns `grad_output`
+# to both) would see each other's additions. So for a leaf (or a Variable that retains its
+# grad) the engine copies a gradient that may be shared (the array passed in, one returned
+# twice, a view, a saved value) and adopts a fresh result such as `grad_output @ b.T`.
 
 
 # %%
@@ -993,15 +992,13 @@ def _initial_gradient(root: Variable, gradient) -> np.ndarray:
         return np.ones_like(root.data)
     if isinstance(gradient, Variable):
         gradient = gradient.data
-    given = gradient
-    gradient = np.asarray(gradient, dtype=root.data.dtype)
+    accumulates = root.grad_fn is None or root._retains_grad  # into root.grad, in place
+    gradient = np.array(gradient, dtype=root.data.dtype, copy=True if accumulates else None)
     if gradient.shape != root.shape:
         raise ValueError(
             f"backward(gradient=...) got a gradient of shape {gradient.shape} for a Variable "
             f"of shape {root.shape}: they must match"
         )
-    if gradient is given and (root.grad_fn is None or root._retains_grad):
-        return gradient.copy()
     return gradient
 
 
