@@ -65,7 +65,7 @@ class Variable:
         self.requires_grad = requires_grad
         return self
 
-# %% ../modules/01_autograd/autograd.ipynb #6546c775
+# %% ../modules/01_autograd/autograd.ipynb #ad60fd5e
 _FREED = object()  # marks saved values that backward() has already released
 
 
@@ -190,16 +190,17 @@ def observe_ops(hook: Callable):
 
 
 def _freed_error(ctx: Function) -> RuntimeError:
+    """The error for reading what `ctx` saved after backward() freed it."""
     return RuntimeError(
         f"{type(ctx).__name__}: trying to backward through the graph a second time: "
         "its saved values were freed by the first backward(). Call "
         "backward(retain_graph=True) the first time to backward through it again."
     )
 
-# %% ../modules/01_autograd/autograd.ipynb #2389dc56
+# %% ../modules/01_autograd/autograd.ipynb #042f5877
 def _named(name: str, doc: str, method: Callable) -> Callable:
-    """`method` (a lambda) named `name`, with `doc`: what `help(Variable)`, tracebacks and
-    the API reference show, rather than `<lambda>`."""
+    """`method` named `name` (as `Variable.name`), with `doc`: what `help(Variable)`,
+    tracebacks and the API reference show, rather than `<lambda>`."""
     method.__name__, method.__qualname__, method.__doc__ = name, f"Variable.{name}", doc
     method.__code__ = method.__code__.replace(co_name=name)
     return method

@@ -413,6 +413,7 @@ def observe_ops(hook: Callable):
 
 
 def _freed_error(ctx: Function) -> RuntimeError:
+    """The error for reading what `ctx` saved after backward() freed it."""
     return RuntimeError(
         f"{type(ctx).__name__}: trying to backward through the graph a second time: "
         "its saved values were freed by the first backward(). Call "
@@ -423,8 +424,8 @@ def _freed_error(ctx: Function) -> RuntimeError:
 # %%
 #| export
 def _named(name: str, doc: str, method: Callable) -> Callable:
-    """`method` (a lambda) named `name`, with `doc`: what `help(Variable)`, tracebacks and
-    the API reference show, rather than `<lambda>`."""
+    """`method` named `name` (as `Variable.name`), with `doc`: what `help(Variable)`,
+    tracebacks and the API reference show, rather than `<lambda>`."""
     method.__name__, method.__qualname__, method.__doc__ = name, f"Variable.{name}", doc
     method.__code__ = method.__code__.replace(co_name=name)
     return method
