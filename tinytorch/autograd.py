@@ -477,49 +477,57 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad
 
-# %% ../modules/01_autograd/autograd.ipynb #5decb0af
+# %% ../modules/01_autograd/autograd.ipynb #5afe2a2f
 def _call_backward(fn: Function, grad_output: np.ndarray) -> list:
-    """Run `fn`'s backward: one gradient (or None) per input of forward, each made to fit
-    its input by `_fitted` (shape, dtype, owned by the engine), then the node's hooks."""
+    """Run `fn`'s backward, check what it returned (one gradient or None per input, each
+    of its input's shape and dtype, owned by the engine: `_checked_grads`), run its hooks."""
     try:
         grads = type(fn).backward(fn, grad_output)
     except ValueError as error:  # numpy's shape errors, said in terms of the op
         raise _backward_error(fn, grad_output, error) from error
-    if type(grads) is np.ndarray:
-        grads = (grads,)
-    if type(grads) is not tuple or len(grads) != len(fn.inputs):
-        grads = _one_per_input(fn, grads)
-    checked = []
-    for index, needed in enumerate(fn.needs_input_grad):
-        grad = grads[index] if needed else None
-        if grad is not None:
-            grad = _fitted(fn, index, grad, grads, grad_output)
-        checked.append(grad)
+    grads = _checked_grads(fn, grads, grad_output)
     for hook in fn._hooks:
-        replaced = hook(tuple(checked), (grad_output,))
-        checked = checked if replaced is None else list(replaced)
-    return checked
+        replaced = hook(tuple(grads), (grad_output,))
+        grads = grads if replaced is None else list(replaced)
+    return grads
 
-# %% ../modules/01_autograd/autograd.ipynb #04aa57a5
+# %% ../modules/01_autograd/autograd.ipynb #3a7f964d
 # The checks behind `_call_backward` and `backward()` (given): each turns a mistake into an
 # error that names the op, the input and the shapes, raised where the mistake was made.
-def _fitted(fn: Function, index: int, grad, grads: tuple, grad_output) -> np.ndarray:
-    """Input `index`'s gradient as the engine keeps it: a numpy array of the input's shape
-    (summed back if forward broadcast the input) and dtype, and, when it goes into a
-    `.grad`, an array that nobody else holds."""
-    parent = fn.inputs[index]
-    data = parent.data
-    if type(grad) is not np.ndarray:
-        grad = grad.data if isinstance(grad, Variable) else np.asarray(grad)
-    if grad.shape != data.shape:
-        grad = _reduce_to_shape(fn, index, grad, data.shape)
-    if grad.dtype != data.dtype:
-        return grad.astype(data.dtype)  # a new array
-    if (parent.grad_fn is None or parent._retains_grad) and _may_be_shared(
-        grad, grad_output, grads, index, fn
-    ):
-        return grad.copy()
-    return grad
+def _checked_grads(fn: Function, grads, grad_output: np.ndarray) -> list:
+    """What `fn`'s backward returned, as the engine keeps it: one gradient (or None) per
+    input of forward, each a numpy array of its input's shape (summed back if forward
+    broadcast the input) and dtype; one that goes into a `.grad` is an array that nobody
+    else holds (later backward() calls add to it in place)."""
+    if type(grads) is not tuple:
+        grads = tuple(grads) if type(grads) is list else (grads,)
+    inputs = fn.inputs
+    if len(grads) != len(inputs):
+        name = type(fn).__name__
+        raise RuntimeError(
+            f"{name}.backward returned {len(grads)} gradient(s), but {name}.apply was called "
+            f"with {len(inputs)} input(s): return one gradient (or None) per input, in order"
+        )
+    checked = []
+    for index, needed in enumerate(fn.needs_input_grad):
+        grad = grads[index]
+        if grad is None or not needed:
+            checked.append(None)
+            continue
+        parent = inputs[index]
+        data = parent.data
+        if type(grad) is not np.ndarray:
+            grad = grad.data if isinstance(grad, Variable) else np.asarray(grad)
+        if grad.shape != data.shape:
+            grad = _reduce_to_shape(fn, index, grad, data.shape)
+        if grad.dtype != data.dtype:
+            grad = grad.astype(data.dtype)  # a new array
+        elif (parent.grad_fn is None or parent._retains_grad) and _may_be_shared(
+            grad, grad_output, grads, index, fn
+        ):
+            grad = grad.copy()
+        checked.append(grad)
+    return checked
 
 
 def _may_be_shared(grad: np.ndarray, grad_output, grads: tuple, index: int, fn) -> bool:
@@ -532,19 +540,6 @@ def _may_be_shared(grad: np.ndarray, grad_output, grads: tuple, index: int, fn) 
         return True
     saved = getattr(fn, "_saved", ())
     return any(value is grad for value in (*saved, *(getattr(x, "data", x) for x in fn.inputs)))
-
-
-def _one_per_input(fn: Function, grads) -> tuple:
-    """What `fn`'s backward returned, as a tuple of one gradient (or None) per input."""
-    if type(grads) is not tuple:
-        grads = tuple(grads) if type(grads) is list else (grads,)
-    if len(grads) != len(fn.inputs):
-        name = type(fn).__name__
-        raise RuntimeError(
-            f"{name}.backward returned {len(grads)} gradient(s), but {name}.apply was called "
-            f"with {len(fn.inputs)} input(s): return one gradient (or None) per input, in order"
-        )
-    return grads
 
 
 def _backward_error(fn: Function, grad_output, error: Exception) -> ValueError:
