@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-# %% ../modules/01_autograd/autograd.ipynb #60bf33ac
+# %% ../modules/01_autograd/autograd.ipynb #2823338d
 class Variable:
     """A numpy array (`data`) that records the operation that made it (`grad_fn`), so
     that `backward()` can compute the gradient of a result with respect to every
     Variable that has `requires_grad=True`. Names and semantics follow PyTorch's Tensor;
     the operators and array attributes (`+`, `@`, `sum`, `shape`...) are added after
-    `Function`, one line each."""
+    `Function`, one table entry each."""
 
     __slots__ = ("data", "grad", "requires_grad", "grad_fn", "name", "_retains_grad")
     __array_ufunc__ = None  # `numpy_array * variable` calls Variable.__rmul__, not numpy

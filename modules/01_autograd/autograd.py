@@ -205,7 +205,7 @@ import numpy as np
 #
 # The next cells are given: read them, they are the library's public face. `Variable`
 # holds what autograd needs; after `Function`, a table gives it every operator (`+`,
-# `*`, `@`, `x.sum()`, `x[0]`...), one line each, calling a `Function` you write.
+# `*`, `@`, `x.sum()`, `x[0]`...), one entry each, calling a `Function` you write.
 
 
 # %%
@@ -215,7 +215,7 @@ class Variable:
     that `backward()` can compute the gradient of a result with respect to every
     Variable that has `requires_grad=True`. Names and semantics follow PyTorch's Tensor;
     the operators and array attributes (`+`, `@`, `sum`, `shape`...) are added after
-    `Function`, one line each."""
+    `Function`, one table entry each."""
 
     __slots__ = ("data", "grad", "requires_grad", "grad_fn", "name", "_retains_grad")
     __array_ufunc__ = None  # `numpy_array * variable` calls Variable.__rmul__, not numpy
