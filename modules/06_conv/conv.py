@@ -77,7 +77,7 @@
 # │ weight matrix    (16, 27)                                   1,728 B │
 # │ output           (32, 16, 32, 32)                       2,097,152 B │
 # └─────────────────────────────────────────────────────────────────────┘
-# the column matrix holds every input pixel 9 times: 8.0 × the padded input
+# the column matrix is 9.0 × the input x (393,216 B): a 3×3 window per pixel and channel
 # ```
 # <!-- /memory:im2col -->
 #
@@ -95,8 +95,9 @@
 # needs 448, because it reuses one kernel at every position. That reuse is why every
 # image network from LeNet (1989) to ResNet-152 (60 million parameters) is built from
 # convolutions. The price moves from parameters to activations: the column matrix above
-# is 8 times the input. Module 05 showed what activations cost a large model; at the end
-# of this module you measure the same ledger for a CNN and the MLP of module 04.
+# is 9 times the size of the input. Module 05 showed what activations cost a large
+# model; at the end of this module you measure the same ledger for a CNN and the MLP of
+# module 04.
 
 # %% [markdown]
 # ## Before and after
@@ -234,11 +235,9 @@ for kernel, stride, dilation in [((3, 3), (1, 1), (1, 1)), ((3, 2), (2, 3), (1, 
                                      j * sw : j * sw + dw * (kw - 1) + 1 : dw]  # fmt: skip
     check.close(windows, expected, what, hint="stride slices positions, dilation the taps")
     check.expect(shared, f"`{what}` is a copy; it should be a view of x (no np.copy, no stack)")
-### BEGIN HIDDEN TESTS
 x1 = check.rng.standard_normal((1, 1, 5, 5))
 got = check.probe(lambda: _windows(x1, (5, 5)).copy(), "_windows(x (1, 1, 5, 5), (5, 5))")
 check.close(got, x1[:, :, None, None], "_windows(x (1, 1, 5, 5), (5, 5)): one window")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -350,14 +349,12 @@ for x_shape, w_shape, has_bias, s, p, d in cases:
         what,
     )
     check.close(got, conv2d_reference(x, w, b, s, p, d), what, rtol=1e-7, atol=1e-10)
-### BEGIN HIDDEN TESTS
 x, w = check.rng.standard_normal((3, 2, 4, 4)), check.rng.standard_normal((5, 2, 1, 1))
 got = check.probe(
     lambda: Conv2dFunction.apply(Variable(x), Variable(w), None, (1, 1), (0, 0), (1, 1)).data,
     "1×1 convolution",
 )
 check.close(got, conv2d_reference(x, w), "a 1×1 convolution (a Linear over channels)")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -393,9 +390,11 @@ check.done()
 # ```
 #
 # Use `+=`: neighbouring windows overlap whenever the stride is smaller than the
-# kernel, and an `=` would keep only the last copy's gradient. Return `None` for the
-# gradients `ctx.needs_input_grad` does not ask for (the input image never needs one),
-# and `None` for stride, padding and dilation.
+# kernel, and an `=` would keep only the last copy's gradient. Compute only the
+# gradients `ctx.needs_input_grad` asks for and return `None` for the others: a batch of
+# images fed to the first layer needs no gradient, but the input of every later layer
+# does, and so does an `x` created with `requires_grad=True` (the test's). Return `None`
+# for stride, padding and dilation.
 
 
 # %% nbgrader={"grade": false, "grade_id": "conv_backward", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -462,7 +461,6 @@ for x_shape, w_shape, s, p, d in cases:
         ["x.grad", "weight.grad", "bias.grad"], grads, expected, hints, strict=True
     ):
         check.close(g, e, f"{what}: {name}", rtol=1e-5, atol=1e-7, hint=hint)
-### BEGIN HIDDEN TESTS
 x, w = check.rng.standard_normal((1, 1, 4, 4)), check.rng.standard_normal((1, 1, 2, 2))
 
 
@@ -474,7 +472,6 @@ def only_weight():
 
 
 check.equal(check.probe(only_weight, "backward, weight only"), "ok", "backward with no bias")
-### END HIDDEN TESTS
 check.done()
 
 
@@ -632,7 +629,6 @@ check.expect(
     f"Conv2d weights should be uniform in ±1/√(3·3·2) = ±{bound:.4f}; got max |w| "
     f"{np.abs(weight).max():.4f}, std {weight.std():.4f}",
 )
-### BEGIN HIDDEN TESTS
 check.expect(
     bias.std() > bound / 10,
     f"Conv2d biases should be uniform in ±{bound:.4f}; got {np.round(bias, 4).tolist()}",
@@ -642,7 +638,6 @@ for kernel, padding in [((6, 6), 0), ((7, 5), 1)]:  # kernels that just fit the 
     what = f"conv2d(x (2, 3, 6, 6), w {wk.shape}, padding={padding})"
     got = check.probe(lambda wk=wk, padding=padding: conv2d(x, wk, None, 1, padding).data, what)
     check.close(got, conv2d_reference(x, wk, None, 1, padding), what)
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -665,7 +660,6 @@ for what, action, words in mistakes:
     got = check.probe(action, what)
     check.raises(got, ValueError, what)
     check.mentions(got, words, what)
-### BEGIN HIDDEN TESTS
 what = "conv2d(x 6×6, 3×3 kernel, dilation=3)"
 got = check.probe(lambda: conv2d(x, w, dilation=3), what)
 check.raises(got, ValueError, what)
@@ -683,7 +677,6 @@ for what, action, words in more:
     got = check.probe(action, what)
     check.raises(got, ValueError, what)
     check.mentions(got, words, what)
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -822,7 +815,6 @@ for mode in ["max", "avg"]:
         check.close(out, pool2d_reference(x, k, s, mode), what)
         expected = pool2d_gradients(x, grad_output, k, s, mode)
         check.close(grad_x, expected, f"{what}: x.grad", atol=1e-6, hint="+= per offset")
-### BEGIN HIDDEN TESTS
 x = check.rng.standard_normal((1, 1, 4, 4))
 got = check.probe(lambda: MaxPool2d(2)(x).data, "MaxPool2d(2)(x (1, 1, 4, 4))")
 check.close(got, pool2d_reference(x, 2), "MaxPool2d(2): stride defaults to the kernel size")
@@ -840,7 +832,6 @@ for mode in ["max", "avg"]:  # overlapping rows: stride 1 down, 2 across
     check.close(out, pool2d_reference(x, 2, (1, 2), mode), what)
     expected = pool2d_gradients(x, grad_output, 2, (1, 2), mode)
     check.close(grad_x, expected, f"{what}: x.grad", atol=1e-6, hint="+= per offset")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -915,37 +906,58 @@ except Exception as _error:  # an unfinished or mistaken part
 # %% [markdown]
 # ### Receptive fields
 #
-# An output pixel of the first `Conv2d` sees 3×3 input pixels. After a 2×2 pool, one
-# step of its output is 2 input pixels, so the next 3×3 kernel reaches 3 + 2·2 = 7 input
-# pixels across. In general, with `r` the receptive field and `j` the input pixels per
-# step of a layer's input: a layer of kernel `k`, dilation `d`, stride `s` gives
-# `r ← r + d·(k − 1)·j` and `j ← j·s`. Computed from the layers of the digits CNN:
+# An output pixel of the first `Conv2d` sees 3×3 input pixels. The 2×2 pool after it
+# takes two neighbouring outputs, which together see 3 + 1 = 4 pixels across, and one
+# step of its output is 2 input pixels; so the taps of the next 3×3 kernel are 2 input
+# pixels apart, and it reaches 4 + 2·2 = 8 input pixels across. In general, with `r`
+# the receptive field and `j` the input pixels per step of a layer's input: a layer of
+# kernel `k`, dilation `d`, stride `s` gives `r ← r + d·(k − 1)·j` and `j ← j·s`.
+# Computed from the layers of the digits CNN, each line with its update:
 
 
 # %%
-def receptive_fields(model) -> list[tuple[str, int, int]]:
-    """(layer, receptive field in input pixels, input pixels per output step) per layer."""
-    r, j, rows = 1, 1, []
+def receptive_fields(model) -> list[tuple[str, int, int, int, str]]:
+    """Per layer that has a kernel: its name, receptive field `r` in input pixels, input
+    pixels `j` per output step, the first input pixel its output position 0 sees (negative:
+    zero padding), and the update r ← r + d·(k − 1)·j written out."""
+    r, j, first, rows = 1, 1, 0, []
     for layer in model:
-        kernel, stride, dilation = getattr(layer, "kernel_size", 1), None, 1
+        kernel, stride, dilation, padding = getattr(layer, "kernel_size", 1), None, 1, 0
         if isinstance(layer, Conv2d):
             kernel, stride, dilation = layer.kernel_size[0], layer.stride[0], layer.dilation[0]
+            padding = layer.padding[0]
         elif isinstance(layer, MaxPool2d):
             kernel = (
                 layer.kernel_size if isinstance(layer.kernel_size, int) else layer.kernel_size[0]
             )
             stride = kernel if layer.stride is None else layer.stride
         if stride is not None:
+            update = f"{r} + {dilation}·({kernel} − 1)·{j}"
+            first -= padding * j
             r, j = r + dilation * (kernel - 1) * j, j * stride
-            rows.append((type(layer).__name__, r, j))
+            rows.append((type(layer).__name__, r, j, first, update))
     return rows
 
 
 try:
-    for _name, _r, _j in receptive_fields(digits_cnn()):
-        print(f"after {_name:<10} each output sees {_r:>2}×{_r:<2} input pixels "
-              f"(one output step = {_j} input pixels)")  # fmt: skip
-    print("so each of the last features sees the whole 8×8 digit (and the zero padding)")
+    _rows = receptive_fields(digits_cnn())
+    print(f"{'after':<11}{'r ← r + d·(k − 1)·j':<22}{'sees':<8}one output step")
+    for _name, _r, _j, _first, _update in _rows:
+        _step = f"{_j} input pixel{'s' * (_j > 1)}"
+        print(f"{_name:<11}{f'{_update} = {_r}':<22}{f'{_r}×{_r}':<8}{_step}")
+    _, _r, _j, _first, _ = _rows[-1]
+    _spans = [(_first + i * _j, _first + i * _j + _r - 1) for i in range(8 // _j)]
+    _seen = [len(range(max(a, 0), min(b, 7) + 1)) for a, b in _spans]
+    print(
+        f"\nthe last {len(_spans)}×{len(_spans)} features see input rows (and columns) "
+        + " and ".join(f"{a} to {b}" for a, b in _spans)
+        + ":"
+    )
+    print(
+        f"{' and '.join(map(str, _seen))} of the digit's 8 rows, the rest is zero padding; "
+        "only the Linear after"
+    )
+    print("Flatten, which reads all of them, sees the whole digit")
 except Exception as _error:  # an unfinished or mistaken part
     print(f"(finish Parts 1-6 to see the receptive fields: {type(_error).__name__}: {_error})")
 
@@ -979,15 +991,25 @@ try:
         ("MLP 64-256-10, batch 32", step_ledger(digits_mlp(), _xb, _yb), None),
         ("CNN, batch 32", step_ledger(digits_cnn(), _xb.reshape(32, 1, 8, 8), _yb), None),
     ]))  # fmt: skip
+    _h = Variable(_xb.reshape(32, 1, 8, 8))
+    for _layer in digits_cnn():
+        _out = _layer(_h)
+        if isinstance(_layer, Conv2d):
+            _cols = _out.grad_fn.saved_tensors[0]
+            print(f"Conv2d({_layer.in_channels}, {_layer.out_channels}) input {_h.shape} "
+                  f"{_h.data.nbytes:,} B, column matrix {_cols.shape} {_cols.nbytes:,} B: "
+                  f"{_cols.nbytes / _h.data.nbytes:.1f} × the input")  # fmt: skip
+        _h = _out
 except Exception as _error:  # an unfinished or mistaken part
     print(f"(finish Parts 1-6 to see the ledgers: {type(_error).__name__}: {_error})")
 
 # %% [markdown]
 # The two networks have about as many parameters (so as many gradient and Adam bytes),
 # yet the CNN's graph saves many times more for backward: each `Conv2d` keeps its
-# column matrix (9 copies of its padded input), and every layer's output is an image of
-# 32 or 64 channels. That is the trade convolutions make everywhere: few weights, many
-# activations, which is why activation memory dominates the training of image networks.
+# column matrix, 9 times the size of its input (one 3×3 window per pixel and channel,
+# the last lines above), and every layer's output is an image of 32 or 64 channels.
+# That is the trade convolutions make everywhere: few weights, many activations, which
+# is why activation memory dominates the training of image networks.
 
 # %% [markdown]
 # ## Part 7: A CNN against the MLP, on the same digits
@@ -998,9 +1020,9 @@ except Exception as _error:  # an unfinished or mistaken part
 # and the image shape (N, 1, 8, 8) differ.
 #
 # The CNN's settings (15 epochs, learning rate 0.002, 32 and 64 channels) were chosen on
-# validation curves. `tinytorch-course bench cnn` trains both networks on the ten split
-# seeds 0 to 9 and compares them on the same test images, split by split; on the
-# reference machine:
+# validation curves. `tinytorch-course bench cnn`, a command of the course repository,
+# trains both networks on the ten split seeds 0 to 9 and compares them on the same test
+# images, split by split:
 #
 # | split seeds 0–9 | MLP 64-256-10 (module 04) | CNN (this module) |
 # |---|---|---|
@@ -1068,8 +1090,8 @@ def train_digits_cnn(
 # %% [markdown]
 # The integration test: your convolution, pooling and flatten, trained by your module
 # 03 optimizer in your module 04 loop, must read at least 97 % of the held-out digits of
-# split seed 1. To stay quick it trains a CNN of half the width (16 and 32 channels),
-# which scored 98.3 % on this split with the reference solution.
+# split seed 1. To stay quick it trains a CNN of half the width (16 and 32 channels);
+# with every part correct it reads about 98 % of them.
 
 # %% nbgrader={"grade": true, "grade_id": "test_conv_cnn", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
 from tinytorch_course.checks import Check
@@ -1109,13 +1131,13 @@ check.done()
 # `train_fashion_cnn` (given) trains the digits CNN's shape (two Conv2d-ReLU-MaxPool2d
 # stages, 16 and 32 channels, then one Linear) on all 60 000 training images with Adam
 # and batches of 64, and measures accuracy on the 10 000 test images after every epoch
-# (the curve); its settings were chosen before the first run, not on the test images.
-# A full run takes minutes, so this notebook does not start it:
-# `tinytorch-course demo cnn --fashion` does, with a progress bar, the curves and a few
-# test images drawn with what the CNN read. On the reference machine (2 cores, shared:
-# load average 2.4 to 4.2, one BLAS thread) it took 188 s for 4 epochs, and test
-# accuracy after each epoch was 86.9 %, 88.6 %, 89.1 % and 89.3 % (1 066 of the 10 000
-# test images wrong), with 20 490 parameters. Shirts cause most of the mistakes:
+# (the curve). A full run takes minutes, so this notebook does not start it:
+# `tinytorch-course demo cnn --fashion`, run in your workspace folder, does, on your own
+# package (it exports your notebooks first), with a progress bar, the curves and a few
+# test images drawn with what the CNN read. Measured on a 2-core machine (shared: load
+# average 2.4 to 4.2, one BLAS thread), 4 epochs took 188 s, and test accuracy after
+# each epoch was 86.9 %, 88.6 %, 89.1 % and 89.3 % (1 066 of the 10 000 test images
+# wrong), with 20 490 parameters. Shirts cause most of the mistakes:
 # T-shirts, coats and pullovers read as shirts (124, 122 and 103 times) and shirts read
 # as T-shirts (107).
 
@@ -1248,18 +1270,20 @@ def train_fashion_cnn(
 # * The same kind of CNN on Fashion-MNIST's 28×28 photos: 89.3 % of the 10 000 test
 #   images after 4 epochs (`tinytorch-course demo cnn --fashion`).
 #
-# What im2col leaves on the table: the column matrix is 9 times the input, written and
-# read again for every layer and kept for backward. Libraries such as oneDNN (PyTorch's
-# CPU convolution, `aten::mkldnn_convolution` in its profiler) instead run *direct*
-# convolutions with generated vector kernels on blocked memory layouts, which keep a
-# tile of the input in cache and never build the column matrix, or transform the
-# problem (Winograd) to do fewer multiplications. The column matrix also costs memory
-# traffic you do not see in the code. Each step allocates it afresh (3.5 MB for the
-# 32 × 3 × 32 × 32 batch of `tinytorch-course bench conv`), and glibc's `malloc` gives
-# freed memory at the top of its heap back to the kernel, so the next step takes about
-# 3,200 page faults while the kernel zeroes those pages again. On that layer the step
-# was 2.3 to 2.9 times slower (four runs) than after `keep_freed_memory()` from module 05
-# (`tinytorch.memory`), which asks glibc to keep freed memory for reuse; the setting
-# holds for the whole process, every library in it included. Frameworks get the same
-# from a caching allocator. The benchmark measures one matrix multiply against oneDNN
-# both ways, with the page faults of each step.
+# What im2col leaves on the table: the column matrix is 9 times the size of the input
+# (a 3×3 kernel, stride 1), written and read again for every layer and kept for
+# backward. Libraries such as oneDNN (PyTorch's CPU convolution,
+# `aten::mkldnn_convolution` in its profiler) instead run *direct* convolutions with
+# generated vector kernels on blocked memory layouts, which keep a tile of the input in
+# cache and never build the column matrix, or transform the problem (Winograd) to do
+# fewer multiplications. The column matrix also costs memory traffic you do not see in
+# the code. Each step allocates it afresh (3.5 MB for the 32 × 3 × 32 × 32 batch of the
+# opening), and glibc's `malloc` gives freed memory at the top of its heap back to the
+# kernel, so the next step takes about 3,200 page faults while the kernel zeroes those
+# pages again. On that layer the step was 2.3 to 2.9 times slower (four runs) than
+# after `keep_freed_memory()` from module 05 (`tinytorch.memory`), which asks glibc to
+# keep freed memory for reuse; the setting holds for the whole process, every library
+# in it included. Frameworks get the same from a caching allocator.
+# `tinytorch-course bench conv`, a command of the course repository (not of your
+# workspace), measures the course's `Conv2d`, the same im2col by hand and PyTorch's
+# oneDNN both ways, with the page faults of each step.
