@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-# %% ../modules/01_autograd/autograd.ipynb #2823338d
+# %% ../modules/01_autograd/autograd.ipynb #2d1715e9
 class Variable:
     """A numpy array (`data`) that records the operation that made it (`grad_fn`), so
     that `backward()` can compute the gradient of a result with respect to every
-    Variable that has `requires_grad=True`. Names and semantics follow PyTorch's Tensor;
-    the operators and array attributes (`+`, `@`, `sum`, `shape`...) are added after
-    `Function`, one table entry each."""
+    Variable that has `requires_grad=True`. Names and semantics follow PyTorch's Tensor.
+    Its operators and methods (`+`, `@`, `sum`, `reshape`...) each apply one `Function`;
+    `shape`, `dtype`, `ndim`, `size` read `data`."""
 
     __slots__ = ("data", "grad", "requires_grad", "grad_fn", "name", "_retains_grad")
     __array_ufunc__ = None  # `numpy_array * variable` calls Variable.__rmul__, not numpy
@@ -197,7 +197,7 @@ def _freed_error(ctx: Function) -> RuntimeError:
         "backward(retain_graph=True) the first time to backward through it again."
     )
 
-# %% ../modules/01_autograd/autograd.ipynb #042f5877
+# %% ../modules/01_autograd/autograd.ipynb #c19127c4
 def _named(name: str, doc: str, method: Callable) -> Callable:
     """`method` named `name` (as `Variable.name`), with `doc`: what `help(Variable)`,
     tracebacks and the API reference show, rather than `<lambda>`."""
@@ -241,7 +241,7 @@ _METHODS = {
     ),
     "log_softmax": ("log(softmax(self))", lambda self, axis=-1: LogSoftmax.apply(self, axis)),
     "reshape": ("self in a new shape", lambda self, *shape: Reshape.apply(self, _one_tuple(shape))),
-    "permute": ("axes reordered", lambda self, *axes: Transpose.apply(self, _one_tuple(axes))),
+    "permute": ("axes permuted", lambda self, *axes: Transpose.apply(self, _one_tuple(axes))),
     "numpy": ("`data` itself, shared, not copied", lambda self: self.data),
     "__len__": ("The length of the first axis", lambda self: len(self.data)),
     "__bool__": ("bool(data): one element only (numpy's rule)", lambda self: bool(self.data)),

@@ -213,9 +213,9 @@ import numpy as np
 class Variable:
     """A numpy array (`data`) that records the operation that made it (`grad_fn`), so
     that `backward()` can compute the gradient of a result with respect to every
-    Variable that has `requires_grad=True`. Names and semantics follow PyTorch's Tensor;
-    the operators and array attributes (`+`, `@`, `sum`, `shape`...) are added after
-    `Function`, one table entry each."""
+    Variable that has `requires_grad=True`. Names and semantics follow PyTorch's Tensor.
+    Its operators and methods (`+`, `@`, `sum`, `reshape`...) each apply one `Function`;
+    `shape`, `dtype`, `ndim`, `size` read `data`."""
 
     __slots__ = ("data", "grad", "requires_grad", "grad_fn", "name", "_retains_grad")
     __array_ufunc__ = None  # `numpy_array * variable` calls Variable.__rmul__, not numpy
@@ -466,7 +466,7 @@ _METHODS = {
     ),
     "log_softmax": ("log(softmax(self))", lambda self, axis=-1: LogSoftmax.apply(self, axis)),
     "reshape": ("self in a new shape", lambda self, *shape: Reshape.apply(self, _one_tuple(shape))),
-    "permute": ("axes reordered", lambda self, *axes: Transpose.apply(self, _one_tuple(axes))),
+    "permute": ("axes permuted", lambda self, *axes: Transpose.apply(self, _one_tuple(axes))),
     "numpy": ("`data` itself, shared, not copied", lambda self: self.data),
     "__len__": ("The length of the first axis", lambda self: len(self.data)),
     "__bool__": ("bool(data): one element only (numpy's rule)", lambda self: bool(self.data)),
