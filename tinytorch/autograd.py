@@ -65,25 +65,21 @@ class Variable:
         self.requires_grad = requires_grad
         return self
 
-# %% ../modules/01_autograd/autograd.ipynb #ad60fd5e
+# %% ../modules/01_autograd/autograd.ipynb #9e83cc60
 _FREED = object()  # marks saved values that backward() has already released
 
 
 class Function:
-    """One operation in the graph, and the context (`ctx`) of one call to it.
-
-    Subclasses define `forward(ctx, *inputs)` (numpy arrays in, one numpy array out;
-    arguments that are not Variables, such as an axis, pass through unchanged) and
-    `backward(ctx, grad_output)` (one gradient, or None, per input of forward). They are
-    called as `MyFunction.apply(*inputs)`, which records the graph."""
+    """One operation in the graph, and the context (`ctx`) of one call to it. Subclasses
+    define `forward(ctx, *inputs)` (numpy arrays in, one array out) and `backward(ctx,
+    grad_output)` (one gradient or None per input); `MyFunction.apply(*inputs)` runs them."""
 
     __slots__ = ("inputs", "needs_input_grad", "_saved", "__dict__")
     _hooks: tuple = ()  # set per node by register_hook
 
     @classmethod
     def apply(cls, *inputs) -> Variable:
-        """Run forward on the inputs' data and wrap the result in a Variable that
-        remembers this call (`grad_fn`) when gradients are needed (Part 2)."""
+        """Run forward and record the call in the graph (`record`, Part 2)."""
         return record(cls, inputs)
 
     def save_for_backward(self, *values) -> None:
@@ -95,7 +91,11 @@ class Function:
         """What forward saved; an error once backward() has freed it."""
         saved = getattr(self, "_saved", ())
         if saved is _FREED:
-            raise _freed_error(self)
+            raise RuntimeError(
+                f"{type(self).__name__}: trying to backward through the graph a second time: "
+                "its saved values were freed by the first backward(). Call "
+                "backward(retain_graph=True) the first time to backward through it again."
+            )
         return saved
 
     def register_hook(self, hook: Callable) -> None:
@@ -124,9 +124,8 @@ def is_grad_enabled() -> bool:
 
 
 class set_grad_enabled(contextlib.ContextDecorator):
-    """Switch graph recording on or off for a block (`with set_grad_enabled(False):`) or a
-    function (`@set_grad_enabled(False)`); nests, and restores the previous state even
-    after an exception. `no_grad()` and `enable_grad()` are its two usual forms."""
+    """Switch graph recording on or off for a block or a function; nests, and restores the
+    previous state even after an exception. `no_grad()` and `enable_grad()` fix the mode."""
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)
@@ -188,25 +187,14 @@ def observe_ops(hook: Callable):
     finally:
         Function.apply = plain
 
-
-def _freed_error(ctx: Function) -> RuntimeError:
-    """The error for reading what `ctx` saved after backward() freed it."""
-    return RuntimeError(
-        f"{type(ctx).__name__}: trying to backward through the graph a second time: "
-        "its saved values were freed by the first backward(). Call "
-        "backward(retain_graph=True) the first time to backward through it again."
-    )
-
-# %% ../modules/01_autograd/autograd.ipynb #c19127c4
+# %% ../modules/01_autograd/autograd.ipynb #7d6102ba
 def _named(name: str, doc: str, method: Callable) -> Callable:
-    """`method` named `name` (as `Variable.name`), with `doc`: what `help(Variable)`,
-    tracebacks and the API reference show, rather than `<lambda>`."""
+    """`method` as `Variable.name` with `doc`, for help() and tracebacks (not `<lambda>`)."""
     method.__name__, method.__qualname__, method.__doc__ = name, f"Variable.{name}", doc
     method.__code__ = method.__code__.replace(co_name=name)
     return method
 
 
-# Variable's operators and methods: each applies one Function to Variables or constants.
 _METHODS = {
     "__add__": ("self + other", lambda self, other: Add.apply(self, _operand(other))),
     "__radd__": ("other + self", lambda self, other: Add.apply(_operand(other), self)),
@@ -313,9 +301,7 @@ def _checked_axis(axis: int, shape: tuple, op: str) -> int:
 
 
 def _as_float_array(data) -> np.ndarray:
-    """`data` as a floating numpy array: numbers, lists and integer or boolean arrays
-    become float32; floating numpy arrays (and numpy floating scalars) keep their dtype.
-    Anything that is not numbers is refused with a `TypeError` naming what it got."""
+    """`data` as a floating numpy array by Variable's dtype rules (Part 1), or a TypeError."""
     if isinstance(data, Variable):
         raise TypeError("Variable(...) got a Variable: pass its .data, or use .detach()")
     keeps_dtype = isinstance(data, (np.ndarray, np.generic))
@@ -340,9 +326,8 @@ def _as_float_array(data) -> np.ndarray:
 
 
 def _operand(value):
-    """The other side of an operator: a Variable or a Python number as it is (numbers do
-    not change a Variable's dtype); numpy scalars become Python numbers; anything else a
-    constant array by `Variable`'s dtype rules."""
+    """The other side of an operator: a Variable or Python number as it is, a numpy scalar
+    as a Python number (numbers keep a Variable's dtype), anything else a constant array."""
     if isinstance(value, (Variable, int, float)):
         return value
     if isinstance(value, np.generic) and value.dtype.kind in "biuf":
@@ -372,7 +357,7 @@ class Mul(Function):
         a, b = ctx.saved_tensors
         return grad_output * b, grad_output * a
 
-# %% ../modules/01_autograd/autograd.ipynb #c09b2a3f
+# %% ../modules/01_autograd/autograd.ipynb #b6268e08
 def record(op: type, inputs: tuple) -> Variable:
     """Run `op.forward` on the inputs' data and wrap the result in a Variable that
     remembers this call (`grad_fn`, the ctx) when gradients are needed."""
@@ -404,12 +389,10 @@ def _shape_error(op: type, arrays: Sequence, error: Exception) -> ValueError:
     """A ValueError naming the op and the shapes it was given."""
     shapes = [str(np.shape(a)) for a in arrays if isinstance(a, np.ndarray)]
     if len(shapes) == 1:
-        return ValueError(
-            f"{op.__name__}: invalid arguments for an input of shape {shapes[0]}: {error}"
-        )
-    return ValueError(
-        f"{op.__name__}: cannot combine inputs of shapes {', '.join(shapes)}: {error}"
-    )
+        problem = f"invalid arguments for an input of shape {shapes[0]}"
+    else:
+        problem = f"cannot combine inputs of shapes {', '.join(shapes)}"
+    return ValueError(f"{op.__name__}: {problem}: {error}")
 
 # %% ../modules/01_autograd/autograd.ipynb #90987296
 class Add(Function):
@@ -463,10 +446,9 @@ class Neg(Function):
     def backward(ctx, grad_output):
         return -grad_output
 
-# %% ../modules/01_autograd/autograd.ipynb #a6685573
+# %% ../modules/01_autograd/autograd.ipynb #d915a98c
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum `grad` over the axes that broadcasting added or stretched, so that it has
-    `shape` again: the gradient of an input that numpy broadcast in forward."""
+    """Sum `grad` over the axes that broadcasting added or stretched, back to `shape`."""
     extra = grad.ndim - len(shape)
     if extra:
         grad = grad.sum(axis=tuple(range(extra)))
@@ -477,28 +459,26 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad
 
-# %% ../modules/01_autograd/autograd.ipynb #5afe2a2f
+# %% ../modules/01_autograd/autograd.ipynb #86617522
 def _call_backward(fn: Function, grad_output: np.ndarray) -> list:
-    """Run `fn`'s backward, check what it returned (one gradient or None per input, each
-    of its input's shape and dtype, owned by the engine: `_checked_grads`), run its hooks."""
+    """Run `fn`'s backward, check what it returned (`_checked_grads`), run its hooks."""
     try:
         grads = type(fn).backward(fn, grad_output)
     except ValueError as error:  # numpy's shape errors, said in terms of the op
-        raise _backward_error(fn, grad_output, error) from error
+        raise ValueError(
+            f"{type(fn).__name__}.backward failed on a gradient of shape "
+            f"{np.shape(grad_output)}: {error}"
+        ) from error
     grads = _checked_grads(fn, grads, grad_output)
     for hook in fn._hooks:
         replaced = hook(tuple(grads), (grad_output,))
         grads = grads if replaced is None else list(replaced)
     return grads
 
-# %% ../modules/01_autograd/autograd.ipynb #3a7f964d
-# The checks behind `_call_backward` and `backward()` (given): each turns a mistake into an
-# error that names the op, the input and the shapes, raised where the mistake was made.
+
 def _checked_grads(fn: Function, grads, grad_output: np.ndarray) -> list:
-    """What `fn`'s backward returned, as the engine keeps it: one gradient (or None) per
-    input of forward, each a numpy array of its input's shape (summed back if forward
-    broadcast the input) and dtype; one that goes into a `.grad` is an array that nobody
-    else holds (later backward() calls add to it in place)."""
+    """What `fn`'s backward returned, as the engine keeps it: one array (or None) per input,
+    of its input's shape and dtype, and held by nobody else if it will become a `.grad`."""
     if type(grads) is not tuple:
         grads = tuple(grads) if type(grads) is list else (grads,)
     inputs = fn.inputs
@@ -531,23 +511,13 @@ def _checked_grads(fn: Function, grads, grad_output: np.ndarray) -> list:
 
 
 def _may_be_shared(grad: np.ndarray, grad_output, grads: tuple, index: int, fn) -> bool:
-    """Could another holder see in-place additions to `grad`? True for a view or a
-    read-only array, the incoming gradient itself, an array also returned for another
-    input, and a value the node saved or received."""
+    """Could another holder see in-place additions to `grad`?"""
     if grad.base is not None or not grad.flags.writeable or grad is grad_output:
         return True
     if any(other is grad for position, other in enumerate(grads) if position != index):
         return True
     saved = getattr(fn, "_saved", ())
     return any(value is grad for value in (*saved, *(getattr(x, "data", x) for x in fn.inputs)))
-
-
-def _backward_error(fn: Function, grad_output, error: Exception) -> ValueError:
-    """numpy's error inside `fn`'s backward, said in terms of the op."""
-    return ValueError(
-        f"{type(fn).__name__}.backward failed on a gradient of shape "
-        f"{np.shape(grad_output)}: {error}"
-    )
 
 
 def _reduce_to_shape(fn: Function, index: int, grad: np.ndarray, shape: tuple) -> np.ndarray:
@@ -563,9 +533,8 @@ def _reduce_to_shape(fn: Function, index: int, grad: np.ndarray, shape: tuple) -
 
 
 def _initial_gradient(root: Variable, gradient) -> np.ndarray:
-    """∂root/∂root: ones for a one-element root, else `gradient`, checked. The caller's
-    array is used as it is (ops never change their grad_output) unless it would become
-    the root's own `.grad` (a leaf, or retain_grad()), which later backward() calls add to."""
+    """∂root/∂root: ones for a one-element root, else `gradient`, checked; the caller's
+    array is copied only if it would become the root's own `.grad` (later calls add to it)."""
     if not root.requires_grad:
         raise RuntimeError(
             "backward() on a Variable that does not require grad: no input of the "
@@ -589,11 +558,10 @@ def _initial_gradient(root: Variable, gradient) -> np.ndarray:
         )
     return gradient
 
-# %% ../modules/01_autograd/autograd.ipynb #6ee6196a
+# %% ../modules/01_autograd/autograd.ipynb #f7d6932e
 def count_consumers(root: Variable) -> dict[Variable, int]:
     """For every Variable that `root` depends on and that requires grad: how many op
-    inputs consume it, i.e. how many gradients it will receive. Iterative (an explicit
-    stack, no recursion), and each Variable is expanded once."""
+    inputs consume it (how many gradients it will receive). An explicit stack."""
     consumers = {root: 0}
     stack = [root]
     while stack:
@@ -613,9 +581,8 @@ def count_consumers(root: Variable) -> dict[Variable, int]:
 
 
 def topological_order(root: Variable) -> list[Variable]:
-    """Every Variable that `root` depends on and that requires grad, each once, each after
-    every Variable computed from it (root first): the order backward visits them.
-    Kahn's algorithm; a ready leaf is visited at once."""
+    """Every Variable that `root` depends on and that requires grad, once, after every
+    Variable computed from it (root first): Kahn's algorithm."""
     waiting = count_consumers(root)
     order = []
     ready = [root]
@@ -646,11 +613,8 @@ def accumulate_grad(variable: Variable, grad: np.ndarray) -> None:
 
 
 def backpropagate(root: Variable, grad_output: np.ndarray, retain_graph: bool = False) -> None:
-    """Send `grad_output` (∂L/∂root) back through the graph: each Variable's gradient is
-    complete when its turn comes in topological order; its grad_fn's backward turns it
-    into gradients for its inputs, which are summed per input. Leaves (and Variables that
-    retain_grad) accumulate theirs in `.grad`. Saved values are freed unless
-    `retain_graph`."""
+    """Send `grad_output` (∂L/∂root) back through the graph in topological order, into the
+    `.grad` of leaves (and retain_grad() Variables); free saved values unless `retain_graph`."""
     grads = {root: grad_output}
     for node in topological_order(root):
         grad = grads.pop(node, None)
@@ -806,10 +770,9 @@ class MatMul(Function):
             grad_b = grad_b[..., 0]
         return grad_a, grad_b  # batch axes that broadcasting added are summed by the engine
 
-# %% ../modules/01_autograd/autograd.ipynb #512a611d
+# %% ../modules/01_autograd/autograd.ipynb #11264760
 def expand_reduced(grad: np.ndarray, shape: tuple, axis, keepdims: bool) -> np.ndarray:
-    """The gradient of a reduction's output broadcast back to the input's `shape`:
-    first put back the axes that `keepdims=False` removed, then stretch."""
+    """The gradient of a reduction's output broadcast back to the input's `shape`."""
     if axis is not None and not keepdims:
         grad = np.expand_dims(grad, axis)
     return np.broadcast_to(grad, shape)
@@ -931,14 +894,13 @@ class LogSoftmax(Function):
         softmax = np.exp(out)
         return grad_output - softmax * np.sum(grad_output, axis=ctx.axis, keepdims=True), None
 
-# %% ../modules/01_autograd/autograd.ipynb #452ff59a
+# %% ../modules/01_autograd/autograd.ipynb #db819f2e
 def log_softmax(x: Variable, axis: int = -1) -> Variable:
     """log(softmax(x)) along `axis`."""
     return LogSoftmax.apply(x, axis)
 
 
 def exp(x: Variable) -> Variable:
-    """e ** x."""
     return Exp.apply(x)
 
 
@@ -962,7 +924,7 @@ def matmul(a, b) -> Variable:
     """a @ b for Variables (or a Variable and an array)."""
     return MatMul.apply(_operand(a), _operand(b))
 
-# %% ../modules/01_autograd/autograd.ipynb #005b995a
+# %% ../modules/01_autograd/autograd.ipynb #6c59cfe0
 class GradcheckError(AssertionError, RuntimeError):
     """gradcheck found a gradient that disagrees with finite differences."""
 
@@ -975,17 +937,12 @@ def gradcheck(
     rtol: float = 1e-3,
     raise_exception: bool = True,
 ) -> bool:
-    """Compare the gradients backward() computes for `fn(*inputs)` with central finite
-    differences, in float64, for every input that requires grad and every element.
-    Returns True; on a mismatch raises GradcheckError naming the input, the element,
-    the expected (numerical) and the got (backward) value."""
-    inputs = (inputs,) if isinstance(inputs, Variable) else tuple(inputs)
-    inputs = tuple(
-        Variable(v.data.astype(np.float64), requires_grad=v.requires_grad)
-        if isinstance(v, Variable)
-        else v
-        for v in inputs
-    )
+    """Compare backward()'s gradients of `fn(*inputs)` with central finite differences
+    (float64): True, or GradcheckError at the first mismatch (False if not raise_exception)."""
+    inputs = [inputs] if isinstance(inputs, Variable) else list(inputs)
+    for i, v in enumerate(inputs):
+        if isinstance(v, Variable):
+            inputs[i] = Variable(v.data.astype(np.float64), requires_grad=v.requires_grad)
     checked = [i for i, v in enumerate(inputs) if isinstance(v, Variable) and v.requires_grad]
     if not checked:
         raise ValueError("gradcheck needs at least one input Variable with requires_grad=True")

@@ -180,8 +180,7 @@ import numpy as np
 # Each part ends with a locked test cell worth points. Its inputs are random (drawn anew
 # when your notebook is graded); a failure's first line says which op, which input, what
 # number was expected, and often the mistake (a flipped sign, a missing sum). Gradients
-# are compared with *numerical* ones (each input nudged by ±ε, as `gradcheck` does in
-# Part 10), computed with numpy alone so nothing you write can fool them.
+# are compared with numerical ones (as `gradcheck` in Part 10), computed with numpy alone.
 #
 # Cells marked `#| export` form the library: when the module is done, `nbdev-export` in
 # your workspace folder writes your code to your own `tinytorch/autograd.py`, which later
@@ -203,9 +202,8 @@ import numpy as np
 # Variable's dtype (`x * 2.5` with a float32 `x` is float32). Anything else (a string,
 # `None`) is refused with a `TypeError` naming it.
 #
-# The next cells are given: read them, they are the library's public face. `Variable`
-# holds what autograd needs; after `Function`, a table gives it every operator (`+`,
-# `*`, `@`, `x.sum()`, `x[0]`...), one entry each, calling a `Function` you write.
+# The next cells are given: read them, they are the library's public face. After
+# `Function`, a table gives `Variable` its operators (`+`, `@`, `x.sum()`, `x[0]`...).
 
 
 # %%
@@ -282,10 +280,8 @@ class Variable:
 # forward(ctx, x.data, 3)  returns the array  ──>  Variable(array, grad_fn=ctx)
 # ```
 #
-# The class and the switch behind `no_grad()` are given below. Tools watch the engine
-# from outside, as PyTorch's do: `grad_fn.register_hook(hook)` calls `hook(grad_inputs,
-# grad_outputs)` after that node's backward; `with observe_ops(hook):` calls `hook(op,
-# inputs, output)` after every `apply`.
+# The class, the switch behind `no_grad()` and two hooks through which tools watch the
+# engine from outside (`grad_fn.register_hook`, `observe_ops`) are given below.
 
 # %%
 #| export
@@ -293,20 +289,16 @@ _FREED = object()  # marks saved values that backward() has already released
 
 
 class Function:
-    """One operation in the graph, and the context (`ctx`) of one call to it.
-
-    Subclasses define `forward(ctx, *inputs)` (numpy arrays in, one numpy array out;
-    arguments that are not Variables, such as an axis, pass through unchanged) and
-    `backward(ctx, grad_output)` (one gradient, or None, per input of forward). They are
-    called as `MyFunction.apply(*inputs)`, which records the graph."""
+    """One operation in the graph, and the context (`ctx`) of one call to it. Subclasses
+    define `forward(ctx, *inputs)` (numpy arrays in, one array out) and `backward(ctx,
+    grad_output)` (one gradient or None per input); `MyFunction.apply(*inputs)` runs them."""
 
     __slots__ = ("inputs", "needs_input_grad", "_saved", "__dict__")
     _hooks: tuple = ()  # set per node by register_hook
 
     @classmethod
     def apply(cls, *inputs) -> Variable:
-        """Run forward on the inputs' data and wrap the result in a Variable that
-        remembers this call (`grad_fn`) when gradients are needed (Part 2)."""
+        """Run forward and record the call in the graph (`record`, Part 2)."""
         return record(cls, inputs)
 
     def save_for_backward(self, *values) -> None:
@@ -318,7 +310,11 @@ class Function:
         """What forward saved; an error once backward() has freed it."""
         saved = getattr(self, "_saved", ())
         if saved is _FREED:
-            raise _freed_error(self)
+            raise RuntimeError(
+                f"{type(self).__name__}: trying to backward through the graph a second time: "
+                "its saved values were freed by the first backward(). Call "
+                "backward(retain_graph=True) the first time to backward through it again."
+            )
         return saved
 
     def register_hook(self, hook: Callable) -> None:
@@ -347,9 +343,8 @@ def is_grad_enabled() -> bool:
 
 
 class set_grad_enabled(contextlib.ContextDecorator):
-    """Switch graph recording on or off for a block (`with set_grad_enabled(False):`) or a
-    function (`@set_grad_enabled(False)`); nests, and restores the previous state even
-    after an exception. `no_grad()` and `enable_grad()` are its two usual forms."""
+    """Switch graph recording on or off for a block or a function; nests, and restores the
+    previous state even after an exception. `no_grad()` and `enable_grad()` fix the mode."""
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)
@@ -412,26 +407,15 @@ def observe_ops(hook: Callable):
         Function.apply = plain
 
 
-def _freed_error(ctx: Function) -> RuntimeError:
-    """The error for reading what `ctx` saved after backward() freed it."""
-    return RuntimeError(
-        f"{type(ctx).__name__}: trying to backward through the graph a second time: "
-        "its saved values were freed by the first backward(). Call "
-        "backward(retain_graph=True) the first time to backward through it again."
-    )
-
-
 # %%
 #| export
 def _named(name: str, doc: str, method: Callable) -> Callable:
-    """`method` named `name` (as `Variable.name`), with `doc`: what `help(Variable)`,
-    tracebacks and the API reference show, rather than `<lambda>`."""
+    """`method` as `Variable.name` with `doc`, for help() and tracebacks (not `<lambda>`)."""
     method.__name__, method.__qualname__, method.__doc__ = name, f"Variable.{name}", doc
     method.__code__ = method.__code__.replace(co_name=name)
     return method
 
 
-# Variable's operators and methods: each applies one Function to Variables or constants.
 _METHODS = {
     "__add__": ("self + other", lambda self, other: Add.apply(self, _operand(other))),
     "__radd__": ("other + self", lambda self, other: Add.apply(_operand(other), self)),
@@ -538,9 +522,7 @@ def _checked_axis(axis: int, shape: tuple, op: str) -> int:
 
 
 def _as_float_array(data) -> np.ndarray:
-    """`data` as a floating numpy array: numbers, lists and integer or boolean arrays
-    become float32; floating numpy arrays (and numpy floating scalars) keep their dtype.
-    Anything that is not numbers is refused with a `TypeError` naming what it got."""
+    """`data` as a floating numpy array by Variable's dtype rules (Part 1), or a TypeError."""
     if isinstance(data, Variable):
         raise TypeError("Variable(...) got a Variable: pass its .data, or use .detach()")
     keeps_dtype = isinstance(data, (np.ndarray, np.generic))
@@ -565,9 +547,8 @@ def _as_float_array(data) -> np.ndarray:
 
 
 def _operand(value):
-    """The other side of an operator: a Variable or a Python number as it is (numbers do
-    not change a Variable's dtype); numpy scalars become Python numbers; anything else a
-    constant array by `Variable`'s dtype rules."""
+    """The other side of an operator: a Variable or Python number as it is, a numpy scalar
+    as a Python number (numbers keep a Variable's dtype), anything else a constant array."""
     if isinstance(value, (Variable, int, float)):
         return value
     if isinstance(value, np.generic) and value.dtype.kind in "biuf":
@@ -648,8 +629,7 @@ check.done()
 # 4. **only if** recording is on (`_grad_enabled`) and some input requires grad: stores
 #    `ctx.inputs = inputs`, and makes the result require grad with `grad_fn = ctx`.
 #
-# Step 4 is what `no_grad()` switches off: inside `with no_grad():` nothing is recorded
-# and nothing is kept for backward, which is how you evaluate a model or update weights.
+# Step 4 is what `no_grad()` switches off, to evaluate a model or update weights.
 # **Your task:** `record(op, inputs)`, returning the new Variable.
 
 
@@ -688,12 +668,10 @@ def _shape_error(op: type, arrays: Sequence, error: Exception) -> ValueError:
     """A ValueError naming the op and the shapes it was given."""
     shapes = [str(np.shape(a)) for a in arrays if isinstance(a, np.ndarray)]
     if len(shapes) == 1:
-        return ValueError(
-            f"{op.__name__}: invalid arguments for an input of shape {shapes[0]}: {error}"
-        )
-    return ValueError(
-        f"{op.__name__}: cannot combine inputs of shapes {', '.join(shapes)}: {error}"
-    )
+        problem = f"invalid arguments for an input of shape {shapes[0]}"
+    else:
+        problem = f"cannot combine inputs of shapes {', '.join(shapes)}"
+    return ValueError(f"{op.__name__}: {problem}: {error}")
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_function", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
@@ -835,8 +813,7 @@ check.done()
 # %% nbgrader={"grade": false, "grade_id": "unbroadcast", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| exporti
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum `grad` over the axes that broadcasting added or stretched, so that it has
-    `shape` again: the gradient of an input that numpy broadcast in forward."""
+    """Sum `grad` over the axes that broadcasting added or stretched, back to `shape`."""
     ### BEGIN SOLUTION
     extra = grad.ndim - len(shape)
     if extra:
@@ -864,10 +841,10 @@ check.done()
 # %% [markdown]
 # ### Calling an op's backward, checked (given)
 #
-# `_call_backward(fn, grad_output)` runs one node's `backward`, then its hooks. The checks
-# after it report a mistake in an op where it was made, naming the op and the input: one
-# gradient per input, each reduced with `unbroadcast` (or refused when its shape cannot
-# come from broadcasting the input) and cast to its input's dtype (`_checked_grads`).
+# `_call_backward(fn, grad_output)` runs one node's `backward`, then its hooks. Its checks
+# (`_checked_grads`) report a mistake in an op where it was made, naming op and input: one
+# gradient per input, each summed back with `unbroadcast` (or refused when its shape
+# cannot come from broadcasting the input) and cast to its input's dtype.
 #
 # A gradient that becomes a `.grad` must be an array nobody else holds: later `backward()`
 # calls add to it in place, and two leaves sharing one buffer (`Add` returns `grad_output`
@@ -879,12 +856,14 @@ check.done()
 # %%
 #| exporti
 def _call_backward(fn: Function, grad_output: np.ndarray) -> list:
-    """Run `fn`'s backward, check what it returned (one gradient or None per input, each
-    of its input's shape and dtype, owned by the engine: `_checked_grads`), run its hooks."""
+    """Run `fn`'s backward, check what it returned (`_checked_grads`), run its hooks."""
     try:
         grads = type(fn).backward(fn, grad_output)
     except ValueError as error:  # numpy's shape errors, said in terms of the op
-        raise _backward_error(fn, grad_output, error) from error
+        raise ValueError(
+            f"{type(fn).__name__}.backward failed on a gradient of shape "
+            f"{np.shape(grad_output)}: {error}"
+        ) from error
     grads = _checked_grads(fn, grads, grad_output)
     for hook in fn._hooks:
         replaced = hook(tuple(grads), (grad_output,))
@@ -892,15 +871,9 @@ def _call_backward(fn: Function, grad_output: np.ndarray) -> list:
     return grads
 
 
-# %%
-#| exporti
-# The checks behind `_call_backward` and `backward()` (given): each turns a mistake into an
-# error that names the op, the input and the shapes, raised where the mistake was made.
 def _checked_grads(fn: Function, grads, grad_output: np.ndarray) -> list:
-    """What `fn`'s backward returned, as the engine keeps it: one gradient (or None) per
-    input of forward, each a numpy array of its input's shape (summed back if forward
-    broadcast the input) and dtype; one that goes into a `.grad` is an array that nobody
-    else holds (later backward() calls add to it in place)."""
+    """What `fn`'s backward returned, as the engine keeps it: one array (or None) per input,
+    of its input's shape and dtype, and held by nobody else if it will become a `.grad`."""
     if type(grads) is not tuple:
         grads = tuple(grads) if type(grads) is list else (grads,)
     inputs = fn.inputs
@@ -933,23 +906,13 @@ def _checked_grads(fn: Function, grads, grad_output: np.ndarray) -> list:
 
 
 def _may_be_shared(grad: np.ndarray, grad_output, grads: tuple, index: int, fn) -> bool:
-    """Could another holder see in-place additions to `grad`? True for a view or a
-    read-only array, the incoming gradient itself, an array also returned for another
-    input, and a value the node saved or received."""
+    """Could another holder see in-place additions to `grad`?"""
     if grad.base is not None or not grad.flags.writeable or grad is grad_output:
         return True
     if any(other is grad for position, other in enumerate(grads) if position != index):
         return True
     saved = getattr(fn, "_saved", ())
     return any(value is grad for value in (*saved, *(getattr(x, "data", x) for x in fn.inputs)))
-
-
-def _backward_error(fn: Function, grad_output, error: Exception) -> ValueError:
-    """numpy's error inside `fn`'s backward, said in terms of the op."""
-    return ValueError(
-        f"{type(fn).__name__}.backward failed on a gradient of shape "
-        f"{np.shape(grad_output)}: {error}"
-    )
 
 
 def _reduce_to_shape(fn: Function, index: int, grad: np.ndarray, shape: tuple) -> np.ndarray:
@@ -965,9 +928,8 @@ def _reduce_to_shape(fn: Function, index: int, grad: np.ndarray, shape: tuple) -
 
 
 def _initial_gradient(root: Variable, gradient) -> np.ndarray:
-    """∂root/∂root: ones for a one-element root, else `gradient`, checked. The caller's
-    array is used as it is (ops never change their grad_output) unless it would become
-    the root's own `.grad` (a leaf, or retain_grad()), which later backward() calls add to."""
+    """∂root/∂root: ones for a one-element root, else `gradient`, checked; the caller's
+    array is copied only if it would become the root's own `.grad` (later calls add to it)."""
     if not root.requires_grad:
         raise RuntimeError(
             "backward() on a Variable that does not require grad: no input of the "
@@ -1041,8 +1003,7 @@ def _initial_gradient(root: Variable, gradient) -> np.ndarray:
 #| exporti
 def count_consumers(root: Variable) -> dict[Variable, int]:
     """For every Variable that `root` depends on and that requires grad: how many op
-    inputs consume it, i.e. how many gradients it will receive. Iterative (an explicit
-    stack, no recursion), and each Variable is expanded once."""
+    inputs consume it (how many gradients it will receive). An explicit stack."""
     ### BEGIN SOLUTION
     consumers = {root: 0}
     stack = [root]
@@ -1064,9 +1025,8 @@ def count_consumers(root: Variable) -> dict[Variable, int]:
 
 
 def topological_order(root: Variable) -> list[Variable]:
-    """Every Variable that `root` depends on and that requires grad, each once, each after
-    every Variable computed from it (root first): the order backward visits them.
-    Kahn's algorithm; a ready leaf is visited at once."""
+    """Every Variable that `root` depends on and that requires grad, once, after every
+    Variable computed from it (root first): Kahn's algorithm."""
     ### BEGIN SOLUTION
     waiting = count_consumers(root)
     order = []
@@ -1101,11 +1061,8 @@ def accumulate_grad(variable: Variable, grad: np.ndarray) -> None:
 
 
 def backpropagate(root: Variable, grad_output: np.ndarray, retain_graph: bool = False) -> None:
-    """Send `grad_output` (∂L/∂root) back through the graph: each Variable's gradient is
-    complete when its turn comes in topological order; its grad_fn's backward turns it
-    into gradients for its inputs, which are summed per input. Leaves (and Variables that
-    retain_grad) accumulate theirs in `.grad`. Saved values are freed unless
-    `retain_graph`."""
+    """Send `grad_output` (∂L/∂root) back through the graph in topological order, into the
+    `.grad` of leaves (and retain_grad() Variables); free saved values unless `retain_graph`."""
     ### BEGIN SOLUTION
     grads = {root: grad_output}
     for node in topological_order(root):
@@ -1151,11 +1108,10 @@ check.done()
 # %% [markdown]
 # ## Seeing your graph: `tinytorch.viz`
 #
-# The opening's pictures come from `tinytorch.viz`, tools that watch the engine through
-# its public hooks: `draw_graph(v)` follows each `grad_fn`'s `inputs`, `trace()` listens
-# with `observe_ops` and `register_hook`, `explain(code)` runs code under `trace()`.
-# `names=globals()` makes them say `x` where your code does. Here they run on *your*
-# engine (or print a hint while Parts 1 to 4 are unfinished):
+# The opening's pictures come from `tinytorch.viz`, which watches the engine through its
+# hooks: `draw_graph(v)` follows each `grad_fn`'s `inputs`, `trace()` listens with
+# `observe_ops` and `register_hook`, `explain(code)` runs code under `trace()`;
+# `names=globals()` makes them say `x` where your code does. Here they run on *your* engine:
 
 # %%
 try:
@@ -1452,8 +1408,7 @@ check.done()
 # %% nbgrader={"grade": false, "grade_id": "reductions", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| exporti
 def expand_reduced(grad: np.ndarray, shape: tuple, axis, keepdims: bool) -> np.ndarray:
-    """The gradient of a reduction's output broadcast back to the input's `shape`:
-    first put back the axes that `keepdims=False` removed, then stretch."""
+    """The gradient of a reduction's output broadcast back to the input's `shape`."""
     ### BEGIN SOLUTION
     if axis is not None and not keepdims:
         grad = np.expand_dims(grad, axis)
@@ -1683,7 +1638,6 @@ def log_softmax(x: Variable, axis: int = -1) -> Variable:
 
 
 def exp(x: Variable) -> Variable:
-    """e ** x."""
     return Exp.apply(x)
 
 
@@ -1751,17 +1705,12 @@ def gradcheck(
     rtol: float = 1e-3,
     raise_exception: bool = True,
 ) -> bool:
-    """Compare the gradients backward() computes for `fn(*inputs)` with central finite
-    differences, in float64, for every input that requires grad and every element.
-    Returns True; on a mismatch raises GradcheckError naming the input, the element,
-    the expected (numerical) and the got (backward) value."""
-    inputs = (inputs,) if isinstance(inputs, Variable) else tuple(inputs)
-    inputs = tuple(
-        Variable(v.data.astype(np.float64), requires_grad=v.requires_grad)
-        if isinstance(v, Variable)
-        else v
-        for v in inputs
-    )
+    """Compare backward()'s gradients of `fn(*inputs)` with central finite differences
+    (float64): True, or GradcheckError at the first mismatch (False if not raise_exception)."""
+    inputs = [inputs] if isinstance(inputs, Variable) else list(inputs)
+    for i, v in enumerate(inputs):
+        if isinstance(v, Variable):
+            inputs[i] = Variable(v.data.astype(np.float64), requires_grad=v.requires_grad)
     checked = [i for i, v in enumerate(inputs) if isinstance(v, Variable) and v.requires_grad]
     if not checked:
         raise ValueError("gradcheck needs at least one input Variable with requires_grad=True")
