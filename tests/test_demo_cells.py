@@ -4,14 +4,13 @@ student's code prints one line saying what went wrong instead of stopping the ru
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+from tinytorch_course.mistakes import run_text
+from tinytorch_course.project import Project
+
+PROJECT = Project(ROOT)
 
 # A mistake in a part that later demo cells use, each raising an error that is not
 # NotImplementedError: positions one longer than the tokens (07, Part 6), the output's
@@ -31,20 +30,9 @@ MISTAKES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("source", sorted(MISTAKES))
 def test_a_mistaken_part_fails_only_graded_cells(source):
-    path = ROOT / "modules" / source
+    module = PROJECT.module(source.split("/")[0])
     old, new = MISTAKES[source]
-    text = path.read_text(encoding="utf-8")
-    assert text.count(old) == 1, f"{source}: the mistake's text is not in the module"
-    done = subprocess.run(
-        [sys.executable, "-m", "tinytorch_course.cellrun", str(path.parent)],
-        input=text.replace(old, new),
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    failed = [grade_id for grade_id, (passed, _) in result["cells"].items() if not passed]
-    assert failed, f"{source}: the mistake failed no graded cell, so it tests nothing"
-    assert result["errors"] == [], f"{source}: cells outside the graded tests stopped the run"
+    assert module.text.count(old) == 1, f"{source}: the mistake's text is not in the module"
+    run = run_text(PROJECT, module, module.text.replace(old, new), timeout=600)
+    assert run.failed(), f"{source}: the mistake failed no graded cell, so it tests nothing"
+    assert run.errors == [], f"{source}: cells outside the graded tests stopped the run"
