@@ -7,6 +7,8 @@ in the student's layout cannot also be in the expected values.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .checks import numerical_gradients
@@ -17,6 +19,7 @@ __all__ = [
     "conv2d_gradients",
     "pool2d_gradients",
     "output_size",
+    "numbers_besides_shapes",
 ]
 
 
@@ -79,3 +82,13 @@ def pool2d_gradients(x, grad_output, kernel_size, stride=None, mode="max") -> np
     return numerical_gradients(
         lambda a: pool2d_reference(a, kernel_size, stride, mode), [x], grad_output
     )[0]
+
+
+_SHAPE = re.compile(r"\(\s*\d+\s*(?:,\s*\d+\s*)*,?\s*\)")  # (2, 3, 6, 6), (7,), (3, 7)
+
+
+def numbers_besides_shapes(message: str) -> set[int]:
+    """The whole numbers a message states outside its shapes and pairs: for "input (2, 3,
+    6, 6) has 3 channels but weight (4, 2, 3, 3) expects 2", {3, 2}. Digits inside words
+    (conv2d) are not numbers."""
+    return {int(n) for n in re.findall(r"\b\d+\b", _SHAPE.sub(" ", message))}

@@ -488,12 +488,13 @@ check.done()
 # says nothing about convolutions, so check first and name the shapes:
 #
 # * `x` must be 4-D (N, C, H, W), `weight` 4-D (O, C, kh, kw).
-# * `x`'s channels must equal `weight.shape[1]`: the message says `channels` and gives
-#   both shapes.
+# * `x`'s channels must equal `weight.shape[1]`: the message says `channels`, gives
+#   both shapes, and states both counts: the channels the input has, and the channels
+#   the weight expects.
 # * stride, kernel size and dilation ≥ 1, padding ≥ 0: the message names the argument
 #   at fault (`stride`, `padding`, ...).
-# * the (dilated) kernel must fit in the padded input: the message says `kernel` and
-#   gives both sizes.
+# * the (dilated) kernel must fit in the padded input: the message says `kernel`, gives
+#   both sizes, and names the axis that is too short: 2 (the height) or 3 (the width).
 #
 # Each raises `ValueError`, before `Conv2dFunction.apply` is called.
 #
@@ -649,10 +650,10 @@ check.done()
 # The errors, read: each mistake raises `ValueError` whose message names what the task
 # says (the argument at fault, and for channels both shapes).
 
-# %% nbgrader={"grade": true, "grade_id": "test_conv_errors", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_conv_errors", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 from tinytorch_course.checks import Check
 
-check = Check("test_conv_errors", points=5)
+check = Check("test_conv_errors", points=3)
 x, w = check.rng.standard_normal((2, 3, 6, 6)), check.rng.standard_normal((4, 3, 3, 3))
 mistakes = [  # (what, call, words the message must contain)
     ("conv2d(x (2, 3, 6, 6), w (4, 2, 3, 3))", lambda: conv2d(x, w[:, :2]),
@@ -684,6 +685,41 @@ for what, action, words in more:
     check.raises(got, ValueError, what)
     check.mentions(got, words, what)
 ### END HIDDEN TESTS
+check.done()
+
+# %% [markdown]
+# And the numbers in them: both channel counts, and the axis the kernel does not fit
+# (in any wording, beside the shapes).
+
+# %% nbgrader={"grade": true, "grade_id": "test_conv_error_numbers", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
+from tinytorch_course.checks import Check
+from tinytorch_course.checks_conv import numbers_besides_shapes
+
+check = Check("test_conv_error_numbers", points=2)
+has = int(check.rng.integers(2, 5))
+expects = has + 3  # counts that differ from each other and from every size below
+x = check.rng.standard_normal((2, has, 10, 10))
+w = check.rng.standard_normal((4, expects, 1, 1))
+what = f"conv2d(x {x.shape}, w {w.shape})"
+got = check.probe(lambda: conv2d(x, w), what)
+check.raises(got, ValueError, what)
+stated = numbers_besides_shapes(got.message)
+check.expect(
+    {has, expects} <= stated,
+    f"the message of `{what}` should state the input's {has} channels and the weight's "
+    f"{expects}, besides the shapes; it was: {got.message}",
+)
+tall, wide = int(check.rng.integers(11, 13)), int(check.rng.integers(11, 13))
+for axis, kernel, word in [(2, (tall, 1), "height"), (3, (1, wide), "width")]:
+    w = np.zeros((4, has, *kernel))
+    what = f"conv2d(x {x.shape}, w {w.shape}): too {'tall' if axis == 2 else 'wide'}"
+    got = check.probe(lambda w=w: conv2d(x, w), what)
+    check.raises(got, ValueError, what)
+    check.expect(
+        axis in numbers_besides_shapes(got.message) or word in got.message.lower(),
+        f"the message of `{what}` should name axis {axis} (the {word}); it was: {got.message}",
+    )
 check.done()
 
 # %% [markdown]
