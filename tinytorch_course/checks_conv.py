@@ -18,6 +18,7 @@ __all__ = [
     "pool2d_reference",
     "conv2d_gradients",
     "pool2d_gradients",
+    "max_pool2d_gradient_with_ties",
     "output_size",
     "numbers_besides_shapes",
 ]
@@ -82,6 +83,23 @@ def pool2d_gradients(x, grad_output, kernel_size, stride=None, mode="max") -> np
     return numerical_gradients(
         lambda a: pool2d_reference(a, kernel_size, stride, mode), [x], grad_output
     )[0]
+
+
+def max_pool2d_gradient_with_ties(x, grad_output, kernel_size, stride=None) -> np.ndarray:
+    """x's gradient under max pooling as PyTorch routes it: each output's gradient goes
+    whole to ONE input, the first maximum of its window in row order (where finite
+    differences would split it between tied maxima). One window at a time."""
+    (kh, kw) = _pair(kernel_size)
+    (sh, sw) = _pair(stride if stride is not None else kernel_size)
+    x, grad_output = np.asarray(x, np.float64), np.asarray(grad_output, np.float64)
+    grad = np.zeros_like(x)
+    n, c, oh, ow = grad_output.shape
+    for index in np.ndindex(n, c, oh, ow):
+        b, ch, r, col = index
+        window = x[b, ch, r * sh : r * sh + kh, col * sw : col * sw + kw]
+        first = int(np.flatnonzero(window.ravel() == window.max())[0])
+        grad[b, ch, r * sh + first // kw, col * sw + first % kw] += grad_output[index]
+    return grad
 
 
 _SHAPE = re.compile(r"\(\s*\d+\s*(?:,\s*\d+\s*)*,?\s*\)")  # (2, 3, 6, 6), (7,), (3, 7)
