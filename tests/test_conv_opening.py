@@ -3,30 +3,16 @@ one and compare it with the text between its `<!-- name -->` markers."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from marked import marked_block
 
 from tinytorch.autograd import Variable
 from tinytorch.conv import Conv2d, conv2d
 
 SOURCE = Path(__file__).resolve().parents[1] / "modules" / "06_conv" / "conv.py"
-
-
-def block(name: str) -> str:
-    """The fenced text between `<!-- name -->` and `<!-- /name -->` in the module source."""
-    text = SOURCE.read_text(encoding="utf-8")
-    match = re.search(
-        rf"^# <!-- {re.escape(name)} -->\n# ```\n(.*?)^# ```\n# <!-- /{re.escape(name)} -->",
-        text,
-        re.S | re.M,
-    )
-    assert match, f"{SOURCE.name}: no <!-- {name} --> block"
-    return "\n".join(
-        line[2:] if line.startswith("# ") else line[1:] for line in match[1].splitlines()
-    )
 
 
 def render_pixel_trace() -> str:
@@ -106,4 +92,6 @@ def render_im2col_memory() -> str:
     [("trace:pixel", render_pixel_trace), ("memory:im2col", render_im2col_memory)],
 )
 def test_opening_diagram_is_what_the_package_computes(name, render):
-    assert block(name) == render(), f"re-render the <!-- {name} --> block:\n{render()}"
+    assert marked_block(SOURCE, name) == render(), (
+        f"re-render the <!-- {name} --> block:\n{render()}"
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import http.server
 import importlib
+import os
 import re
 import shutil
 import subprocess
@@ -65,9 +66,12 @@ def site(course) -> Path:
     printed = run_docs(course)
     seconds = time.perf_counter() - start
     (ARTIFACTS / "build.txt").write_text(f"{printed}wall {seconds:.1f}s\n", encoding="utf-8")
+    cache = ROOT / WORK_DIR / "executed"
     for path in (course / WORK_DIR / "executed").glob("*.ipynb"):  # warm the next run
-        (ROOT / WORK_DIR / "executed").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, ROOT / WORK_DIR / "executed" / path.name)
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = cache / f".{path.name}.{os.getpid()}"  # a run reading meanwhile sees whole files
+        shutil.copy2(path, partial)
+        os.replace(partial, cache / path.name)
     return course / "_site"
 
 

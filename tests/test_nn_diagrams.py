@@ -7,29 +7,16 @@ changes on purpose.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from marked import marked_block
 
 from tinytorch.autograd import Variable
 from tinytorch.nn import Linear, ReLU, Sequential, box_table, cross_entropy, describe
 
 SOURCE = Path(__file__).resolve().parents[1] / "modules" / "02_nn" / "nn.py"
-
-
-def markdown_block(name: str) -> str:
-    """The text between `<!-- name -->` and `<!-- /name -->` in the module's markdown,
-    without the `# ` comment prefix and without the code fence."""
-    text = SOURCE.read_text(encoding="utf-8")
-    match = re.search(
-        rf"# <!-- {re.escape(name)} -->\n(.*?)# <!-- /{re.escape(name)} -->", text, re.S
-    )
-    assert match, f"marker <!-- {name} --> not found in {SOURCE.name}"
-    lines = [line[2:] if line.startswith("# ") else line[1:] for line in match[1].splitlines()]
-    assert lines[0] == "```" and lines[-1] == "```", f"block {name} should be one fenced code block"
-    return "\n".join(lines[1:-1])
 
 
 def render_mlp_table() -> str:
@@ -95,11 +82,11 @@ def render_gpt3_table() -> str:
 
 
 def test_memory_table_matches_describe():
-    assert markdown_block("describe:mlp") == render_mlp_table()
+    assert marked_block(SOURCE, "describe:mlp") == render_mlp_table()
 
 
 def test_cross_entropy_trace_matches_formula_and_library():
-    assert markdown_block("trace:cross_entropy") == render_cross_entropy_trace()
+    assert marked_block(SOURCE, "trace:cross_entropy") == render_cross_entropy_trace()
     logits = Variable(np.array([[2.0, 1.0, 0.1]]), requires_grad=True)
     loss = cross_entropy(logits, np.array([0]))
     loss.backward()
@@ -112,7 +99,7 @@ def test_cross_entropy_trace_matches_formula_and_library():
 
 
 def test_gpt3_scale_table_and_prose_match_the_formula():
-    assert markdown_block("scale:gpt3") == render_gpt3_table()
+    assert marked_block(SOURCE, "scale:gpt3") == render_gpt3_table()
     text = SOURCE.read_text(encoding="utf-8")
     activation = 2048 * GPT3_HIDDEN * FLOAT32
     assert f"(2048, {GPT3_HIDDEN}) activation of {activation:,} bytes" in " ".join(

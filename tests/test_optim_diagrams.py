@@ -6,27 +6,16 @@ Run `python tests/test_optim_diagrams.py` to print the current renderings.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
+from marked import marked_block
 
 from tinytorch.autograd import Variable
 from tinytorch.nn import Linear, ReLU, Sequential, cross_entropy
 from tinytorch.optim import SGD, Adam, AdamW, memory_table
 
 SOURCE = Path(__file__).resolve().parents[1] / "modules" / "03_optim" / "optim.py"
-
-
-def markdown_block(name: str) -> str:
-    """The fenced block between `<!-- name -->` and `<!-- /name -->`, without `# ` and fences."""
-    text = SOURCE.read_text(encoding="utf-8")
-    pattern = rf"# <!-- {re.escape(name)} -->\n(.*?)# <!-- /{re.escape(name)} -->"
-    match = re.search(pattern, text, re.S)
-    assert match, f"marker <!-- {name} --> not found in {SOURCE.name}"
-    lines = [line[2:] if line.startswith("# ") else line[1:] for line in match[1].splitlines()]
-    assert lines[0] == "```" and lines[-1] == "```", f"block {name} should be one fenced code block"
-    return "\n".join(lines[1:-1])
 
 
 def prose() -> str:
@@ -89,7 +78,7 @@ def render_adam_trace() -> str:
 
 
 def test_memory_table_is_measured_from_live_optimizers():
-    assert markdown_block("memory:mlp") == render_memory_table()
+    assert marked_block(SOURCE, "memory:mlp") == render_memory_table()
     parameters = mlp().parameters()
     count = sum(p.data.size for p in parameters)
     nbytes = sum(p.data.nbytes for p in parameters)
@@ -97,7 +86,7 @@ def test_memory_table_is_measured_from_live_optimizers():
 
 
 def test_adam_trace_is_what_adam_does():
-    assert markdown_block("trace:adam") == render_adam_trace()
+    assert marked_block(SOURCE, "trace:adam") == render_adam_trace()
 
 
 if __name__ == "__main__":

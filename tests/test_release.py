@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, copy_course
-from fixtures.grading.released import cli, private_released_copy, released_course
+from fixtures.grading.released import HIDDEN_CHECK, cli, private_released_copy, released_course
 
 from tinytorch_course.project import Module, Project
 
@@ -72,6 +72,15 @@ def test_release_of_every_module_succeeds_and_says_it_verified(released):
     assert result.returncode == 0, result.stderr
     assert "verified release/" in result.stdout
     assert not list((released["root"] / "release").rglob("*.py"))
+
+
+def test_an_instructors_hidden_test_is_kept_back_from_students(released):
+    module = released["project"].module("01_autograd")
+    assert regions(module, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS") == [[HIDDEN_CHECK]]
+    notebook = released["root"] / "release" / module.key / module.notebook.name
+    assert HIDDEN_CHECK not in "\n".join(code_sources(notebook))
+    source = released["root"] / "source" / module.key / module.notebook.name
+    assert HIDDEN_CHECK in "\n".join(code_sources(source))  # `grade` runs it
 
 
 @pytest.mark.parametrize("key", MODULE_KEYS)

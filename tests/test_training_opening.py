@@ -4,30 +4,16 @@ one and compare it with the text between its `<!-- name -->` markers."""
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from marked import marked_block
 
 from tinytorch.data import DataLoader, TensorDataset, ascii_digit, load_digits
 from tinytorch.training import digits_mlp
 
 SOURCE = Path(__file__).resolve().parents[1] / "modules" / "04_training" / "training.py"
-
-
-def block(name: str) -> str:
-    """The fenced text between `<!-- name -->` and `<!-- /name -->` in the module source."""
-    text = SOURCE.read_text(encoding="utf-8")
-    match = re.search(
-        rf"^# <!-- {re.escape(name)} -->\n# ```\n(.*?)^# ```\n# <!-- /{re.escape(name)} -->",
-        text,
-        re.S | re.M,
-    )
-    assert match, f"{SOURCE.name}: no <!-- {name} --> block"
-    return "\n".join(
-        line[2:] if line.startswith("# ") else line[1:] for line in match[1].splitlines()
-    )
 
 
 def render_first_digit() -> str:
@@ -84,7 +70,7 @@ def render_memory_box() -> str:
 )
 def test_markdown_diagram_matches_the_live_package(name, render):
     expected = render()
-    assert block(name) == expected, (
+    assert marked_block(SOURCE, name) == expected, (
         f"the <!-- {name} --> diagram is stale; it should read:\n{expected}"
     )
 

@@ -28,6 +28,13 @@ def side_by_side(blocks: list[str], gap: int = 3) -> str:
     return "\n".join(rows)
 
 
+def example_picks(shown: int, wrong: np.ndarray) -> list[int]:
+    """`shown` distinct test indices: the first ones, then the first the model got wrong."""
+    first_wrong = [int(i) for i in wrong[:1]]
+    picks = [i for i in range(shown) if i not in first_wrong][: shown - len(first_wrong)]
+    return picks + first_wrong
+
+
 def print_curves(history, held_out: str, model: str = "") -> None:
     """Loss and accuracy per epoch, on the training data and the held-out set, as charts."""
     from tinytorch.training import ascii_chart
@@ -70,7 +77,7 @@ def show_cnn(epochs: int = 15, split_seed: int = 1, progress: bool = True, shown
     scaler = run.scaler
     images = run.test_images.reshape(len(run.test_images), -1) * (scaler.std + scaler.eps)
     images = images + scaler.mean  # undo the standardisation to draw the ink
-    picks = list(range(shown - min(len(wrong), 1))) + [int(i) for i in wrong[:1]]
+    picks = example_picks(shown, wrong)
     drawings = [
         ascii_digit(images[i], int(run.test_labels[i]), index=i).replace(
             "(darker = more ink)", f"read as {int(predicted[i])}"
@@ -132,9 +139,7 @@ def show_fashion(epochs: int = 4, limit: int | None = None, progress: bool = Tru
         for t, p in zip(*np.unravel_index(top, pairs.shape), strict=True)
     ))  # fmt: skip
     _, (test_images, _) = load_fashion_mnist()
-    first_wrong = [int(i) for i in wrong[:1]]
-    picks = [i for i in range(shown) if i not in first_wrong][: shown - len(first_wrong)]
-    picks += first_wrong
+    picks = example_picks(shown, wrong)
     drawings = [
         ascii_image(
             test_images[i],

@@ -31,7 +31,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .project import CourseError, Module, Project
+from .project import (
+    HIDDEN_MARKERS,
+    SOLUTION_MARKERS,
+    CourseError,
+    Module,
+    Project,
+    strip_regions,
+)
 
 WORK_DIR = Path(".tinytorch") / "docs"
 SITE_DIRS = {False: Path("_site"), True: Path("_site-instructor")}
@@ -46,8 +53,6 @@ GUIDES = {
         ("For instructors", "Grading", "Threat model", "Architecture"),
     ),
 }
-_SOLUTION = ("### BEGIN SOLUTION", "### END SOLUTION")
-_HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 # Sphinx warnings that say nothing about the site a reader gets.
 _HARMLESS_WARNINGS = ("Non-consecutive header level increase",)
 
@@ -147,35 +152,17 @@ def release_stub(project: Project) -> str:
     return stub.get("python", DEFAULT_STUB) if isinstance(stub, dict) else DEFAULT_STUB
 
 
-def _strip_regions(source: str, stub: str | None, markers: tuple[str, str]) -> str:
-    """Replace each `markers` region of `source` with `stub` (indented like the marker),
-    or drop it when `stub` is None, the way nbgrader's ClearSolutions/ClearHiddenTests do."""
-    lines, kept, inside = source.splitlines(), [], False
-    for line in lines:
-        stripped = line.strip()
-        if stripped == markers[0]:
-            inside = True
-            indent = line[: len(line) - len(line.lstrip())]
-            if stub is not None:
-                kept += [indent + part for part in stub.splitlines()]
-        elif stripped == markers[1]:
-            inside = False
-        elif not inside:
-            kept.append(line)
-    return "\n".join(kept)
-
-
 def student_view(notebook, stub: str):
     """The released notebook's cells with the reference's outputs: solution regions
     stubbed, hidden tests removed, in place. Returns `notebook`."""
     for cell in notebook.cells:
         meta = cell.metadata.get("nbgrader", {})
         source = cell.source
-        if _HIDDEN[0] in source:
-            source = _strip_regions(source, None, _HIDDEN)
-        if meta.get("solution") or _SOLUTION[0] in source:
-            if _SOLUTION[0] in source:
-                source = _strip_regions(source, stub, _SOLUTION)
+        if HIDDEN_MARKERS[0] in source:
+            source = strip_regions(source, None, HIDDEN_MARKERS)
+        if meta.get("solution") or SOLUTION_MARKERS[0] in source:
+            if SOLUTION_MARKERS[0] in source:
+                source = strip_regions(source, stub, SOLUTION_MARKERS)
             else:
                 source = stub if cell.cell_type == "code" else TEXT_STUB
         cell.source = source

@@ -5,7 +5,9 @@ The catalogue is `modules/NN_name/mistakes.toml` (format in CONTRIBUTING.md): ea
 `[[mistake]]` names the solution cell (`cell`, its grade_id), what the student did
 (`name`), an exact text of the reference solution (`find`, once inside that cell's
 solution regions), what the student wrote instead (`replace`) and the graded cells that
-must fail (`caught_by`). Each mutated source runs in a fresh subprocess
+must fail (`caught_by`). They must fail on the tests the student has: the hidden tests are
+taken out first, so that a student who makes a catalogued mistake sees it in `test`, not
+first in `grade`. Each mutated source runs in a fresh subprocess
 (`tinytorch_course.cellrun`), two at a time.
 """
 
@@ -26,11 +28,19 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
-from .project import CourseError, Module, Project, nbgrader_metadata
+from .project import (
+    HIDDEN_MARKERS,
+    SOLUTION_MARKERS,
+    CourseError,
+    Module,
+    Project,
+    nbgrader_metadata,
+    strip_regions,
+)
 
 CATALOGUE = "mistakes.toml"
 WORKERS = 2
-_BEGIN, _END = "### BEGIN SOLUTION", "### END SOLUTION"
+_BEGIN, _END = SOLUTION_MARKERS
 
 
 @dataclass(frozen=True)
@@ -215,7 +225,8 @@ class Verdict:
 def check_mistakes(
     project: Project, module: Module, log: Callable[[str], None] = print, fast: bool = False
 ) -> list[Verdict]:
-    """Apply every catalogued mistake of `module`; one verdict (and printed line) each.
+    """Apply every catalogued mistake of `module` and run the graded cells without their
+    hidden tests (as the student runs them); one verdict (and printed line) each.
     `fast`: run only the graded cells each mistake names (others are not reported)."""
     mistakes = load_catalogue(module)
     if not mistakes:
@@ -227,7 +238,8 @@ def check_mistakes(
         unknown = set(mistake.caught_by) - graded
         if unknown:
             raise CourseError(f"{module.key}: {mistake.name!r}: no graded cell {sorted(unknown)}")
-        texts.append(apply(module.text, mistake.cell, mistake.find, mistake.replace))
+        mistaken = apply(module.text, mistake.cell, mistake.find, mistake.replace)
+        texts.append(strip_regions(mistaken, None, HIDDEN_MARKERS) + "\n")
     timeout = max(30.0, 4 * reference.seconds + 10)
     only = [m.caught_by for m in mistakes] if fast else None
     runs = run_many(project, module, texts, timeout, only)
@@ -236,7 +248,8 @@ def check_mistakes(
         missed = [c for c in mistake.caught_by if c not in failed]
         also = sorted(failed - set(mistake.caught_by))
         if missed:
-            line = f"  MISSED  {mistake.cell}: {mistake.name} (passed: {', '.join(missed)})"
+            line = f"  MISSED  {mistake.cell}: {mistake.name} (passed: {', '.join(missed)}"
+            line += " without hidden tests)"
         else:
             first = run.cells[mistake.caught_by[0]][1]
             line = f"  caught  {mistake.cell}: {mistake.name} -> {first[:90]}"
@@ -264,7 +277,8 @@ def register(add) -> None:
     parser = add(
         "mistakes",
         cmd_mistakes,
-        "apply each catalogued student mistake; the graded cells it names must fail",
+        "apply each catalogued student mistake; the graded cells it names must fail "
+        "on the tests students have (hidden tests taken out)",
     )
     parser.add_argument("module", nargs="?", help="module key, name or number (default: all)")
     parser.add_argument(

@@ -223,3 +223,25 @@ class Project:
     def select(self, key: str | None) -> list[Module]:
         """One module by `key`, or all of them when `key` is None."""
         return self.modules if key is None else [self.module(key)]
+
+
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+HIDDEN_MARKERS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+
+
+def strip_regions(source: str, stub: str | None, markers: tuple[str, str]) -> str:
+    """Replace each `markers` region of `source` with `stub` (indented like the marker),
+    or drop it when `stub` is None, the way nbgrader's ClearSolutions/ClearHiddenTests do."""
+    lines, kept, inside = source.splitlines(), [], False
+    for line in lines:
+        stripped = line.strip()
+        if stripped == markers[0]:
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            if stub is not None:
+                kept += [indent + part for part in stub.splitlines()]
+        elif stripped == markers[1]:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    return "\n".join(kept)

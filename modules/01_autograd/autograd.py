@@ -582,9 +582,7 @@ from tinytorch_course import checks_autograd as ag
 check = Check("test_mul", points=6)
 a, b = check.rng.standard_normal((2, 3)), check.rng.standard_normal((2, 3))
 ag.check_op(check, lambda: Mul, np.multiply, [a, b], "Mul", hint="∂(a*b)/∂a = g * b")
-### BEGIN HIDDEN TESTS
 ag.check_op(check, lambda: Mul, np.multiply, [a[0], 2 * b[0]], "Mul (vectors)")
-### END HIDDEN TESTS
 check.done()
 
 
@@ -658,9 +656,7 @@ check = Check("test_function", points=10)
 # Two tiny Functions (Twice: 2 * a; Scale: a * k, k a number) check each step of `record`;
 # then that nothing is recorded without requires_grad or under no_grad().
 ag.check_record(check, lambda: globals())
-### BEGIN HIDDEN TESTS
 ag.check_record_errors(check, lambda: globals())
-### END HIDDEN TESTS
 check.done()
 
 
@@ -761,9 +757,7 @@ check = Check("test_arithmetic", points=8)
 # Add, Sub, Div, Neg called directly on random (2, 3) arrays; then x + k, k + x, x - k,
 # k - x, x / k, k / x and -x: their values and the op each records.
 ag.check_arithmetic(check, lambda: globals())
-### BEGIN HIDDEN TESTS
 ag.check_arithmetic_more(check, lambda: globals())
-### END HIDDEN TESTS
 check.done()
 
 
@@ -1083,9 +1077,7 @@ check = Check("test_engine", points=18)
 # retain_grad(); a refused second backward through a freed graph; a 5,000-op chain, and
 # chains of 12 and 60 diamonds (each node's backward once).
 ag.check_engine(check, lambda: globals())
-### BEGIN HIDDEN TESTS
 ag.check_engine_at_scale(check, lambda: globals())
-### END HIDDEN TESTS
 check.done()
 
 
@@ -1362,9 +1354,7 @@ check = Check("test_matmul", points=8)
 # (5, 3, 4), (5, 2, 3) @ (3, 4) and (3,) @ (5, 3, 2); then MatMul.backward with only one
 # input needing grad (the other gradient must be None).
 ag.check_matmul(check, lambda: globals())
-### BEGIN HIDDEN TESTS
 ag.check_matmul(check, lambda: globals(), hidden=True)
-### END HIDDEN TESTS
 check.done()
 
 
@@ -1472,9 +1462,7 @@ check = Check("test_reductions", points=10)
 # sum, mean and max of a (2, 3, 4) array over axis None, 0, 1, -1 and (0, 2), keepdims
 # False and True; then max along axis 1 with two tied maxima in a row.
 ag.check_reductions(check, lambda: globals())
-### BEGIN HIDDEN TESTS
 ag.check_reductions(check, lambda: globals(), hidden=True)
-### END HIDDEN TESTS
 check.done()
 
 
@@ -1574,9 +1562,7 @@ check = Check("test_shape_ops", points=8)
 # reshape(4, 6), reshape((-1,)), .T, transpose(1, 2, 0), a[0, 1:, ::2], a[:, [0, 2, 2]];
 # then x[[0, 0, 2]], whose element 0 is picked twice.
 ag.check_shape_ops(check, lambda: globals())
-### BEGIN HIDDEN TESTS
 ag.check_shape_ops(check, lambda: globals(), hidden=True)
-### END HIDDEN TESTS
 check.done()
 
 

@@ -453,7 +453,6 @@ check.equal(
 )
 check.equal(_train, [True] * 3, "training flags (outer, inner, blocks[0]) after train()")
 check.equal(_false, [False] * 2, "training flags (outer, blocks[0]) after train(False)")
-### BEGIN HIDDEN TESTS
 
 
 def _tied():
@@ -502,7 +501,6 @@ check.equal(
     [True, True],
     "training flags (wrap.outer, wrap.outer.blocks[1]) after train() twice",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -621,7 +619,6 @@ check.mentions(
     "load_state_dict(bad)",
     hint="list every missing, unexpected and mis-shaped key (with both shapes)",
 )
-### BEGIN HIDDEN TESTS
 check.equal(
     check.probe(lambda: _objects["after"], "parameters after a failed load"),
     np.full(3, 7, dtype=np.float32),
@@ -643,7 +640,6 @@ check.equal(
     f"number of problems for one array of shape (4,) where (2, 2) is expected, got {_flat}",
     hint="compare shapes, not sizes",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -884,7 +880,6 @@ check.raises(
     f"Linear({_n_in}, {_n_out}) on an input of shape (5, {_n_in + 1})",
     hint="check the input's last dimension against in_features",
 )
-### BEGIN HIDDEN TESTS
 
 
 def _no_bias():
@@ -924,7 +919,6 @@ check.raises(
     "Linear(1, 3) on a 0-d input",
     hint="a 0-d input has no last dimension: refuse it like a wrong width",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -1063,11 +1057,9 @@ check.close(
     rtol=1e-5,
     atol=1e-7,
 )
-### BEGIN HIDDEN TESTS
 check.equal(
     check.probe(lambda: Sequential()(Variable(_x)).data, "Sequential()(x)"), _x, "Sequential()(x)"
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -1333,7 +1325,6 @@ check.raises(
     IndexError,
     "cross_entropy(z of 4 classes, targets with a 4)",
 )
-### BEGIN HIDDEN TESTS
 _one = np.zeros((1, 4))
 _value, _, _grad = check.no_raise(
     check.probe(lambda: _run(_one, np.array([2]), "sum"), "uniform"), "uniform"
@@ -1367,7 +1358,6 @@ check.close(
     atol=1e-12,
     hint="multiply by grad_output, and leave the saved softmax unchanged (work on a copy)",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]

@@ -370,13 +370,11 @@ check.raises(
     "Halve([p, np.ones(3)])",
     hint="check_parameter raises TypeError for anything that is not a Variable",
 )
-### BEGIN HIDDEN TESTS
 check.raises(
     check.probe(lambda: halving_optimizer(Optimizer)([]), "an empty parameter list"),
     ValueError,
     "Halve([])",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -546,7 +544,6 @@ check.equal(
     "p.grad after SGD.step()",
     hint="never change p.grad: compute g + wd·p as a new array",
 )
-### BEGIN HIDDEN TESTS
 
 
 def _two_groups():
@@ -568,7 +565,6 @@ check.close(
     "SGD(lr=0.01): a parameter of the group with lr=0.5",
     hint="read the settings from the parameter's group, not from the defaults",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% nbgrader={"grade": true, "grade_id": "test_optim_sgd_momentum", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
@@ -805,10 +801,8 @@ check.equal(
     "p.grad after two steps of Adam(weight_decay=0.01)",
     hint="never change p.grad itself: g + wd·p is a new array",
 )
-### BEGIN HIDDEN TESTS
 _adam_case(20, "Adam(lr=0.01, eps=0)", lr=0.01, eps=0.0)
 check.equal(_state["same arrays"], [True, True], "state arrays kept across steps (in place)")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]

@@ -291,7 +291,6 @@ check.raises(
     f"TensorDataset(x of {_n} rows, y of {_n - 1})",
     hint="every array needs the same first dimension",
 )
-### BEGIN HIDDEN TESTS
 check.equal(
     check.probe(lambda: len(TensorDataset(np.zeros((3, 8, 8)))), "one array"),
     3,
@@ -308,7 +307,6 @@ check.raises(
     f"TensorDataset(x, y of {_n} rows, a third array of {_n - 1})",
     hint="compare every array's first dimension, not only the first two",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -489,7 +487,6 @@ for _n_here, _size_here in _cases:
             f"the (x, y) batches of {_what}, without shuffle",
             hint="consecutive slices of batch_size; the last one partial unless drop_last",
         )
-### BEGIN HIDDEN TESTS
 
 
 def _subset():
@@ -498,7 +495,6 @@ def _subset():
 
 
 check.equal(check.probe(_subset, "a Subset"), 3, "samples in a DataLoader of a 3-sample Subset")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -542,14 +538,12 @@ check.equal(
 )
 _again = check.no_raise(check.probe(lambda: _epochs(_seed), "a second loader, same seed"), "b")
 check.equal(_again, [_first, _second], "two epochs of a second loader with the same seed")
-### BEGIN HIDDEN TESTS
 _generator = np.random.default_rng(7)
 check.equal(
     check.probe(lambda: _epochs(np.random.default_rng(7), 1, 3)[0], "a Generator as seed"),
     _generator.permutation(_n).tolist(),
     "an epoch of a loader given a Generator",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -587,13 +581,11 @@ check.raises(
     ValueError,
     "DataLoader(10 samples, batch_size=12, drop_last=True): no batch at all",
 )
-### BEGIN HIDDEN TESTS
 check.no_raise(check.probe(lambda: _loader(1), "batch_size=1"), "DataLoader(ds, batch_size=1)")
 check.no_raise(
     check.probe(lambda: _loader(10, drop_last=True), "drop_last with batch_size 10 of 10"),
     "DataLoader(10 samples, batch_size=10, drop_last=True): one full batch",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -910,7 +902,6 @@ check.equal(
     "the array given to the scaler, after the call",
     hint="return a new array; leave x as it was",
 )
-### BEGIN HIDDEN TESTS
 _out64 = check.probe(
     lambda: Standardize().fit(_x.astype(np.float64))(_new), "fit on float64, float32 input"
 )
@@ -921,7 +912,6 @@ check.equal(
     "dtype of float32 input standardised with statistics of float64 data",
     hint="return the result in x's dtype",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -1055,13 +1045,11 @@ check.equal(
     "model.training after evaluate (it was training)",
     hint="restore the mode the model had",
 )
-### BEGIN HIDDEN TESTS
 _loss, _, _training = check.no_raise(
     check.probe(lambda: _evaluate("eval", with_loss=False), "evaluate in eval mode"), "ev"
 )
 check.equal(_training, False, "model.training after evaluate of a model in eval mode")
 check.expect(np.isnan(_loss), "evaluate without loss_fn should report the loss as NaN")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -1586,7 +1574,6 @@ check.equal(
     hint="keep np.load's allow_pickle=False: unpickling runs code named by the file",
 )
 check.equal(_error, "ValueError", "what load_model of a file with a pickled array raised")
-### BEGIN HIDDEN TESTS
 
 
 def _other_architecture():
@@ -1602,7 +1589,6 @@ check.raises(
     "load_model(a 5-layer model, a file saved from a 3-layer one)",
     hint="load with load_state_dict, which refuses missing keys",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -1764,9 +1750,7 @@ check.expect(
     f"test accuracy {_accuracy:.2%} is below 97%; hint: if the training loss does not fall, "
     "check train_epoch; if validation accuracy stays low, check the split and Standardize",
 )
-### BEGIN HIDDEN TESTS
 check.equal(_wrong, round((1 - _accuracy) * _count), "misclassified digits: predict vs evaluate")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]

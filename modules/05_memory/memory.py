@@ -314,11 +314,9 @@ for _p in (2, 4):
         f"layer_activation_bytes(s={_s}, b={_b}, h={_h}, a={_a}, bytes_per_value={_p})",
         hint="p·(16·sbh + 2·as²b) bytes of values plus (2·sbh + as²b) one-byte masks",
     )
-### BEGIN HIDDEN TESTS
 check.equal(
     check.probe(lambda: transformer_param_count(GPT3_175B), "GPT-3"), 174_604_259_328, "GPT-3"
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -596,7 +594,6 @@ check.equal(
     "bytes_by_category()",
     hint="each buffer once, under the category that added it first",
 )
-### BEGIN HIDDEN TESTS
 
 
 def _slice_first():
@@ -613,7 +610,6 @@ check.equal(
     {"inputs": _rows * _cols * 8 + 80},
     "bytes of a slice added first (its whole base)",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -778,7 +774,6 @@ check.equal(
     "named Variables reached from (b + a * a).sum(), a reached twice before b",
     hint="skip a Variable seen before (continue), and keep walking the rest of the stack",
 )
-### BEGIN HIDDEN TESTS
 
 
 def _deep():
@@ -794,7 +789,6 @@ check.equal(
     "nodes of a 3000-op chain",
     hint="walk iteratively (a stack), without recursion",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -1088,7 +1082,6 @@ check.probe(
     lambda: print(render_layout([("yours", _ledgers["yours"])], "Your MLP after backward")),
     "the layout",
 )
-### BEGIN HIDDEN TESTS
 
 
 def _view_input():
@@ -1133,7 +1126,6 @@ check.equal(
     "ledger 'gradients' of w.grad (4, 3) and the retained grad of h = x @ w (5, 3)",
     hint="the .grad of any Variable of the graph counts, not only the parameters'",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -1258,7 +1250,6 @@ check.equal(
     "tracemalloc.is_tracing() after traced() ran while it was on",
     hint="stop tracemalloc only if traced() started it",
 )
-### BEGIN HIDDEN TESTS
 
 
 def _raising():
@@ -1275,7 +1266,6 @@ check.equal(
     "(error that came through, tracemalloc.is_tracing()) after traced(fn) where fn raises",
     hint="stop tracing in a finally: block when traced started it, and let the error through",
 )
-### END HIDDEN TESTS
 
 
 def _ledger_vs_tracemalloc():
@@ -1590,7 +1580,6 @@ check.raises(
     "checkpoint(constant_output, x).sum().backward()",
     hint="if the recomputed output does not require grad, raise RuntimeError",
 )
-### BEGIN HIDDEN TESTS
 
 
 def _explicit_parameters():
@@ -1611,7 +1600,6 @@ check.raises(
     TypeError,
     "checkpoint(block, np.ones((2, 16)))",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -1790,7 +1778,6 @@ check.probe(
     ),
     "the ledgers",
 )
-### BEGIN HIDDEN TESTS
 check.raises(
     check.probe(lambda: checkpoint_sequential(_stack["blocks"], 10, _stack["data"]), "10 of 9"),
     ValueError,
@@ -1800,7 +1787,6 @@ _one = check.no_raise(check.probe(lambda: _seq_grads(1), "one segment"), "one se
 check.equal(_one[1], 2, "graph nodes with one segment (Checkpoint and sum)")
 for _a, _b in zip(_full[2], _one[2], strict=False):
     check.equal(_b, _a, "a gradient with one segment")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]

@@ -234,11 +234,9 @@ for kernel, stride, dilation in [((3, 3), (1, 1), (1, 1)), ((3, 2), (2, 3), (1, 
                                      j * sw : j * sw + dw * (kw - 1) + 1 : dw]  # fmt: skip
     check.close(windows, expected, what, hint="stride slices positions, dilation the taps")
     check.expect(shared, f"`{what}` is a copy; it should be a view of x (no np.copy, no stack)")
-### BEGIN HIDDEN TESTS
 x1 = check.rng.standard_normal((1, 1, 5, 5))
 got = check.probe(lambda: _windows(x1, (5, 5)).copy(), "_windows(x (1, 1, 5, 5), (5, 5))")
 check.close(got, x1[:, :, None, None], "_windows(x (1, 1, 5, 5), (5, 5)): one window")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -350,14 +348,12 @@ for x_shape, w_shape, has_bias, s, p, d in cases:
         what,
     )
     check.close(got, conv2d_reference(x, w, b, s, p, d), what, rtol=1e-7, atol=1e-10)
-### BEGIN HIDDEN TESTS
 x, w = check.rng.standard_normal((3, 2, 4, 4)), check.rng.standard_normal((5, 2, 1, 1))
 got = check.probe(
     lambda: Conv2dFunction.apply(Variable(x), Variable(w), None, (1, 1), (0, 0), (1, 1)).data,
     "1×1 convolution",
 )
 check.close(got, conv2d_reference(x, w), "a 1×1 convolution (a Linear over channels)")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -462,7 +458,6 @@ for x_shape, w_shape, s, p, d in cases:
         ["x.grad", "weight.grad", "bias.grad"], grads, expected, hints, strict=True
     ):
         check.close(g, e, f"{what}: {name}", rtol=1e-5, atol=1e-7, hint=hint)
-### BEGIN HIDDEN TESTS
 x, w = check.rng.standard_normal((1, 1, 4, 4)), check.rng.standard_normal((1, 1, 2, 2))
 
 
@@ -474,7 +469,6 @@ def only_weight():
 
 
 check.equal(check.probe(only_weight, "backward, weight only"), "ok", "backward with no bias")
-### END HIDDEN TESTS
 check.done()
 
 

@@ -293,10 +293,8 @@ err = check.probe(lambda: Embedding(6, 3)(np.array([1, 6])), "Embedding(6, 3)([1
 check.raises(err, IndexError, "Embedding(6, 3)([1, 6])")
 err = check.probe(lambda: Embedding(6, 3)(np.array([1.0, 2.0])), "Embedding(6, 3)([1., 2.])")
 check.raises(err, TypeError, "Embedding(6, 3) of float indices")
-### BEGIN HIDDEN TESTS
 err = check.probe(lambda: Embedding(6, 3)(np.array([-1])), "Embedding(6, 3)([-1])")
 check.raises(err, IndexError, "Embedding(6, 3)([-1])")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -410,7 +408,6 @@ check.close(
     hint="biased variance (divide by C), eps inside the square root",
 )
 probe_grads(check, layer_norm, [x, w, b], np_layernorm, "LayerNorm(5)(x) with weight, bias")
-### BEGIN HIDDEN TESTS
 x2 = check.rng.standard_normal((4, 2, 3))
 w2, b2 = check.rng.standard_normal((2, 3)), check.rng.standard_normal((2, 3))
 
@@ -422,7 +419,6 @@ def layer_norm_2d(x, gamma, beta):
 
 
 probe_grads(check, layer_norm_2d, [x2, w2, b2], np_layernorm, "LayerNorm((2, 3))(x)")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -603,7 +599,6 @@ zeros = float((out == 0).mean())
 check.expect(0.22 < zeros < 0.28, f"Dropout(0.25) zeroed {zeros:.1%} of 10 000 values, not ~25 %")
 check.close(grad, out, "the gradient of Dropout(0.25) (the same mask, scaled)")
 check.close(evaluated, ones, "Dropout(0.25) in eval mode", hint="eval() must be the identity")
-### BEGIN HIDDEN TESTS
 err = check.probe(lambda: Dropout(1.5), "Dropout(1.5)")
 check.raises(err, ValueError, "Dropout(1.5)")
 
@@ -619,7 +614,6 @@ label = "Dropout(1.0) in training, then backward"
 out, grad = check.no_raise(check.probe(dropout_all, label), label)
 check.close(out, np.zeros_like(ones), "Dropout(1.0) in training (every value zeroed)")
 check.close(grad, np.zeros_like(ones), "the gradient of Dropout(1.0)")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -738,7 +732,6 @@ probe_grads(
 )
 err = check.probe(lambda: scaled_dot_product_attention(q, k[..., :5], v), "sdpa(q, k[..., :5], v)")
 check.raises(err, ValueError, "q of head_dim 8 with k of head_dim 5")
-### BEGIN HIDDEN TESTS
 mask = check.rng.random((4, 6)) < 0.6
 mask[:, 0] = True
 k6, v6 = check.rng.standard_normal((2, 3, 6, 8)), check.rng.standard_normal((2, 3, 6, 8))
@@ -754,7 +747,6 @@ got = check.probe(
     lambda: scaled_dot_product_attention(q3, k3, v3, is_causal=True).data, "sdpa of (3, 4, 8)"
 )
 check.close(got, np_attention(q3, k3, v3, causal), "causal attention over (3, 4, 8) arrays")
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -1026,13 +1018,11 @@ check.expect(
     f"({plain_nodes}); hint: with checkpoint_segments, run the blocks through "
     "checkpoint_sequential(self.blocks, k, x)",
 )
-### BEGIN HIDDEN TESTS
 check.equal(
     sorted(shapes)[:3],
     ["blocks.0.attn.c_attn.bias", "blocks.0.attn.c_attn.weight", "blocks.0.attn.c_proj.bias"],
     "parameter names",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
@@ -1240,7 +1230,6 @@ check.equal(
     "13 ids generated with the KV cache (past block_size = 8)",
     hint="when the cache is full, refill it from the last block_size ids",
 )
-### BEGIN HIDDEN TESTS
 options = dict(temperature=2.0, top_k=4)
 plain = check.probe(lambda: sampled(False, **options), "top_k=4 generation without a cache")
 cached = check.probe(lambda: sampled(True, **options), "top_k=4 generation with a cache")
@@ -1289,7 +1278,6 @@ check.equal(
     "positions fed to the model per step with the cache",
     hint="after the prompt, feed only the new id (refill from the last 8 when full)",
 )
-### END HIDDEN TESTS
 check.done()
 
 # %% [markdown]
