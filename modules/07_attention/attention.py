@@ -1177,22 +1177,24 @@ def cached_steps():
 
 
 def masks():
-    layer, keys = LayerCache(), []
-    rows = []
+    layer, shapes, found = LayerCache(), [], []
     for t in (2, 3):  # 2 new positions, then 3 more after 2 cached
-        k = Variable(check_keys[:, :, :t])
-        all_k, all_v, mask = layer.extend(k, k)
-        keys.append(all_k.shape)
-        rows.append(np.asarray(mask))
-    return rows, keys
+        k = Variable(new_keys[:, :, :t])
+        all_k, _, mask = layer.extend(k, k)
+        shapes.append(all_k.shape)
+        found.append(np.asarray(mask))
+    return found, shapes
 
 
-check_keys = check.rng.standard_normal((1, 2, 3, 4))
+new_keys = check.rng.standard_normal((1, 2, 3, 4))
 label = "LayerCache().extend(k, v): 2 positions, then 3"
-(first_mask, second_mask), key_shapes = check.no_raise(check.probe(masks, label), label)
-for mask, past, t in [(first_mask, 0, 2), (second_mask, 2, 3)]:
+found, key_shapes = check.no_raise(check.probe(masks, label), label)
+for mask, past, t in [(found[0], 0, 2), (found[1], 2, 3)]:
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim > 2 and set(mask.shape[:-2]) == {1}:  # (1, 1, t, past + t) broadcasts too
+        mask = mask.reshape(mask.shape[-2:])
     check.equal(
-        np.asarray(mask, dtype=bool),
+        mask,
         np.tril(np.ones((t, past + t), dtype=bool), k=past),
         f"the mask for {t} new queries after {past} cached keys",
         hint="row i allows keys 0 .. past + i: np.tril(np.ones((t, past + t)), k=past)",
@@ -1218,7 +1220,7 @@ def sampled(use_cache, **options):
 
 
 tokens = check.probe(lambda: sampled(False), "generate(model, prompt, 10, use_cache=False)")
-ids, draws = list(prompt), np.random.default_rng(seed)
+ids, draws = [int(i) for i in prompt], np.random.default_rng(seed)
 for _ in range(10):  # the numpy reference: context cropped to 8, inverse-CDF sampling
     logits = np_gpt_logits(state, np.array([ids[-8:]]), n_layer=2, n_head=2)[0, -1]
     ids.append(np_sample(logits, draws.random()))
@@ -1244,7 +1246,7 @@ longer = check.probe(
     ),
     "generate(model, prompt, 40, use_cache=False)",
 )
-ids, draws = list(prompt), np.random.default_rng(seed + 1)
+ids, draws = [int(i) for i in prompt], np.random.default_rng(seed + 1)
 for _ in range(40):
     logits = np_gpt_logits(state, np.array([ids[-8:]]), n_layer=2, n_head=2)[0, -1]
     ids.append(np_sample(logits, draws.random()))
