@@ -90,11 +90,11 @@ def by_hand(x, weight, bias, grad_output, stages: dict | None = None):
     grad_bias = g.sum(axis=1)
     grad_cols = (weight.reshape(o, -1).T @ g).reshape(c, kh, kw, n, h, w)
     t3 = clock()
-    grad_padded = np.zeros(padded.shape, dtype=x.dtype)
+    grad_padded = np.zeros((c, n, h + 2, w + 2), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            grad_padded[:, :, i : i + h, j : j + w] += grad_cols[:, i, j].transpose(1, 0, 2, 3)
-    grad_x = grad_padded[:, :, 1 : 1 + h, 1 : 1 + w]
+            grad_padded[:, :, i : i + h, j : j + w] += grad_cols[:, i, j]
+    grad_x = np.ascontiguousarray(grad_padded[:, :, 1 : 1 + h, 1 : 1 + w].transpose(1, 0, 2, 3))
     t4 = clock()
     if stages is not None:
         for name, seconds in [

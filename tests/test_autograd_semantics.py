@@ -766,3 +766,49 @@ def test_gradcheck_leaves_its_inputs_untouched():
     gradcheck(lambda v: (v * v).sum(), [x])
     np.testing.assert_array_equal(x.data, data)
     assert x.grad is None
+
+
+def gradient_argument_through_two_adds():
+    x, y, seed = leaf([1.0, 2.0]), leaf([3.0, 4.0]), np.array([1.0, 1.0])
+    ((x + y) + 0.0).backward(gradient=seed)  # the inner sum gets `seed` as its gradient
+    return [x.grad, y.grad, seed]
+
+
+def gradient_argument_to_a_retained_root():
+    x, seed = leaf([1.0, 2.0]), np.array([1.0, 1.0])
+    y = x + 0.0
+    y.retain_grad()
+    y.backward(gradient=seed)
+    return [x.grad, y.grad, seed]
+
+
+@pytest.mark.parametrize(
+    "scenario", [gradient_argument_through_two_adds, gradient_argument_to_a_retained_root]
+)
+def test_the_callers_gradient_never_becomes_a_grad(scenario):
+    """backward(gradient=seed) may read `seed` as it is, but no .grad may be `seed` or
+    share its memory: `p.grad += ...` would change the caller's array."""
+    arrays = scenario()
+    for i, first in enumerate(arrays):
+        for second in arrays[i + 1 :]:
+            assert not np.shares_memory(first, second), f"{scenario.__name__}: shared buffer"
+    np.testing.assert_array_equal(arrays[-1], [1.0, 1.0])
+
+
+def test_operators_are_named_in_help_and_tracebacks():
+    """`Variable.__mul__` is called `__mul__` (not `<lambda>`) wherever a user meets it:
+    its name, help(Variable) with a line saying what it computes, a traceback."""
+    import pydoc
+    import traceback
+
+    assert Variable.__mul__.__name__ == "__mul__"
+    assert Variable.__mul__.__qualname__ == "Variable.__mul__"
+    assert Variable.sum.__name__ == "sum" and Variable.shape.fget.__name__ == "shape"
+    text = pydoc.render_doc(Variable, renderer=pydoc.plaintext)
+    assert "<lambda>" not in text
+    assert re.search(r"__mul__\(self, other\)\n[ |]+self \* other", text), text
+    assert re.search(r"sum\(self, axis=None, keepdims=False\)\n[ |]+The sum over", text), text
+    with pytest.raises(ValueError) as error:
+        leaf([1.0, 2.0]) + leaf([1.0, 2.0, 3.0])
+    names = [frame.name for frame in traceback.extract_tb(error.value.__traceback__)]
+    assert "__add__" in names and "<lambda>" not in names, names

@@ -112,10 +112,23 @@ def _free_port() -> int:
 
 def start_lab(root: Path, name: str) -> Lab:
     """Run `tinytorch-course lab --no-browser --port N` in `root`; return once it printed
-    the address (the command prints it after the server answered)."""
+    the address (the command prints it after the server answered). A port found free can
+    be taken by another process before the server binds it: then try another port."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / f"{name}-server.log"
-    port = _free_port()
+    for _attempt in range(3):
+        lab = _try_lab(root, log, _free_port())
+        text = log.read_text(encoding="utf-8", errors="replace")
+        if lab.token or "is not available" not in text:
+            break
+    if lab.token:
+        return lab
+    tail = "\n".join(text.splitlines()[-25:])
+    raise AssertionError(f"`tinytorch-course lab` in {root} did not print its address:\n{tail}")
+
+
+def _try_lab(root: Path, log: Path, port: int) -> Lab:
+    """The started lab (with its token), or a stopped one (empty token) if it never served."""
     with log.open("w", encoding="utf-8") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "tinytorch_course", "lab", "--no-browser", f"--port={port}"],
@@ -137,8 +150,7 @@ def start_lab(root: Path, name: str) -> Lab:
             break
         time.sleep(0.2)
     lab.stop()
-    tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-25:])
-    raise AssertionError(f"`tinytorch-course lab` in {root} did not print its address:\n{tail}")
+    return lab
 
 
 @pytest.fixture(scope="module")

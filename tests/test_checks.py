@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +222,24 @@ def test_a_message_check_on_an_unwritten_part_says_the_part_is_not_written():
     got = check.probe(stub, "DataLoader(ds, batch_size=0)")
     with pytest.raises(CheckFailed, match=r"^`loader` raised NotImplementedError: write this"):
         check.mentions(got, ["batch_size"], "loader")
+
+
+def test_the_judge_gives_every_thread_its_own_verdicts(tmp_path):
+    """`grade` judges two submissions at once, in threads: one thread's replay must never
+    see another's (a class was once scored 88 for a student who earned 100)."""
+    slow = CELL.replace("check.done()", "sum(range(300_000))\ncheck.done()")
+    cells = [JudgedCell("test_scale", 10, slow)]
+    _, right = run_student(tmp_path, CORRECT, seed=2, cell=slow)
+    wrong = CORRECT.replace("* factor", "* factor + 1")
+    _, wrong_recording = run_student(tmp_path, wrong, seed=3, cell=slow)
+    jobs = [(right, 2, True), (wrong_recording, 3, False)] * 12
+
+    def verdict(job):
+        recording, seed, _ = job
+        [result] = judge(cells, recording, seed=seed)
+        return result.passed, result.message
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        verdicts = list(pool.map(verdict, jobs))
+    assert [passed for passed, _ in verdicts] == [expected for *_, expected in jobs], verdicts
+    assert all("hint: multiply" in message for passed, message in verdicts if not passed)

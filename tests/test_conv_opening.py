@@ -81,8 +81,9 @@ def render_im2col_memory() -> str:
             "┌" + "─" * inner + "┐",
             *body,
             "└" + "─" * inner + "┘",
-            f"the column matrix holds every input pixel 9 times: "
-            f"{cols.nbytes / padded.nbytes:.1f} × the padded input",
+            f"the column matrix is {cols.nbytes / x.nbytes:.1f} × the input x "
+            f"({x.nbytes:,} B): a {layer.kernel_size[0]}×{layer.kernel_size[1]} window "
+            "per pixel and channel",
         ]
     )
 

@@ -99,6 +99,20 @@ def test_max_pool_ties_go_to_the_first_maximum_as_in_torch():
     np.testing.assert_array_equal(ours.grad, theirs.grad.numpy())
 
 
+def test_max_pool_nan_comes_out_and_takes_the_gradient_as_in_torch():
+    x = np.arange(32.0).reshape(1, 2, 4, 4)
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan  # two NaNs in the first window, one in another
+    x[0, 1, 3, 3] = np.nan
+    ours = Variable(x, requires_grad=True)
+    out = max_pool2d(ours, 2)
+    out.sum().backward()
+    theirs = torch.tensor(x, requires_grad=True)
+    expected = F.max_pool2d(theirs, 2)
+    expected.sum().backward()
+    np.testing.assert_array_equal(out.data, expected.detach().numpy())
+    np.testing.assert_array_equal(ours.grad, theirs.grad.numpy())
+
+
 def test_conv2d_layer_initialisation_matches_torch_bounds():
     layer = Conv2d(6, 4, (3, 5), generator=np.random.default_rng(0), dtype=np.float64)
     reference = torch.nn.Conv2d(6, 4, (3, 5))

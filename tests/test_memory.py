@@ -569,33 +569,43 @@ def test_released_notebook_runs_and_fails_only_in_graded_cells():
 
 
 KEPT_MEMORY = """
-import resource
+import resource, sys
 import numpy as np
 from tinytorch.memory import keep_freed_memory
 
-def faults_of_steps():  # five "training steps" that allocate and free 64 MiB in 1 MiB arrays
+kept = keep_freed_memory() if sys.argv[1] == "kept" else None  # first thing, as a script does
+
+def faults_of_steps(mib):  # five "training steps" that allocate and free 64 MiB
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(5):
-        arrays = [np.ones(2**18, np.float32) for _ in range(64)]
+        arrays = [np.ones(mib * 2**18, np.float32) for _ in range(64 // mib)]
         del arrays
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
-faults_of_steps()
-plain = faults_of_steps()
-kept = keep_freed_memory()
-faults_of_steps()
-print(plain, faults_of_steps(), kept)
+faults_of_steps(1)
+print(kept, *(faults_of_steps(mib) for mib in (1, 4, 16)))
 """
+
+
+def faults_per_array_size(setting: str) -> tuple[str, list[int]]:
+    """Page faults of five 64 MiB steps in 1, 4 and 16 MiB arrays, in a fresh process
+    (the setting is process-wide), with glibc's defaults or after keep_freed_memory()."""
+    done = subprocess.run(
+        [sys.executable, "-c", KEPT_MEMORY, setting], capture_output=True, text=True, check=True
+    )
+    kept, *faults = done.stdout.split()
+    return kept, [int(f) for f in faults]
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt; elsewhere it does nothing")
 def test_keep_freed_memory_stops_the_page_faults_of_repeated_steps():
-    # process-wide, so in a process of its own
-    done = subprocess.run(
-        [sys.executable, "-c", KEPT_MEMORY], capture_output=True, text=True, check=True
-    )
-    plain, kept_faults, kept = done.stdout.split()
+    _, plain = faults_per_array_size("plain")
+    kept, kept_faults = faults_per_array_size("kept")
     if kept != "True":
         pytest.skip("no glibc mallopt here")
-    assert int(plain) > 5 * 2**14 / 2  # at least half the 64 MiB's pages faulted in each step
-    assert int(kept_faults) < int(plain) / 20
+    import resource  # Unix only
+
+    pages = 5 * 64 * 2**20 // resource.getpagesize()  # touched by the five steps
+    assert plain[0] > pages / 2, f"1 MiB arrays: {plain[0]} faults of {pages} pages by default"
+    for mib, after in zip((1, 4, 16), kept_faults, strict=True):
+        assert after < pages / 20, f"{mib} MiB arrays: {after} faults of {pages} pages kept"

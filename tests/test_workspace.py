@@ -158,6 +158,35 @@ def test_cli_test_runs_the_students_solved_module_in_the_workspace(workspace):
     assert f"{first.key}: {first.points:g}/{first.points:g} points" in result.stdout
 
 
+def test_demo_and_bench_in_a_workspace(workspace):
+    """`demo` runs the student's own package, exporting changed notebooks first; a part
+    still to be written is named in one line, not a traceback. `bench` (a course
+    repository command) says where to run it instead of listing no benchmarks."""
+    from tinytorch_course.release import released_notebook
+
+    ws, course = workspace["dir"], workspace["course"]
+    first = course.modules[0]
+    notebook = student_module(workspace, 0).notebook
+    notebook.write_bytes(released_notebook(course, first).read_bytes())
+    unfinished = cli("demo", "--no-training", cwd=ws)
+    assert unfinished.returncode == 1, unfinished.stdout + unfinished.stderr
+    assert "exporting them to tinytorch/ first" in unfinished.stdout
+    assert "Traceback" not in unfinished.stderr, unfinished.stderr
+    assert "tinytorch/autograd.py raised NotImplementedError" in unfinished.stderr
+
+    fill_in(notebook, solution_bodies(first))
+    solved = cli("demo", "--no-training", cwd=ws)
+    assert solved.returncode == 0, solved.stdout + solved.stderr
+    assert "exporting them to tinytorch/ first" in solved.stdout
+    assert "x.grad = 3" in solved.stdout
+    again = cli("demo", "--no-training", cwd=ws)
+    assert again.returncode == 0 and "exporting" not in again.stdout, again.stdout
+
+    bench = cli("bench", "conv", cwd=ws)
+    assert bench.returncode == 2
+    assert "run `tinytorch-course bench conv` in the course repository" in bench.stderr
+
+
 FINDER = """\
 import sys
 from importlib.machinery import PathFinder

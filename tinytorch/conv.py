@@ -60,7 +60,7 @@ class Conv2dFunction(Function):
     def backward(ctx, grad_output):
         return _conv2d_backward(ctx, grad_output)
 
-# %% ../modules/06_conv/conv.ipynb #8b6c9f1e
+# %% ../modules/06_conv/conv.ipynb #4069e110
 def _conv2d_backward(ctx, grad_output: np.ndarray):
     """Gradients of Conv2dFunction for (x, weight, bias, stride, padding, dilation)."""
     cols, weight = ctx.saved_tensors
@@ -77,13 +77,14 @@ def _conv2d_backward(ctx, grad_output: np.ndarray):
         grad_bias = g.sum(axis=1)
     if needs_x:
         grad_cols = (weight.reshape(out_channels, -1).T @ g).reshape(c, kh, kw, n, oh, ow)
-        grad_padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad_cols.dtype)
+        grad_padded = np.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=grad_cols.dtype)
         for i in range(kh):
             for j in range(kw):
                 rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
                 columns = slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
-                grad_padded[:, :, rows, columns] += grad_cols[:, i, j].transpose(1, 0, 2, 3)
-        grad_x = grad_padded[:, :, ph : ph + h, pw : pw + w]
+                grad_padded[:, :, rows, columns] += grad_cols[:, i, j]
+        grad_x = grad_padded[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)
+        grad_x = np.ascontiguousarray(grad_x)
     return grad_x, grad_weight, grad_bias, None, None, None
 
 # %% ../modules/06_conv/conv.ipynb #b14fae9e
@@ -180,16 +181,20 @@ class Conv2d(Module):
             f"bias={self.bias is not None}"
         )
 
-# %% ../modules/06_conv/conv.ipynb #3ec6ad15
+# %% ../modules/06_conv/conv.ipynb #0b707a43
 def _pool_forward(ctx, x: np.ndarray, kernel_size: tuple, stride: tuple, mode: str):
     kh, kw = kernel_size
     ctx.x_shape, ctx.kernel_size, ctx.stride, ctx.mode = x.shape, kernel_size, stride, mode
     windows = _windows(x, kernel_size, stride)
-    flat = windows.reshape(*windows.shape[:4], kh * kw)
-    if mode == "max":
-        ctx.argmax = flat.argmax(axis=-1)
-        return np.take_along_axis(flat, ctx.argmax[..., None], axis=-1)[..., 0]
-    return flat.mean(axis=-1)
+    taps = [windows[..., i, j] for i in range(kh) for j in range(kw)]  # offset k = i·kw + j
+    if mode == "avg":
+        return sum(taps) / (kh * kw)
+    out, ctx.argmax = taps[0].copy(), np.zeros(taps[0].shape, dtype=np.intp)
+    for k, tap in enumerate(taps[1:], start=1):
+        larger = (tap > out) | np.isnan(tap)
+        np.putmask(ctx.argmax, larger, k)
+        out = np.maximum(out, tap)  # a NaN on either side gives NaN
+    return out
 
 
 def _pool_backward(ctx, grad_output: np.ndarray):
@@ -201,7 +206,7 @@ def _pool_backward(ctx, grad_output: np.ndarray):
             rows = slice(i, i + sh * (oh - 1) + 1, sh)
             columns = slice(j, j + sw * (ow - 1) + 1, sw)
             if ctx.mode == "max":
-                grad_x[:, :, rows, columns] += np.where(ctx.argmax == i * kw + j, grad_output, 0)
+                grad_x[:, :, rows, columns] += grad_output * (ctx.argmax == i * kw + j)
             else:
                 grad_x[:, :, rows, columns] += grad_output / (kh * kw)
     return grad_x

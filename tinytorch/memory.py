@@ -645,7 +645,7 @@ def checkpoint_sequential(layers: Iterable[Callable], segments: int, x: Variable
         x = checkpoint(_Segment(layers[start:stop]), x)
     return x
 
-# %% ../modules/05_memory/memory.ipynb #61a4bed4
+# %% ../modules/05_memory/memory.ipynb #4362d1f6
 def keep_freed_memory(nbytes: int = 256 * 2**20) -> bool:
     """Ask glibc's malloc to keep up to `nbytes` of freed memory for reuse instead of
     returning it to the operating system (process-wide, until the process ends). False
@@ -655,4 +655,7 @@ def keep_freed_memory(nbytes: int = 256 * 2**20) -> bool:
     except (AttributeError, OSError, TypeError):
         return False
     M_TOP_PAD = -2  # <malloc.h>: extra memory to request from, and keep back from, the OS
-    return bool(mallopt(ctypes.c_int(M_TOP_PAD), ctypes.c_int(nbytes)))
+    M_MMAP_THRESHOLD = -3  # <malloc.h>: blocks this large or larger get a mapping of their own
+    largest_threshold = 32 * 2**20  # glibc's limit for M_MMAP_THRESHOLD on 64-bit machines
+    kept = mallopt(ctypes.c_int(M_TOP_PAD), ctypes.c_int(nbytes))
+    return bool(kept and mallopt(ctypes.c_int(M_MMAP_THRESHOLD), ctypes.c_int(largest_threshold)))

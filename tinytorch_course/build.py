@@ -293,10 +293,13 @@ def build(project: Project, force: bool = False, log=print) -> None:
 
 def is_stale(project: Project) -> bool:
     """Cheap check: a module source is newer than the file it exports to, or that file is
-    missing."""
+    missing. In a student workspace the sources are the notebooks."""
     for module in project.modules:
         target = _target_path(project, module.export_target or module.name)
-        if not target.exists() or module.source.stat().st_mtime > target.stat().st_mtime:
+        if not target.exists():
+            return True
+        sources = module.folder.glob("*.ipynb") if project.is_workspace else [module.source]
+        if any(s.stat().st_mtime > target.stat().st_mtime for s in sources):
             return True
     return False
 

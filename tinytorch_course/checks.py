@@ -31,6 +31,7 @@ import io
 import json
 import math
 import os
+import threading
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -241,6 +242,7 @@ class _Replay:
 
 
 _replay: _Replay | None = None
+_JUDGE_LOCK = threading.Lock()
 
 
 def _labelled(value, label: str):
@@ -567,14 +569,16 @@ def _run_cell(cell: JudgedCell, records: list[dict], seed: int) -> Verdict:
 def judge(cells: list[JudgedCell], recording: bytes, seed: int) -> list[Verdict]:
     """Each graded cell's verdict: the instructor's `source` replayed against the values
     that the student's kernel recorded (`recording`, untrusted), with inputs drawn from
-    `seed`. Never runs student code."""
+    `seed`. Never runs student code. One judgement at a time: the replay state and the
+    silenced stdout are process-wide, and `grade` judges from several threads."""
     runs = read_records(recording)
-    verdicts = []
-    for cell in cells:
-        records = runs.by_cell.get(cell.grade_id)
-        if records is None:
-            message = "did not run: the notebook stopped before this test cell"
-            verdicts.append(Verdict(cell.grade_id, cell.points, False, message))
-            continue
-        verdicts.append(_run_cell(cell, records, seed))
-    return verdicts
+    with _JUDGE_LOCK:
+        return [_verdict(cell, runs, seed) for cell in cells]
+
+
+def _verdict(cell: JudgedCell, runs: _Runs, seed: int) -> Verdict:
+    records = runs.by_cell.get(cell.grade_id)
+    if records is None:
+        message = "did not run: the notebook stopped before this test cell"
+        return Verdict(cell.grade_id, cell.points, False, message)
+    return _run_cell(cell, records, seed)

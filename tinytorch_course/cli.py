@@ -82,7 +82,11 @@ def cmd_demo(project: Project, args) -> int:
     from .execute import kernel_env
 
     if is_stale(project):
-        print("modules changed since the last build; building first")
+        print(
+            "your notebooks changed since the last export; exporting them to tinytorch/ first"
+            if project.is_workspace
+            else "modules changed since the last build; building first"
+        )
         build(project)
     if args.what == "gpt":  # module 07: train a GPT on Shakespeare, print generated text
         command = [sys.executable, "-m", "tinytorch_course.demo_gpt", *args.rest]
@@ -98,6 +102,8 @@ def cmd_demo(project: Project, args) -> int:
 
 
 def cmd_bench(project: Project, args) -> int:
+    if project.is_workspace:
+        raise CourseError(_bench_in_workspace(args.name))
     scripts = sorted((project.root / "benchmarks").glob("bench_*.py"))
     names = [s.stem.removeprefix("bench_") for s in scripts]
     if args.name not in names:
@@ -110,6 +116,20 @@ def cmd_bench(project: Project, args) -> int:
     return subprocess.run(
         [sys.executable, str(script), *args.rest], cwd=project.root, env=kernel_env(project)
     ).returncode
+
+
+def _bench_in_workspace(name: str) -> str:
+    """What to do instead: the benchmarks are scripts of the course repository."""
+    from pathlib import Path
+
+    course = Path(__file__).resolve().parents[1]
+    where = f" ({course})" if (course / "benchmarks" / f"bench_{name}.py").is_file() else ""
+    return (
+        "the benchmarks are not part of a workspace: run "
+        f"`tinytorch-course bench {name}` in the course repository{where}, where it "
+        "measures the course's tinytorch package (your own code runs in "
+        "`tinytorch-course demo`)"
+    )
 
 
 Command = Callable[[Project, argparse.Namespace], int]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
+from pathlib import Path
 
 
 def show_autograd() -> None:
@@ -28,7 +30,28 @@ def show_autograd() -> None:
     print(f"\nx.grad = {x.grad.item():g}")
 
 
+def unfinished(error: NotImplementedError) -> str:
+    """One line for a demo that reached a part of the package still to be written: the
+    file and function that raised, and what to do."""
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    where = Path(frame.filename)
+    place = f"{where.parent.name}/{where.name}" if where.parent.name == "tinytorch" else where
+    return (
+        f"the demo needs a part of your package that is not written yet: {frame.name} in "
+        f"{place} raised NotImplementedError ({error}). Finish that module's notebook, "
+        "then run the demo again (it exports your notebooks first)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except NotImplementedError as error:
+        print(f"tinytorch-course demo: {unfinished(error)}", file=sys.stderr)
+        return 1
+
+
+def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tinytorch-course demo")
     parser.add_argument("--no-training", action="store_true", help="only the autograd trace")
     parser.add_argument("--cnn", action="store_true", help="only the module 06 CNN on digits")

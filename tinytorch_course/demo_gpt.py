@@ -109,4 +109,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .demo import unfinished
+
+    try:
+        sys.exit(main())
+    except NotImplementedError as error:
+        print(f"tinytorch-course demo gpt: {unfinished(error)}", file=sys.stderr)
+        sys.exit(1)

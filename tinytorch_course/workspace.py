@@ -55,6 +55,8 @@ README = """\
   import it, so export after finishing each module.
 - `tinytorch-course test NN` runs a module's test cells against your code and shows the
   points per test.
+- `tinytorch-course demo` (autograd), `demo cnn` (module 06) and `demo gpt` (module 07)
+  show your package at work; they export your changed notebooks first.
 """
 
 

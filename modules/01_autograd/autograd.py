@@ -180,8 +180,7 @@ import numpy as np
 # Each part ends with a locked test cell worth points. Its inputs are random (drawn anew
 # when your notebook is graded); a failure's first line says which op, which input, what
 # number was expected, and often the mistake (a flipped sign, a missing sum). Gradients
-# are compared with *numerical* ones (each input nudged by ±ε, as `gradcheck` does in
-# Part 10), computed with numpy alone so nothing you write can fool them.
+# are compared with numerical ones (as `gradcheck` in Part 10), computed with numpy alone.
 #
 # Cells marked `#| export` form the library: when the module is done, `nbdev-export` in
 # your workspace folder writes your code to your own `tinytorch/autograd.py`, which later
@@ -203,45 +202,18 @@ import numpy as np
 # Variable's dtype (`x * 2.5` with a float32 `x` is float32). Anything else (a string,
 # `None`) is refused with a `TypeError` naming it.
 #
-# The next cells are given: read them, they are the library's public face. Every
-# operator (`+`, `*`, `@`, `x.sum()`, `x[0]`...) is one line of the table at the end of
-# the class, calling a `Function` you write.
+# The next cells are given: read them, they are the library's public face. After
+# `Function`, a table gives `Variable` its operators (`+`, `@`, `x.sum()`, `x[0]`...).
 
 
 # %%
 #| export
-def _as_float_array(data) -> np.ndarray:
-    """`data` as a floating numpy array: numbers, lists and integer or boolean arrays
-    become float32; floating numpy arrays (and numpy floating scalars) keep their dtype.
-    Anything that is not numbers is refused with a `TypeError` naming what it got."""
-    if isinstance(data, Variable):
-        raise TypeError("Variable(...) got a Variable: pass its .data, or use .detach()")
-    keeps_dtype = isinstance(data, (np.ndarray, np.generic))
-    try:
-        array = np.asarray(data)
-    except (ValueError, TypeError) as error:
-        raise TypeError(
-            f"Variable data must be numbers, got {type(data).__name__}: {error}"
-        ) from None
-    if array.dtype.kind == "f":
-        return array if keeps_dtype else array.astype(np.float32)
-    if array.dtype.kind in "biu":
-        return array.astype(np.float32)
-    described = str(array.dtype) if keeps_dtype else type(data).__name__
-    if isinstance(data, (list, tuple)) and array.size:
-        kinds = sorted({type(item).__name__.rstrip("_") for item in array.flat})
-        described += f" holding {' and '.join(kinds)}"
-    raise TypeError(
-        "Variable data must be numbers (a number, a list of numbers or a numeric numpy "
-        f"array), got {described}"
-    )
-
-
 class Variable:
     """A numpy array (`data`) that records the operation that made it (`grad_fn`), so
     that `backward()` can compute the gradient of a result with respect to every
     Variable that has `requires_grad=True`. Names and semantics follow PyTorch's Tensor.
-    """
+    Its operators and methods (`+`, `@`, `sum`, `reshape`...) each apply one `Function`;
+    `shape`, `dtype`, `ndim`, `size` read `data`."""
 
     __slots__ = ("data", "grad", "requires_grad", "grad_fn", "name", "_retains_grad")
     __array_ufunc__ = None  # `numpy_array * variable` calls Variable.__rmul__, not numpy
@@ -253,23 +225,15 @@ class Variable:
         self.grad = self.grad_fn = None
         self._retains_grad = False
 
+    @property
+    def is_leaf(self) -> bool:
+        """Made by the user, not by an op (`grad_fn is None`): only leaves keep `.grad`."""
+        return self.grad_fn is None
+
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Compute the gradient of this Variable with respect to every leaf that requires
         grad, adding it to their `.grad`. A non-scalar needs `gradient` (∂L/∂self)."""
         backpropagate(self, _initial_gradient(self, gradient), retain_graph)
-
-    def detach(self) -> "Variable":
-        """The same data as a new leaf that does not require grad: gradients stop here."""
-        return Variable(self.data)
-
-    def requires_grad_(self, requires_grad: bool = True) -> "Variable":
-        if not self.is_leaf:
-            raise RuntimeError(
-                "requires_grad_() can only change leaves; use .detach() to "
-                "start a new leaf from this result"
-            )
-        self.requires_grad = requires_grad
-        return self
 
     def retain_grad(self) -> None:
         """Keep `.grad` on this non-leaf too (by default only leaves keep it)."""
@@ -281,106 +245,19 @@ class Variable:
         """Forget the accumulated gradient (`.grad = None`, as PyTorch does by default)."""
         self.grad = None
 
-    # Read from `data`, as on a numpy array (`bool(v)` of more than one element: numpy's error)
-    shape = property(lambda self: self.data.shape)
-    ndim = property(lambda self: self.data.ndim)
-    dtype = property(lambda self: self.data.dtype)
-    size = property(lambda self: self.data.size)
-    is_leaf = property(lambda self: self.grad_fn is None, doc="Made by the user, not an op.")
-    numpy = lambda self: self.data  # shared, not copied
-    __len__ = lambda self: len(self.data)
-    __bool__ = lambda self: bool(self.data)
+    def detach(self) -> "Variable":
+        """The same data as a new leaf that does not require grad: gradients stop here."""
+        return Variable(self.data)
 
-    # Every operation is one Function (defined below) applied to Variables or constants.
-    __add__ = lambda self, other: Add.apply(self, _operand(other))
-    __radd__ = lambda self, other: Add.apply(_operand(other), self)
-    __sub__ = lambda self, other: Sub.apply(self, _operand(other))
-    __rsub__ = lambda self, other: Sub.apply(_operand(other), self)
-    __mul__ = lambda self, other: Mul.apply(self, _operand(other))
-    __rmul__ = lambda self, other: Mul.apply(_operand(other), self)
-    __truediv__ = lambda self, other: Div.apply(self, _operand(other))
-    __rtruediv__ = lambda self, other: Div.apply(_operand(other), self)
-    __pow__ = lambda self, exponent: Pow.apply(self, _operand(exponent))
-    __rpow__ = lambda self, base: Pow.apply(_operand(base), self)
-    __matmul__ = lambda self, other: MatMul.apply(self, _operand(other))
-    __rmatmul__ = lambda self, other: MatMul.apply(_operand(other), self)
-    __neg__ = lambda self: Neg.apply(self)
-    __getitem__ = lambda self, index: GetItem.apply(self, _plain_index(index))
-    exp = lambda self: Exp.apply(self)
-    log = lambda self: Log.apply(self)
-    tanh = lambda self: Tanh.apply(self)
-    sigmoid = lambda self: Sigmoid.apply(self)
-    relu = lambda self: ReLU.apply(self)
-    sum = lambda self, axis=None, keepdims=False: Sum.apply(self, axis, keepdims)
-    mean = lambda self, axis=None, keepdims=False: Mean.apply(self, axis, keepdims)
-    max = lambda self, axis=None, keepdims=False: Max.apply(self, axis, keepdims)
-    log_softmax = lambda self, axis=-1: LogSoftmax.apply(self, axis)
-    reshape = lambda self, *shape: Reshape.apply(self, _one_tuple(shape))
-    permute = lambda self, *axes: Transpose.apply(self, _one_tuple(axes))
-    T = property(lambda self: Transpose.apply(self, None))
-
-    def transpose(self, *axes) -> "Variable":
-        """No axes: reverse all axes (numpy's `.T`). Two axes: swap them (PyTorch's
-        `transpose(dim0, dim1)`). A tuple of one axis per dimension: that permutation."""
-        if len(axes) == 2:
-            order = list(range(self.ndim))
-            first, second = (_checked_axis(a, self.shape, "transpose") for a in axes)
-            order[first], order[second] = order[second], order[first]
-            axes = (tuple(order),)
-        return Transpose.apply(self, _one_tuple(axes) or None)
-
-    def item(self) -> float:
-        if self.data.size != 1:
-            raise ValueError(
-                f"item() needs a Variable with 1 element, this one has "
-                f"{self.data.size} (shape {self.shape})"
+    def requires_grad_(self, requires_grad: bool = True) -> "Variable":
+        """Make this leaf require grad (or not); returns it."""
+        if not self.is_leaf:
+            raise RuntimeError(
+                "requires_grad_() can only change leaves; use .detach() to "
+                "start a new leaf from this result"
             )
-        return self.data.item()
-
-    def __repr__(self) -> str:
-        text = np.array2string(self.data, separator=", ", prefix="Variable(")
-        if self.data.dtype != np.float32:
-            text += f", dtype={self.data.dtype}"
-        if self.grad_fn is not None:
-            text += f", grad_fn=<{type(self.grad_fn).__name__}>"
-        elif self.requires_grad:
-            text += ", requires_grad=True"
-        return f"Variable({text})"
-
-
-def _one_tuple(args: tuple) -> tuple:
-    """`f(2, 3)` and `f((2, 3))` alike: the arguments as one tuple."""
-    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
-
-
-def _checked_axis(axis: int, shape: tuple, op: str) -> int:
-    """`axis` as an index into `shape`, or an IndexError naming it (never wrapped around)."""
-    if not -len(shape) <= axis < len(shape):
-        raise IndexError(
-            f"{op}: axis {axis} is out of range for a Variable of shape {shape} "
-            f"(expected an axis in [{-len(shape)}, {len(shape) - 1}])"
-        )
-    return axis % len(shape)
-
-
-def _operand(value):
-    """The other side of an operator: a Variable or a Python number as it is (numbers do
-    not change a Variable's dtype); numpy scalars become Python numbers; anything else a
-    constant array by `Variable`'s dtype rules."""
-    if isinstance(value, (Variable, int, float)):
-        return value
-    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
-        return value.item()
-    return _as_float_array(value)
-
-
-def _plain_index(index):
-    """An index for numpy: Variables inside it become integer arrays."""
-    if isinstance(index, Variable):
-        return index.data.astype(np.intp)
-    if isinstance(index, tuple):
-        return tuple(i.data.astype(np.intp) if isinstance(i, Variable) else i for i in index)
-    return index
+        self.requires_grad = requires_grad
+        return self
 
 
 # %% [markdown]
@@ -403,13 +280,60 @@ def _plain_index(index):
 # forward(ctx, x.data, 3)  returns the array  ──>  Variable(array, grad_fn=ctx)
 # ```
 #
-# The class and the switch behind `no_grad()` are given below. Tools watch the engine
-# from outside, as PyTorch's do: `grad_fn.register_hook(hook)` calls `hook(grad_inputs,
-# grad_outputs)` after that node's backward; `with observe_ops(hook):` calls `hook(op,
-# inputs, output)` after every `apply`.
+# The class, the switch behind `no_grad()` and two hooks through which tools watch the
+# engine from outside (`grad_fn.register_hook`, `observe_ops`) are given below.
 
 # %%
 #| export
+_FREED = object()  # marks saved values that backward() has already released
+
+
+class Function:
+    """One operation in the graph, and the context (`ctx`) of one call to it. Subclasses
+    define `forward(ctx, *inputs)` (numpy arrays in, one array out) and `backward(ctx,
+    grad_output)` (one gradient or None per input); `MyFunction.apply(*inputs)` runs them."""
+
+    __slots__ = ("inputs", "needs_input_grad", "_saved", "__dict__")
+    _hooks: tuple = ()  # set per node by register_hook
+
+    @classmethod
+    def apply(cls, *inputs) -> Variable:
+        """Run forward and record the call in the graph (`record`, Part 2)."""
+        return record(cls, inputs)
+
+    def save_for_backward(self, *values) -> None:
+        """Keep what backward will need (freed after backward unless retain_graph)."""
+        self._saved = values
+
+    @property
+    def saved_tensors(self) -> tuple:
+        """What forward saved; an error once backward() has freed it."""
+        saved = getattr(self, "_saved", ())
+        if saved is _FREED:
+            raise RuntimeError(
+                f"{type(self).__name__}: trying to backward through the graph a second time: "
+                "its saved values were freed by the first backward(). Call "
+                "backward(retain_graph=True) the first time to backward through it again."
+            )
+        return saved
+
+    def register_hook(self, hook: Callable) -> None:
+        """Call `hook(grad_inputs, grad_outputs)` after this node's backward (PyTorch's
+        `grad_fn.register_hook`); a hook that returns a tuple replaces `grad_inputs`."""
+        self._hooks = (*self._hooks, hook)
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        raise NotImplementedError("a Function subclass must define forward(ctx, *inputs)")
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        raise NotImplementedError("a Function subclass must define backward(ctx, grad_output)")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
 _grad_enabled = True  # switched off inside `no_grad()`
 
 
@@ -419,9 +343,8 @@ def is_grad_enabled() -> bool:
 
 
 class set_grad_enabled(contextlib.ContextDecorator):
-    """Switch graph recording on or off for a block (`with set_grad_enabled(False):`) or a
-    function (`@set_grad_enabled(False)`); nests, and restores the previous state even
-    after an exception. `no_grad()` and `enable_grad()` are its two usual forms."""
+    """Switch graph recording on or off for a block or a function; nests, and restores the
+    previous state even after an exception. `no_grad()` and `enable_grad()` fix the mode."""
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)
@@ -465,58 +388,6 @@ class enable_grad(_GradMode):
     _mode = True
 
 
-_FREED = object()  # marks saved values that backward() has already released
-
-
-class Function:
-    """One operation in the graph, and the context (`ctx`) of one call to it.
-
-    Subclasses define `forward(ctx, *inputs)` (numpy arrays in, one numpy array out;
-    arguments that are not Variables, such as an axis, pass through unchanged) and
-    `backward(ctx, grad_output)` (one gradient, or None, per input of forward). They are
-    called as `MyFunction.apply(*inputs)`, which records the graph."""
-
-    __slots__ = ("inputs", "needs_input_grad", "_saved", "__dict__")
-    _hooks: tuple = ()  # set per node by register_hook
-
-    @classmethod
-    def apply(cls, *inputs) -> Variable:
-        """Run forward on the inputs' data and wrap the result in a Variable that
-        remembers this call (`grad_fn`) when gradients are needed (Part 2)."""
-        return record(cls, inputs)
-
-    def save_for_backward(self, *values) -> None:
-        """Keep what backward will need (freed after backward unless retain_graph)."""
-        self._saved = values
-
-    @property
-    def saved_tensors(self) -> tuple:
-        saved = getattr(self, "_saved", ())
-        if saved is _FREED:
-            raise RuntimeError(
-                f"{type(self).__name__}: trying to backward through the graph a second time: "
-                "its saved values were freed by the first backward(). Call "
-                "backward(retain_graph=True) the first time to backward through it again."
-            )
-        return saved
-
-    def register_hook(self, hook: Callable) -> None:
-        """Call `hook(grad_inputs, grad_outputs)` after this node's backward (PyTorch's
-        `grad_fn.register_hook`); a hook that returns a tuple replaces `grad_inputs`."""
-        self._hooks = (*self._hooks, hook)
-
-    @staticmethod
-    def forward(ctx, *inputs):
-        raise NotImplementedError("a Function subclass must define forward(ctx, *inputs)")
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        raise NotImplementedError("a Function subclass must define backward(ctx, grad_output)")
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__}>"
-
-
 @contextlib.contextmanager
 def observe_ops(hook: Callable):
     """Within the block, call `hook(op, inputs, output)` after every `Function.apply`:
@@ -534,6 +405,164 @@ def observe_ops(hook: Callable):
         yield
     finally:
         Function.apply = plain
+
+
+# %%
+#| export
+def _named(name: str, doc: str, method: Callable) -> Callable:
+    """`method` as `Variable.name` with `doc`, for help() and tracebacks (not `<lambda>`)."""
+    method.__name__, method.__qualname__, method.__doc__ = name, f"Variable.{name}", doc
+    method.__code__ = method.__code__.replace(co_name=name)
+    return method
+
+
+_METHODS = {
+    "__add__": ("self + other", lambda self, other: Add.apply(self, _operand(other))),
+    "__radd__": ("other + self", lambda self, other: Add.apply(_operand(other), self)),
+    "__sub__": ("self - other", lambda self, other: Sub.apply(self, _operand(other))),
+    "__rsub__": ("other - self", lambda self, other: Sub.apply(_operand(other), self)),
+    "__mul__": ("self * other", lambda self, other: Mul.apply(self, _operand(other))),
+    "__rmul__": ("other * self", lambda self, other: Mul.apply(_operand(other), self)),
+    "__truediv__": ("self / other", lambda self, other: Div.apply(self, _operand(other))),
+    "__rtruediv__": ("other / self", lambda self, other: Div.apply(_operand(other), self)),
+    "__pow__": ("self ** exponent", lambda self, exponent: Pow.apply(self, _operand(exponent))),
+    "__rpow__": ("base ** self", lambda self, base: Pow.apply(_operand(base), self)),
+    "__matmul__": ("self @ other", lambda self, other: MatMul.apply(self, _operand(other))),
+    "__rmatmul__": ("other @ self", lambda self, other: MatMul.apply(_operand(other), self)),
+    "__neg__": ("-self", lambda self: Neg.apply(self)),
+    "__getitem__": ("self[index]", lambda self, index: GetItem.apply(self, _plain_index(index))),
+    "exp": ("e ** self", lambda self: Exp.apply(self)),
+    "log": ("The natural logarithm of self", lambda self: Log.apply(self)),
+    "tanh": ("tanh(self)", lambda self: Tanh.apply(self)),
+    "sigmoid": ("1 / (1 + e ** -self)", lambda self: Sigmoid.apply(self)),
+    "relu": ("max(self, 0)", lambda self: ReLU.apply(self)),
+    "sum": (
+        "The sum over `axis` (None: every axis); `keepdims` keeps reduced axes as 1",
+        lambda self, axis=None, keepdims=False: Sum.apply(self, axis, keepdims),
+    ),
+    "mean": (
+        "The mean over `axis` (None: every axis); `keepdims` keeps reduced axes as 1",
+        lambda self, axis=None, keepdims=False: Mean.apply(self, axis, keepdims),
+    ),
+    "max": (
+        "The maximum over `axis` (None: every axis); ties share the gradient equally",
+        lambda self, axis=None, keepdims=False: Max.apply(self, axis, keepdims),
+    ),
+    "log_softmax": ("log(softmax(self))", lambda self, axis=-1: LogSoftmax.apply(self, axis)),
+    "reshape": ("self in a new shape", lambda self, *shape: Reshape.apply(self, _one_tuple(shape))),
+    "permute": ("axes permuted", lambda self, *axes: Transpose.apply(self, _one_tuple(axes))),
+    "numpy": ("`data` itself, shared, not copied", lambda self: self.data),
+    "__len__": ("The length of the first axis", lambda self: len(self.data)),
+    "__bool__": ("bool(data): one element only (numpy's rule)", lambda self: bool(self.data)),
+}
+_PROPERTIES = {  # read from `data`, as on a numpy array
+    "shape": ("The shape of `data`", lambda self: self.data.shape),
+    "ndim": ("The number of axes of `data`", lambda self: self.data.ndim),
+    "dtype": ("The dtype of `data` (float32 or float64)", lambda self: self.data.dtype),
+    "size": ("The number of elements of `data`", lambda self: self.data.size),
+    "T": ("The axes reversed (numpy's `.T`)", lambda self: Transpose.apply(self, None)),
+}
+for _name, (_doc, _method) in _METHODS.items():
+    setattr(Variable, _name, _named(_name, _doc, _method))
+for _name, (_doc, _method) in _PROPERTIES.items():
+    setattr(Variable, _name, property(_named(_name, _doc, _method), doc=_doc))
+
+
+def _transpose(self, *axes) -> Variable:
+    """No axes: reverse all axes (numpy's `.T`). Two axes: swap them (PyTorch's
+    `transpose(dim0, dim1)`). A tuple of one axis per dimension: that permutation."""
+    if len(axes) == 2:
+        order = list(range(self.ndim))
+        first, second = (_checked_axis(a, self.shape, "transpose") for a in axes)
+        order[first], order[second] = order[second], order[first]
+        axes = (tuple(order),)
+    return Transpose.apply(self, _one_tuple(axes) or None)
+
+
+def _item(self) -> float:
+    """The one element of `data` as a Python number."""
+    if self.data.size != 1:
+        raise ValueError(
+            f"item() needs a Variable with 1 element, this one has "
+            f"{self.data.size} (shape {self.shape})"
+        )
+    return self.data.item()
+
+
+def _repr(self) -> str:
+    """`Variable([21.], grad_fn=<Mul>)`: the data, its dtype if not float32, and the op
+    that made it (or `requires_grad=True` for a leaf that requires grad)."""
+    text = np.array2string(self.data, separator=", ", prefix="Variable(")
+    if self.data.dtype != np.float32:
+        text += f", dtype={self.data.dtype}"
+    if self.grad_fn is not None:
+        text += f", grad_fn=<{type(self.grad_fn).__name__}>"
+    elif self.requires_grad:
+        text += ", requires_grad=True"
+    return f"Variable({text})"
+
+
+for _name, _method in [("transpose", _transpose), ("item", _item), ("__repr__", _repr)]:
+    setattr(Variable, _name, _named(_name, _method.__doc__, _method))
+
+
+def _one_tuple(args: tuple) -> tuple:
+    """`f(2, 3)` and `f((2, 3))` alike: the arguments as one tuple."""
+    return tuple(args[0]) if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+
+
+def _checked_axis(axis: int, shape: tuple, op: str) -> int:
+    """`axis` as an index into `shape`, or an IndexError naming it (never wrapped around)."""
+    if not -len(shape) <= axis < len(shape):
+        raise IndexError(
+            f"{op}: axis {axis} is out of range for a Variable of shape {shape} "
+            f"(expected an axis in [{-len(shape)}, {len(shape) - 1}])"
+        )
+    return axis % len(shape)
+
+
+def _as_float_array(data) -> np.ndarray:
+    """`data` as a floating numpy array by Variable's dtype rules (Part 1), or a TypeError."""
+    if isinstance(data, Variable):
+        raise TypeError("Variable(...) got a Variable: pass its .data, or use .detach()")
+    keeps_dtype = isinstance(data, (np.ndarray, np.generic))
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError) as error:
+        raise TypeError(
+            f"Variable data must be numbers, got {type(data).__name__}: {error}"
+        ) from None
+    if array.dtype.kind == "f":
+        return array if keeps_dtype else array.astype(np.float32)
+    if array.dtype.kind in "biu":
+        return array.astype(np.float32)
+    described = str(array.dtype) if keeps_dtype else type(data).__name__
+    if isinstance(data, (list, tuple)) and array.size:
+        kinds = sorted({type(item).__name__.rstrip("_") for item in array.flat})
+        described += f" holding {' and '.join(kinds)}"
+    raise TypeError(
+        "Variable data must be numbers (a number, a list of numbers or a numeric numpy "
+        f"array), got {described}"
+    )
+
+
+def _operand(value):
+    """The other side of an operator: a Variable or Python number as it is, a numpy scalar
+    as a Python number (numbers keep a Variable's dtype), anything else a constant array."""
+    if isinstance(value, (Variable, int, float)):
+        return value
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()
+    return _as_float_array(value)
+
+
+def _plain_index(index):
+    """An index for numpy: Variables inside it become integer arrays."""
+    if isinstance(index, Variable):
+        return index.data.astype(np.intp)
+    if isinstance(index, tuple):
+        return tuple(i.data.astype(np.intp) if isinstance(i, Variable) else i for i in index)
+    return index
 
 
 # %% [markdown]
@@ -600,8 +629,7 @@ check.done()
 # 4. **only if** recording is on (`_grad_enabled`) and some input requires grad: stores
 #    `ctx.inputs = inputs`, and makes the result require grad with `grad_fn = ctx`.
 #
-# Step 4 is what `no_grad()` switches off: inside `with no_grad():` nothing is recorded
-# and nothing is kept for backward, which is how you evaluate a model or update weights.
+# Step 4 is what `no_grad()` switches off, to evaluate a model or update weights.
 # **Your task:** `record(op, inputs)`, returning the new Variable.
 
 
@@ -640,12 +668,10 @@ def _shape_error(op: type, arrays: Sequence, error: Exception) -> ValueError:
     """A ValueError naming the op and the shapes it was given."""
     shapes = [str(np.shape(a)) for a in arrays if isinstance(a, np.ndarray)]
     if len(shapes) == 1:
-        return ValueError(
-            f"{op.__name__}: invalid arguments for an input of shape {shapes[0]}: {error}"
-        )
-    return ValueError(
-        f"{op.__name__}: cannot combine inputs of shapes {', '.join(shapes)}: {error}"
-    )
+        problem = f"invalid arguments for an input of shape {shapes[0]}"
+    else:
+        problem = f"cannot combine inputs of shapes {', '.join(shapes)}"
+    return ValueError(f"{op.__name__}: {problem}: {error}")
 
 
 # %% nbgrader={"grade": true, "grade_id": "test_function", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
@@ -787,8 +813,7 @@ check.done()
 # %% nbgrader={"grade": false, "grade_id": "unbroadcast", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| exporti
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum `grad` over the axes that broadcasting added or stretched, so that it has
-    `shape` again: the gradient of an input that numpy broadcast in forward."""
+    """Sum `grad` over the axes that broadcasting added or stretched, back to `shape`."""
     ### BEGIN SOLUTION
     extra = grad.ndim - len(shape)
     if extra:
@@ -816,25 +841,22 @@ check.done()
 # %% [markdown]
 # ### Calling an op's backward, checked (given)
 #
-# `_call_backward(fn, grad_output)` runs one node's `backward` and checks what came back, so
-# that a mistake in an op is reported where it was made, naming the op and the input: one
-# gradient per input, each reduced with `unbroadcast` (or refused when its shape cannot
-# come from broadcasting the input) and cast to its input's dtype. It runs the node's hooks.
+# `_call_backward(fn, grad_output)` runs one node's `backward`, then its hooks. Its checks
+# (`_checked_grads`) report a mistake in an op where it was made, naming op and input: one
+# gradient per input, each summed back with `unbroadcast` (or refused when its shape
+# cannot come from broadcasting the input) and cast to its input's dtype.
 #
-# A gradient that will become a `.grad` must be an array nobody else holds: later
-# `backward()` calls add to `.grad` in place, and two leaves sharing one buffer (`Add`
-# returns `grad_output` to both) would see each other's additions. So for a leaf (or a
-# Variable that retains its grad) the engine copies a gradient that may be shared (the
-# array passed in, one returned twice, a view, a saved value) and adopts a fresh result
-# such as `grad_output @ b.T` as it is: a copy saved per parameter per step.
+# A gradient that becomes a `.grad` must be an array nobody else holds: later `backward()`
+# calls add to it in place, and two leaves sharing one buffer (`Add` returns `grad_output`
+# to both) would see each other's additions. So for a leaf (or a Variable that retains its
+# grad) the engine copies a gradient that may be shared (the array passed in, one returned
+# twice, a view, a saved value) and adopts a fresh result such as `grad_output @ b.T`.
 
 
 # %%
 #| exporti
 def _call_backward(fn: Function, grad_output: np.ndarray) -> list:
-    """Run `fn`'s backward and check what it returns: one gradient (or None) per input of
-    forward; each reduced to its input's shape if broadcasting stretched it, cast to its
-    input's dtype, and owned by the engine when it goes into a `.grad`."""
+    """Run `fn`'s backward, check what it returned (`_checked_grads`), run its hooks."""
     try:
         grads = type(fn).backward(fn, grad_output)
     except ValueError as error:  # numpy's shape errors, said in terms of the op
@@ -842,6 +864,16 @@ def _call_backward(fn: Function, grad_output: np.ndarray) -> list:
             f"{type(fn).__name__}.backward failed on a gradient of shape "
             f"{np.shape(grad_output)}: {error}"
         ) from error
+    grads = _checked_grads(fn, grads, grad_output)
+    for hook in fn._hooks:
+        replaced = hook(tuple(grads), (grad_output,))
+        grads = grads if replaced is None else list(replaced)
+    return grads
+
+
+def _checked_grads(fn: Function, grads, grad_output: np.ndarray) -> list:
+    """What `fn`'s backward returned, as the engine keeps it: one array (or None) per input,
+    of its input's shape and dtype, and held by nobody else if it will become a `.grad`."""
     if type(grads) is not tuple:
         grads = tuple(grads) if type(grads) is list else (grads,)
     inputs = fn.inputs
@@ -851,10 +883,10 @@ def _call_backward(fn: Function, grad_output: np.ndarray) -> list:
             f"{name}.backward returned {len(grads)} gradient(s), but {name}.apply was called "
             f"with {len(inputs)} input(s): return one gradient (or None) per input, in order"
         )
-    needs = fn.needs_input_grad
     checked = []
-    for index, grad in enumerate(grads):
-        if grad is None or not needs[index]:
+    for index, needed in enumerate(fn.needs_input_grad):
+        grad = grads[index]
+        if grad is None or not needed:
             checked.append(None)
             continue
         parent = inputs[index]
@@ -864,22 +896,17 @@ def _call_backward(fn: Function, grad_output: np.ndarray) -> list:
         if grad.shape != data.shape:
             grad = _reduce_to_shape(fn, index, grad, data.shape)
         if grad.dtype != data.dtype:
-            grad = grad.astype(data.dtype)
+            grad = grad.astype(data.dtype)  # a new array
         elif (parent.grad_fn is None or parent._retains_grad) and _may_be_shared(
             grad, grad_output, grads, index, fn
         ):
             grad = grad.copy()
         checked.append(grad)
-    for hook in fn._hooks:
-        replaced = hook(tuple(checked), (grad_output,))
-        checked = checked if replaced is None else list(replaced)
     return checked
 
 
 def _may_be_shared(grad: np.ndarray, grad_output, grads: tuple, index: int, fn) -> bool:
-    """Could another holder see in-place additions to `grad`? True for a view or a
-    read-only array, the incoming gradient itself, an array also returned for another
-    input, and a value the node saved or received."""
+    """Could another holder see in-place additions to `grad`?"""
     if grad.base is not None or not grad.flags.writeable or grad is grad_output:
         return True
     if any(other is grad for position, other in enumerate(grads) if position != index):
@@ -901,7 +928,8 @@ def _reduce_to_shape(fn: Function, index: int, grad: np.ndarray, shape: tuple) -
 
 
 def _initial_gradient(root: Variable, gradient) -> np.ndarray:
-    """∂root/∂root: ones for a one-element root, else a copy of `gradient`, checked."""
+    """∂root/∂root: ones for a one-element root, else `gradient`, checked; the caller's
+    array is copied only if it would become the root's own `.grad` (later calls add to it)."""
     if not root.requires_grad:
         raise RuntimeError(
             "backward() on a Variable that does not require grad: no input of the "
@@ -916,7 +944,8 @@ def _initial_gradient(root: Variable, gradient) -> np.ndarray:
         return np.ones_like(root.data)
     if isinstance(gradient, Variable):
         gradient = gradient.data
-    gradient = np.array(gradient, dtype=root.data.dtype)  # a copy: the engine owns it
+    accumulates = root.grad_fn is None or root._retains_grad  # into root.grad, in place
+    gradient = np.array(gradient, dtype=root.data.dtype, copy=True if accumulates else None)
     if gradient.shape != root.shape:
         raise ValueError(
             f"backward(gradient=...) got a gradient of shape {gradient.shape} for a Variable "
@@ -974,8 +1003,7 @@ def _initial_gradient(root: Variable, gradient) -> np.ndarray:
 #| exporti
 def count_consumers(root: Variable) -> dict[Variable, int]:
     """For every Variable that `root` depends on and that requires grad: how many op
-    inputs consume it, i.e. how many gradients it will receive. Iterative (an explicit
-    stack, no recursion), and each Variable is expanded once."""
+    inputs consume it (how many gradients it will receive). An explicit stack."""
     ### BEGIN SOLUTION
     consumers = {root: 0}
     stack = [root]
@@ -997,9 +1025,8 @@ def count_consumers(root: Variable) -> dict[Variable, int]:
 
 
 def topological_order(root: Variable) -> list[Variable]:
-    """Every Variable that `root` depends on and that requires grad, each once, each after
-    every Variable computed from it (root first): the order backward visits them.
-    Kahn's algorithm; a ready leaf is visited at once."""
+    """Every Variable that `root` depends on and that requires grad, once, after every
+    Variable computed from it (root first): Kahn's algorithm."""
     ### BEGIN SOLUTION
     waiting = count_consumers(root)
     order = []
@@ -1034,11 +1061,8 @@ def accumulate_grad(variable: Variable, grad: np.ndarray) -> None:
 
 
 def backpropagate(root: Variable, grad_output: np.ndarray, retain_graph: bool = False) -> None:
-    """Send `grad_output` (∂L/∂root) back through the graph: each Variable's gradient is
-    complete when its turn comes in topological order; its grad_fn's backward turns it
-    into gradients for its inputs, which are summed per input. Leaves (and Variables that
-    retain_grad) accumulate theirs in `.grad`. Saved values are freed unless
-    `retain_graph`."""
+    """Send `grad_output` (∂L/∂root) back through the graph in topological order, into the
+    `.grad` of leaves (and retain_grad() Variables); free saved values unless `retain_graph`."""
     ### BEGIN SOLUTION
     grads = {root: grad_output}
     for node in topological_order(root):
@@ -1084,11 +1108,10 @@ check.done()
 # %% [markdown]
 # ## Seeing your graph: `tinytorch.viz`
 #
-# The opening's pictures come from `tinytorch.viz`, tools that watch the engine through
-# its public hooks: `draw_graph(v)` follows each `grad_fn`'s `inputs`, `trace()` listens
-# with `observe_ops` and `register_hook`, `explain(code)` runs code under `trace()`.
-# `names=globals()` makes them say `x` where your code does. Here they run on *your*
-# engine (or print a hint while Parts 1 to 4 are unfinished):
+# The opening's pictures come from `tinytorch.viz`, which watches the engine through its
+# hooks: `draw_graph(v)` follows each `grad_fn`'s `inputs`, `trace()` listens with
+# `observe_ops` and `register_hook`, `explain(code)` runs code under `trace()`;
+# `names=globals()` makes them say `x` where your code does. Here they run on *your* engine:
 
 # %%
 try:
@@ -1385,8 +1408,7 @@ check.done()
 # %% nbgrader={"grade": false, "grade_id": "reductions", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| exporti
 def expand_reduced(grad: np.ndarray, shape: tuple, axis, keepdims: bool) -> np.ndarray:
-    """The gradient of a reduction's output broadcast back to the input's `shape`:
-    first put back the axes that `keepdims=False` removed, then stretch."""
+    """The gradient of a reduction's output broadcast back to the input's `shape`."""
     ### BEGIN SOLUTION
     if axis is not None and not keepdims:
         grad = np.expand_dims(grad, axis)
@@ -1616,7 +1638,6 @@ def log_softmax(x: Variable, axis: int = -1) -> Variable:
 
 
 def exp(x: Variable) -> Variable:
-    """e ** x."""
     return Exp.apply(x)
 
 
@@ -1684,17 +1705,12 @@ def gradcheck(
     rtol: float = 1e-3,
     raise_exception: bool = True,
 ) -> bool:
-    """Compare the gradients backward() computes for `fn(*inputs)` with central finite
-    differences, in float64, for every input that requires grad and every element.
-    Returns True; on a mismatch raises GradcheckError naming the input, the element,
-    the expected (numerical) and the got (backward) value."""
-    inputs = (inputs,) if isinstance(inputs, Variable) else tuple(inputs)
-    inputs = tuple(
-        Variable(v.data.astype(np.float64), requires_grad=v.requires_grad)
-        if isinstance(v, Variable)
-        else v
-        for v in inputs
-    )
+    """Compare backward()'s gradients of `fn(*inputs)` with central finite differences
+    (float64): True, or GradcheckError at the first mismatch (False if not raise_exception)."""
+    inputs = [inputs] if isinstance(inputs, Variable) else list(inputs)
+    for i, v in enumerate(inputs):
+        if isinstance(v, Variable):
+            inputs[i] = Variable(v.data.astype(np.float64), requires_grad=v.requires_grad)
     checked = [i for i, v in enumerate(inputs) if isinstance(v, Variable) and v.requires_grad]
     if not checked:
         raise ValueError("gradcheck needs at least one input Variable with requires_grad=True")

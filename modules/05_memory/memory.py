@@ -1894,7 +1894,10 @@ check.done()
 # both figures).
 #
 # `keep_freed_memory()` asks glibc to keep up to 256 MiB of freed memory for reuse
-# (`mallopt(M_TOP_PAD)`), and the same step then takes almost no page faults. The setting
+# (`mallopt(M_TOP_PAD)`) and to take every array under 32 MiB from that memory rather than
+# from a fresh mapping of its own (`M_MMAP_THRESHOLD`; without it, a call made before the
+# first large array is freed leaves every array of 128 KiB or more a fresh mapping, faulted
+# in page by page each time). The same step then takes almost no page faults. The setting
 # is process-wide: every library in the process (PyTorch included) allocates under it
 # until the process ends, and the memory kept still counts as the process's. Where there
 # is no glibc (macOS, Windows) it does nothing and returns False. PyTorch users get the
@@ -1912,7 +1915,10 @@ def keep_freed_memory(nbytes: int = 256 * 2**20) -> bool:
     except (AttributeError, OSError, TypeError):
         return False
     M_TOP_PAD = -2  # <malloc.h>: extra memory to request from, and keep back from, the OS
-    return bool(mallopt(ctypes.c_int(M_TOP_PAD), ctypes.c_int(nbytes)))
+    M_MMAP_THRESHOLD = -3  # <malloc.h>: blocks this large or larger get a mapping of their own
+    largest_threshold = 32 * 2**20  # glibc's limit for M_MMAP_THRESHOLD on 64-bit machines
+    kept = mallopt(ctypes.c_int(M_TOP_PAD), ctypes.c_int(nbytes))
+    return bool(kept and mallopt(ctypes.c_int(M_MMAP_THRESHOLD), ctypes.c_int(largest_threshold)))
 
 
 # %% [markdown]

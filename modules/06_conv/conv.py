@@ -77,7 +77,7 @@
 # │ weight matrix    (16, 27)                                   1,728 B │
 # │ output           (32, 16, 32, 32)                       2,097,152 B │
 # └─────────────────────────────────────────────────────────────────────┘
-# the column matrix holds every input pixel 9 times: 8.0 × the padded input
+# the column matrix is 9.0 × the input x (393,216 B): a 3×3 window per pixel and channel
 # ```
 # <!-- /memory:im2col -->
 #
@@ -95,8 +95,9 @@
 # needs 448, because it reuses one kernel at every position. That reuse is why every
 # image network from LeNet (1989) to ResNet-152 (60 million parameters) is built from
 # convolutions. The price moves from parameters to activations: the column matrix above
-# is 8 times the input. Module 05 showed what activations cost a large model; at the end
-# of this module you measure the same ledger for a CNN and the MLP of module 04.
+# is 9 times the size of the input. Module 05 showed what activations cost a large
+# model; at the end of this module you measure the same ledger for a CNN and the MLP of
+# module 04.
 
 # %% [markdown]
 # ## Before and after
@@ -281,9 +282,9 @@ except Exception as _error:  # an unfinished or mistaken Part 1
 # kernel tap (i, j) of channel c at every output position: for stride 1 it is the
 # padded image shifted by (i, j), so the copy reads whole image rows, in memory order.
 # One window per row reads 3 numbers, jumps a row, reads 3 more; for the CIFAR-sized
-# layer of the opening, that layout made forward + backward about 2.5 times slower
-# (14.9 ms against 5.7 ms, measured with `tinytorch-course bench conv`'s hand-written
-# version). `padding` is zeros added around H and W first (`np.pad`).
+# layer of the opening, that layout made forward + backward about 1.9 times slower
+# (7.7 ms against 4.1 ms for the hand-written version in `tinytorch-course bench
+# conv`). `padding` is zeros added around H and W first (`np.pad`).
 #
 # Write `Conv2dFunction.forward(ctx, x, weight, bias, stride, padding, dilation)` (the
 # last three are pairs of ints; `bias` may be `None`). Save what backward needs:
@@ -376,7 +377,7 @@ check.done()
 # input pixels `i·d + s·oh`, `j·d + s·ow` (for every oh, ow): one strided slice:
 #
 # ```
-#   grad_cols (C, kh, kw, N, OH, OW)               grad_x_padded (N, C, Hp, Wp)
+#   grad_cols (C, kh, kw, N, OH, OW)               grad_padded (C, N, Hp, Wp)
 #   ┌─────────────────────┐   offset (0, 0)        ┌──┬──┬──┬──┬──┐
 #   │ [:, 0, 0]           │ ─────── += ─────────▶  │■ │■ │■ │  │  │  rows 0, s, 2s...
 #   ├─────────────────────┤   offset (0, 1)        ├──┼──┼──┼──┼──┤  cols 0, s, 2s...
@@ -384,14 +385,26 @@ check.done()
 #   ├─────────────────────┤       ...              ├──┼──┼──┼──┼──┤
 #   │ [:, 2, 2]           │ ─────── += ─────────▶  │  │  │■ │■ │■ │  (row 2, col 2)
 #   └─────────────────────┘                        └──┴──┴──┴──┴──┘
-#   each slice [:, i, j] is (C, N, OH, OW): transpose(1, 0, 2, 3) before adding;
-#   then cut the padding off: grad_x = grad_x_padded[:, :, ph:ph + H, pw:pw + W]
+#   each slice [:, i, j] is (C, N, OH, OW), in grad_padded's axis order: no transpose
+#   then cut the padding off and put N first: grad_padded[:, :, ph:ph + H, pw:pw + W]
+#   .transpose(1, 0, 2, 3), copied to an (N, C, H, W) array (np.ascontiguousarray)
 # ```
 #
+# Why a (C, N, Hp, Wp) buffer, the axis order of `grad_cols`, and not the input's
+# (N, C, Hp, Wp)? Each slice is then added as it lies, with no transpose, and one
+# transposing copy at the end puts N first (and hands the layer below a contiguous
+# array). Most of col2im's time is numpy's overhead per image row: each `+=` walks its
+# slice one row of OW numbers at a time, N·C·OH rows per offset. On the middle layer of
+# `tinytorch-course bench conv` (x (64, 16, 16, 16), 32 channels, 147 456 rows of 16),
+# this col2im took 2.6 ms against 3.4 ms for transposed additions into (N, C, Hp, Wp)
+# (best of 200 on a shared 2-core machine).
+#
 # Use `+=`: neighbouring windows overlap whenever the stride is smaller than the
-# kernel, and an `=` would keep only the last copy's gradient. Return `None` for the
-# gradients `ctx.needs_input_grad` does not ask for (the input image never needs one),
-# and `None` for stride, padding and dilation.
+# kernel, and an `=` would keep only the last copy's gradient. Compute only the
+# gradients `ctx.needs_input_grad` asks for and return `None` for the others: a batch of
+# images fed to the first layer needs no gradient, but the input of every later layer
+# does, and so does an `x` created with `requires_grad=True` (the test's). Return `None`
+# for stride, padding and dilation.
 
 
 # %% nbgrader={"grade": false, "grade_id": "conv_backward", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -413,13 +426,14 @@ def _conv2d_backward(ctx, grad_output: np.ndarray):
         grad_bias = g.sum(axis=1)
     if needs_x:
         grad_cols = (weight.reshape(out_channels, -1).T @ g).reshape(c, kh, kw, n, oh, ow)
-        grad_padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=grad_cols.dtype)
+        grad_padded = np.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=grad_cols.dtype)
         for i in range(kh):
             for j in range(kw):
                 rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
                 columns = slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
-                grad_padded[:, :, rows, columns] += grad_cols[:, i, j].transpose(1, 0, 2, 3)
-        grad_x = grad_padded[:, :, ph : ph + h, pw : pw + w]
+                grad_padded[:, :, rows, columns] += grad_cols[:, i, j]
+        grad_x = grad_padded[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)
+        grad_x = np.ascontiguousarray(grad_x)
     ### END SOLUTION
     return grad_x, grad_weight, grad_bias, None, None, None
 
@@ -744,7 +758,7 @@ check.done()
 # A pooling layer shrinks each channel by summarising every window: its maximum
 # (`MaxPool2d`) or its mean (`AvgPool2d`). No weights; the stride defaults to the kernel
 # size, so 2×2 pooling halves height and width and the windows do not overlap. The same
-# `_windows` view gives every window; the forward reduces over its last two axes.
+# `_windows` view gives every window; the forward summarises its last two axes.
 #
 # The backward sends each output's gradient back to the inputs that made it:
 #
@@ -760,10 +774,22 @@ check.done()
 #   one in row order if several are equal)
 # ```
 #
-# For max pooling, save *which* entry of each window was the maximum (`argmax` over the
-# window flattened to kh·kw entries) and, in backward, loop over the kh·kw offsets as in
-# Part 3: offset `k = i·kw + j` adds `grad_out` where the argmax is `k`. Use `+=`, since
-# windows overlap when the stride is smaller than the kernel.
+# Both directions loop over the kh·kw kernel *offsets*, as Part 3 does: offset (i, j) of
+# every window at once is one strided slice, `windows[..., i, j]` (N, C, OH, OW); number
+# the offsets `k = i·kw + j`. Average pooling adds the kh·kw slices and divides. Max
+# pooling keeps a running maximum and, beside it, *which* offset holds it: offset k
+# replaces the running maximum where it is strictly larger, so on a tie the earlier
+# offset keeps it, and where it is NaN, so a NaN in a window comes out as NaN (both as
+# PyTorch does). Save those offsets as `ctx.argmax` (N, C, OH, OW). In backward, offset k
+# adds `grad_out` where `ctx.argmax` is k. Use `+=`, since windows overlap when the
+# stride is smaller than the kernel.
+#
+# Why not `windows.mean(axis=(-2, -1))`, or `max` and `argmax`? They reduce one tiny
+# window at a time (4 numbers for 2×2), paying numpy's per-window overhead N·C·OH·OW
+# times; the loop makes kh·kw passes over whole arrays. On the first pooling layer of
+# the Fashion-MNIST CNN below (2×2 on x (64, 16, 28, 28)), forward and backward took
+# 5.2 ms against 9.4 ms with `argmax` for max pooling, and 2.2 ms against 8.4 ms with
+# `mean` for average pooling (best of 50 on a shared 2-core machine).
 #
 # Write `_pool_forward(ctx, x, kernel_size, stride, mode)` and
 # `_pool_backward(ctx, grad_output)` (mode `"max"` or `"avg"`).
@@ -776,11 +802,15 @@ def _pool_forward(ctx, x: np.ndarray, kernel_size: tuple, stride: tuple, mode: s
     ctx.x_shape, ctx.kernel_size, ctx.stride, ctx.mode = x.shape, kernel_size, stride, mode
     ### BEGIN SOLUTION
     windows = _windows(x, kernel_size, stride)
-    flat = windows.reshape(*windows.shape[:4], kh * kw)
-    if mode == "max":
-        ctx.argmax = flat.argmax(axis=-1)
-        return np.take_along_axis(flat, ctx.argmax[..., None], axis=-1)[..., 0]
-    return flat.mean(axis=-1)
+    taps = [windows[..., i, j] for i in range(kh) for j in range(kw)]  # offset k = i·kw + j
+    if mode == "avg":
+        return sum(taps) / (kh * kw)
+    out, ctx.argmax = taps[0].copy(), np.zeros(taps[0].shape, dtype=np.intp)
+    for k, tap in enumerate(taps[1:], start=1):
+        larger = (tap > out) | np.isnan(tap)
+        np.putmask(ctx.argmax, larger, k)
+        out = np.maximum(out, tap)  # a NaN on either side gives NaN
+    return out
     ### END SOLUTION
 
 
@@ -794,7 +824,7 @@ def _pool_backward(ctx, grad_output: np.ndarray):
             rows = slice(i, i + sh * (oh - 1) + 1, sh)
             columns = slice(j, j + sw * (ow - 1) + 1, sw)
             if ctx.mode == "max":
-                grad_x[:, :, rows, columns] += np.where(ctx.argmax == i * kw + j, grad_output, 0)
+                grad_x[:, :, rows, columns] += grad_output * (ctx.argmax == i * kw + j)
             else:
                 grad_x[:, :, rows, columns] += grad_output / (kh * kw)
     ### END SOLUTION
@@ -980,37 +1010,58 @@ except Exception as _error:  # an unfinished or mistaken part
 # %% [markdown]
 # ### Receptive fields
 #
-# An output pixel of the first `Conv2d` sees 3×3 input pixels. After a 2×2 pool, one
-# step of its output is 2 input pixels, so the next 3×3 kernel reaches 3 + 2·2 = 7 input
-# pixels across. In general, with `r` the receptive field and `j` the input pixels per
-# step of a layer's input: a layer of kernel `k`, dilation `d`, stride `s` gives
-# `r ← r + d·(k − 1)·j` and `j ← j·s`. Computed from the layers of the digits CNN:
+# An output pixel of the first `Conv2d` sees 3×3 input pixels. The 2×2 pool after it
+# takes two neighbouring outputs, which together see 3 + 1 = 4 pixels across, and one
+# step of its output is 2 input pixels; so the taps of the next 3×3 kernel are 2 input
+# pixels apart, and it reaches 4 + 2·2 = 8 input pixels across. In general, with `r`
+# the receptive field and `j` the input pixels per step of a layer's input: a layer of
+# kernel `k`, dilation `d`, stride `s` gives `r ← r + d·(k − 1)·j` and `j ← j·s`.
+# Computed from the layers of the digits CNN, each line with its update:
 
 
 # %%
-def receptive_fields(model) -> list[tuple[str, int, int]]:
-    """(layer, receptive field in input pixels, input pixels per output step) per layer."""
-    r, j, rows = 1, 1, []
+def receptive_fields(model) -> list[tuple[str, int, int, int, str]]:
+    """Per layer that has a kernel: its name, receptive field `r` in input pixels, input
+    pixels `j` per output step, the first input pixel its output position 0 sees (negative:
+    zero padding), and the update r ← r + d·(k − 1)·j written out."""
+    r, j, first, rows = 1, 1, 0, []
     for layer in model:
-        kernel, stride, dilation = getattr(layer, "kernel_size", 1), None, 1
+        kernel, stride, dilation, padding = getattr(layer, "kernel_size", 1), None, 1, 0
         if isinstance(layer, Conv2d):
             kernel, stride, dilation = layer.kernel_size[0], layer.stride[0], layer.dilation[0]
+            padding = layer.padding[0]
         elif isinstance(layer, MaxPool2d):
             kernel = (
                 layer.kernel_size if isinstance(layer.kernel_size, int) else layer.kernel_size[0]
             )
             stride = kernel if layer.stride is None else layer.stride
         if stride is not None:
+            update = f"{r} + {dilation}·({kernel} − 1)·{j}"
+            first -= padding * j
             r, j = r + dilation * (kernel - 1) * j, j * stride
-            rows.append((type(layer).__name__, r, j))
+            rows.append((type(layer).__name__, r, j, first, update))
     return rows
 
 
 try:
-    for _name, _r, _j in receptive_fields(digits_cnn()):
-        print(f"after {_name:<10} each output sees {_r:>2}×{_r:<2} input pixels "
-              f"(one output step = {_j} input pixels)")  # fmt: skip
-    print("so each of the last features sees the whole 8×8 digit (and the zero padding)")
+    _rows = receptive_fields(digits_cnn())
+    print(f"{'after':<11}{'r ← r + d·(k − 1)·j':<22}{'sees':<8}one output step")
+    for _name, _r, _j, _first, _update in _rows:
+        _step = f"{_j} input pixel{'s' * (_j > 1)}"
+        print(f"{_name:<11}{f'{_update} = {_r}':<22}{f'{_r}×{_r}':<8}{_step}")
+    _, _r, _j, _first, _ = _rows[-1]
+    _spans = [(_first + i * _j, _first + i * _j + _r - 1) for i in range(8 // _j)]
+    _seen = [len(range(max(a, 0), min(b, 7) + 1)) for a, b in _spans]
+    print(
+        f"\nthe last {len(_spans)}×{len(_spans)} features see input rows (and columns) "
+        + " and ".join(f"{a} to {b}" for a, b in _spans)
+        + ":"
+    )
+    print(
+        f"{' and '.join(map(str, _seen))} of the digit's 8 rows, the rest is zero padding; "
+        "only the Linear after"
+    )
+    print("Flatten, which reads all of them, sees the whole digit")
 except Exception as _error:  # an unfinished or mistaken part
     print(f"(finish Parts 1-6 to see the receptive fields: {type(_error).__name__}: {_error})")
 
@@ -1044,15 +1095,25 @@ try:
         ("MLP 64-256-10, batch 32", step_ledger(digits_mlp(), _xb, _yb), None),
         ("CNN, batch 32", step_ledger(digits_cnn(), _xb.reshape(32, 1, 8, 8), _yb), None),
     ]))  # fmt: skip
+    _h = Variable(_xb.reshape(32, 1, 8, 8))
+    for _layer in digits_cnn():
+        _out = _layer(_h)
+        if isinstance(_layer, Conv2d):
+            _cols = _out.grad_fn.saved_tensors[0]
+            print(f"Conv2d({_layer.in_channels}, {_layer.out_channels}) input {_h.shape} "
+                  f"{_h.data.nbytes:,} B, column matrix {_cols.shape} {_cols.nbytes:,} B: "
+                  f"{_cols.nbytes / _h.data.nbytes:.1f} × the input")  # fmt: skip
+        _h = _out
 except Exception as _error:  # an unfinished or mistaken part
     print(f"(finish Parts 1-6 to see the ledgers: {type(_error).__name__}: {_error})")
 
 # %% [markdown]
 # The two networks have about as many parameters (so as many gradient and Adam bytes),
 # yet the CNN's graph saves many times more for backward: each `Conv2d` keeps its
-# column matrix (9 copies of its padded input), and every layer's output is an image of
-# 32 or 64 channels. That is the trade convolutions make everywhere: few weights, many
-# activations, which is why activation memory dominates the training of image networks.
+# column matrix, 9 times the size of its input (one 3×3 window per pixel and channel,
+# the last lines above), and every layer's output is an image of 32 or 64 channels.
+# That is the trade convolutions make everywhere: few weights, many activations, which
+# is why activation memory dominates the training of image networks.
 
 # %% [markdown]
 # ## Part 7: A CNN against the MLP, on the same digits
@@ -1063,9 +1124,9 @@ except Exception as _error:  # an unfinished or mistaken part
 # and the image shape (N, 1, 8, 8) differ.
 #
 # The CNN's settings (15 epochs, learning rate 0.002, 32 and 64 channels) were chosen on
-# validation curves. `tinytorch-course bench cnn` trains both networks on the ten split
-# seeds 0 to 9 and compares them on the same test images, split by split; on the
-# reference machine:
+# validation curves. `tinytorch-course bench cnn`, a command of the course repository,
+# trains both networks on the ten split seeds 0 to 9 and compares them on the same test
+# images, split by split:
 #
 # | split seeds 0–9 | MLP 64-256-10 (module 04) | CNN (this module) |
 # |---|---|---|
@@ -1133,8 +1194,8 @@ def train_digits_cnn(
 # %% [markdown]
 # The integration test: your convolution, pooling and flatten, trained by your module
 # 03 optimizer in your module 04 loop, must read at least 97 % of the held-out digits of
-# split seed 1. To stay quick it trains a CNN of half the width (16 and 32 channels),
-# which scored 98.3 % on this split with the reference solution.
+# split seed 1. To stay quick it trains a CNN of half the width (16 and 32 channels);
+# with every part correct it reads about 98 % of them.
 
 # %% nbgrader={"grade": true, "grade_id": "test_conv_cnn", "locked": true, "points": 15, "schema_version": 3, "solution": false, "task": false}
 from tinytorch_course.checks import Check
@@ -1174,13 +1235,13 @@ check.done()
 # `train_fashion_cnn` (given) trains the digits CNN's shape (two Conv2d-ReLU-MaxPool2d
 # stages, 16 and 32 channels, then one Linear) on all 60 000 training images with Adam
 # and batches of 64, and measures accuracy on the 10 000 test images after every epoch
-# (the curve); its settings were chosen before the first run, not on the test images.
-# A full run takes minutes, so this notebook does not start it:
-# `tinytorch-course demo cnn --fashion` does, with a progress bar, the curves and a few
-# test images drawn with what the CNN read. On the reference machine (2 cores, shared:
-# load average 2.4 to 4.2, one BLAS thread) it took 188 s for 4 epochs, and test
-# accuracy after each epoch was 86.9 %, 88.6 %, 89.1 % and 89.3 % (1 066 of the 10 000
-# test images wrong), with 20 490 parameters. Shirts cause most of the mistakes:
+# (the curve). A full run takes minutes, so this notebook does not start it:
+# `tinytorch-course demo cnn --fashion`, run in your workspace folder, does, on your own
+# package (it exports your notebooks first), with a progress bar, the curves and a few
+# test images drawn with what the CNN read. Measured on a 2-core machine (shared: load
+# average 2.9 to 3.2, one BLAS thread), 4 epochs took 101 s, and test accuracy after
+# each epoch was 86.9 %, 88.6 %, 89.1 % and 89.3 % (1 066 of the 10 000 test images
+# wrong), with 20 490 parameters. Shirts cause most of the mistakes:
 # T-shirts, coats and pullovers read as shirts (124, 122 and 103 times) and shirts read
 # as T-shirts (107).
 
@@ -1313,18 +1374,20 @@ def train_fashion_cnn(
 # * The same kind of CNN on Fashion-MNIST's 28×28 photos: 89.3 % of the 10 000 test
 #   images after 4 epochs (`tinytorch-course demo cnn --fashion`).
 #
-# What im2col leaves on the table: the column matrix is 9 times the input, written and
-# read again for every layer and kept for backward. Libraries such as oneDNN (PyTorch's
-# CPU convolution, `aten::mkldnn_convolution` in its profiler) instead run *direct*
-# convolutions with generated vector kernels on blocked memory layouts, which keep a
-# tile of the input in cache and never build the column matrix, or transform the
-# problem (Winograd) to do fewer multiplications. The column matrix also costs memory
-# traffic you do not see in the code. Each step allocates it afresh (3.5 MB for the
-# 32 × 3 × 32 × 32 batch of `tinytorch-course bench conv`), and glibc's `malloc` gives
-# freed memory at the top of its heap back to the kernel, so the next step takes about
-# 3,200 page faults while the kernel zeroes those pages again. On that layer the step
-# was 2.3 to 2.9 times slower (four runs) than after `keep_freed_memory()` from module 05
-# (`tinytorch.memory`), which asks glibc to keep freed memory for reuse; the setting
-# holds for the whole process, every library in it included. Frameworks get the same
-# from a caching allocator. The benchmark measures one matrix multiply against oneDNN
-# both ways, with the page faults of each step.
+# What im2col leaves on the table: the column matrix is 9 times the size of the input
+# (a 3×3 kernel, stride 1), written and read again for every layer and kept for
+# backward. Libraries such as oneDNN (PyTorch's CPU convolution,
+# `aten::mkldnn_convolution` in its profiler) instead run *direct* convolutions with
+# generated vector kernels on blocked memory layouts, which keep a tile of the input in
+# cache and never build the column matrix, or transform the problem (Winograd) to do
+# fewer multiplications. The column matrix also costs memory traffic you do not see in
+# the code. Each step allocates it afresh (3.5 MB for the 32 × 3 × 32 × 32 batch of the
+# opening), and glibc's `malloc` gives freed memory at the top of its heap back to the
+# kernel, so the next step takes about 3,200 page faults while the kernel zeroes those
+# pages again. On that layer the step was 2.3 to 2.9 times slower (four runs) than
+# after `keep_freed_memory()` from module 05 (`tinytorch.memory`), which asks glibc to
+# keep freed memory for reuse; the setting holds for the whole process, every library
+# in it included. Frameworks get the same from a caching allocator.
+# `tinytorch-course bench conv`, a command of the course repository (not of your
+# workspace), measures the course's `Conv2d`, the same im2col by hand and PyTorch's
+# oneDNN both ways, with the page faults of each step.
