@@ -88,7 +88,8 @@ def pool2d_gradients(x, grad_output, kernel_size, stride=None, mode="max") -> np
 def max_pool2d_gradient_with_ties(x, grad_output, kernel_size, stride=None) -> np.ndarray:
     """x's gradient under max pooling as PyTorch routes it: each output's gradient goes
     whole to ONE input, the first maximum of its window in row order (where finite
-    differences would split it between tied maxima). One window at a time."""
+    differences would split it between tied maxima), or to the window's last NaN. One
+    window at a time."""
     (kh, kw) = _pair(kernel_size)
     (sh, sw) = _pair(stride if stride is not None else kernel_size)
     x, grad_output = np.asarray(x, np.float64), np.asarray(grad_output, np.float64)
@@ -96,8 +97,9 @@ def max_pool2d_gradient_with_ties(x, grad_output, kernel_size, stride=None) -> n
     n, c, oh, ow = grad_output.shape
     for index in np.ndindex(n, c, oh, ow):
         b, ch, r, col = index
-        window = x[b, ch, r * sh : r * sh + kh, col * sw : col * sw + kw]
-        first = int(np.flatnonzero(window.ravel() == window.max())[0])
+        window = x[b, ch, r * sh : r * sh + kh, col * sw : col * sw + kw].ravel()
+        nans = np.flatnonzero(np.isnan(window))  # a NaN takes over, the last one wins
+        first = int(nans[-1]) if nans.size else int(np.flatnonzero(window == window.max())[0])
         grad[b, ch, r * sh + first // kw, col * sw + first % kw] += grad_output[index]
     return grad
 

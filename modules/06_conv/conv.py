@@ -936,6 +936,28 @@ for k, s in [(2, None), ((3, 2), (1, 2))]:
         hint="each window's g goes whole to its FIRST maximum in row order (argmax), "
         "not to every tied maximum, not to the last",
     )
+x = check.rng.permutation(2 * 6 * 6).reshape(1, 2, 6, 6) / 10.0
+x[0, 0, 1, 2], x[0, 1, 4, 5] = np.nan, np.nan  # one window each holds a NaN
+what = "max_pool2d(x with two NaNs (1, 2, 6, 6), kernel_size=2)"
+
+
+def run_nan():
+    xv = Variable(x, requires_grad=True)
+    out = max_pool2d(xv, 2)
+    out.backward(grad_output := np.cos(np.arange(out.data.size)).reshape(out.shape) + 2)
+    return out.data, grad_output, xv.grad
+
+
+out, grad_output, grad_x = check.no_raise(check.probe(run_nan, what), what)
+expected = pool2d_reference(x, 2)
+check.equal(np.isnan(out), np.isnan(expected), f"{what}: where the output is NaN")
+check.close(np.nan_to_num(out), np.nan_to_num(expected), what)
+check.close(
+    grad_x,
+    max_pool2d_gradient_with_ties(x, grad_output, 2),
+    f"{what}: x.grad",
+    hint="a NaN in a window is its maximum (as PyTorch): its output and gradient go there",
+)
 check.done()
 
 # %% [markdown]
