@@ -917,6 +917,10 @@ for mode in ["max", "avg"]:
 x = check.rng.standard_normal((1, 1, 4, 4))
 got = check.probe(lambda: MaxPool2d(2)(x).data, "MaxPool2d(2)(x (1, 1, 4, 4))")
 check.close(got, pool2d_reference(x, 2), "MaxPool2d(2): stride defaults to the kernel size")
+for mode in ["max", "avg"]:  # a 1×1 window: one offset, the input itself
+    pool = max_pool2d if mode == "max" else avg_pool2d
+    got = check.probe(lambda pool=pool: pool(x, 1).data, f"{mode}_pool2d(x, kernel_size=1)")
+    check.close(got, x, f"{mode}_pool2d(x (1, 1, 4, 4), kernel_size=1): x itself")
 # Ties: values from {0, 1, 2}, so most windows hold several equal maxima.
 x = check.rng.integers(0, 3, size=(2, 2, 6, 7)).astype(np.float64)
 for k, s in [(2, None), ((3, 2), (1, 2))]:
