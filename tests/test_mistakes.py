@@ -71,3 +71,58 @@ def test_mutation_smoke_two_mutants_run_and_are_judged():
     assert found and all(m.original != m.mutated for m in found)
     report = run_module(PROJECT, module, limit=2, log=lambda line: None)
     assert report.total == 2 and report.killed + report.equivalent + len(report.survivors) == 2
+
+
+TWO_PARTS = """\
+# %% nbgrader={"grade": false, "grade_id": "one", "locked": false, "solution": true}
+### BEGIN SOLUTION
+a = 1
+### END SOLUTION
+# %% nbgrader={"grade": false, "grade_id": "two", "locked": false, "solution": true}
+### BEGIN SOLUTION
+b = 2
+### END SOLUTION
+# %% nbgrader={"grade": true, "grade_id": "test_two", "locked": true, "points": 5}
+assert b == 2
+# %% nbgrader={"grade": true, "grade_id": "test_two_more", "locked": true, "points": 5}
+assert a + b == 3
+# %% nbgrader={"grade": false, "grade_id": "three", "locked": false, "solution": true}
+### BEGIN SOLUTION
+c = 3
+### END SOLUTION
+# %% nbgrader={"grade": true, "grade_id": "test_three", "locked": true, "points": 5}
+assert c == 3
+"""
+
+
+def test_each_solution_cell_is_tested_first_by_the_graded_cells_that_follow_it():
+    from tinytorch_course.mutants import own_tests
+
+    tests = own_tests(TWO_PARTS, solution_regions(TWO_PARTS))
+    assert tests == {
+        "one": ("test_two", "test_two_more"),  # no test of its own: the next group
+        "two": ("test_two", "test_two_more"),
+        "three": ("test_three",),
+    }
+
+
+def test_two_stages_rerun_only_the_survivors_of_the_first_on_the_whole_notebook():
+    from tinytorch_course.mistakes import Run
+    from tinytorch_course.mutants import judge
+
+    first = [
+        Run({"t": (False, "AssertionError")}),  # killed by its own test
+        Run({"t": (True, "")}),  # survives: runs the whole notebook
+        Run({"t": (True, "")}, ["cell at line 3: NameError: x"]),  # an error kills it
+        Run({"t": (True, "")}),
+    ]
+    asked = []
+
+    def whole(indexes):
+        asked.extend(indexes)
+        return [Run({"t": (True, ""), "later": (i == 1, "")}) for i in indexes]
+
+    final, early = judge(first, whole)
+    assert asked == [1, 3] and early == 2
+    assert final[0] is first[0] and final[2] is first[2]
+    assert [bool(run.failed() or run.errors) for run in final] == [True, False, True, True]

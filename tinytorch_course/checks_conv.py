@@ -7,6 +7,8 @@ in the student's layout cannot also be in the expected values.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .checks import numerical_gradients
@@ -16,7 +18,9 @@ __all__ = [
     "pool2d_reference",
     "conv2d_gradients",
     "pool2d_gradients",
+    "max_pool2d_gradient_with_ties",
     "output_size",
+    "numbers_besides_shapes",
 ]
 
 
@@ -79,3 +83,32 @@ def pool2d_gradients(x, grad_output, kernel_size, stride=None, mode="max") -> np
     return numerical_gradients(
         lambda a: pool2d_reference(a, kernel_size, stride, mode), [x], grad_output
     )[0]
+
+
+def max_pool2d_gradient_with_ties(x, grad_output, kernel_size, stride=None) -> np.ndarray:
+    """x's gradient under max pooling as PyTorch routes it: each output's gradient goes
+    whole to ONE input, the first maximum of its window in row order (where finite
+    differences would split it between tied maxima), or to the window's last NaN. One
+    window at a time."""
+    (kh, kw) = _pair(kernel_size)
+    (sh, sw) = _pair(stride if stride is not None else kernel_size)
+    x, grad_output = np.asarray(x, np.float64), np.asarray(grad_output, np.float64)
+    grad = np.zeros_like(x)
+    n, c, oh, ow = grad_output.shape
+    for index in np.ndindex(n, c, oh, ow):
+        b, ch, r, col = index
+        window = x[b, ch, r * sh : r * sh + kh, col * sw : col * sw + kw].ravel()
+        nans = np.flatnonzero(np.isnan(window))  # a NaN takes over, the last one wins
+        first = int(nans[-1]) if nans.size else int(np.flatnonzero(window == window.max())[0])
+        grad[b, ch, r * sh + first // kw, col * sw + first % kw] += grad_output[index]
+    return grad
+
+
+_SHAPE = re.compile(r"\(\s*\d+\s*(?:,\s*\d+\s*)*,?\s*\)")  # (2, 3, 6, 6), (7,), (3, 7)
+
+
+def numbers_besides_shapes(message: str) -> set[int]:
+    """The whole numbers a message states outside its shapes and pairs: for "input (2, 3,
+    6, 6) has 3 channels but weight (4, 2, 3, 3) expects 2", {3, 2}. Digits inside words
+    (conv2d) are not numbers."""
+    return {int(n) for n in re.findall(r"\b\d+\b", _SHAPE.sub(" ", message))}

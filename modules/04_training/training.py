@@ -1463,7 +1463,11 @@ check.done()
 # `model.state_dict()` (module 02) already gives them as `{"0.weight": array, ...}`.
 # `np.savez` writes such a dict as a `.npz` file: a zip of `.npy` arrays, readable
 # without tinytorch, and, unlike `pickle`, safe to open from someone else (loading
-# it runs no code).
+# it runs no code). That holds only while `np.load` keeps its default
+# `allow_pickle=False`: an `.npz` can also hold arrays of Python objects, which
+# `allow_pickle=True` would unpickle, running whatever code their pickle names. So a
+# file with such an array must make `load_model` raise numpy's `ValueError`, having run
+# nothing.
 #
 # ```
 #   model ──state_dict()──> {"0.weight": (256, 64), "0.bias": (256,), ...} ──np.savez──> model.npz
@@ -1500,6 +1504,7 @@ def load_model(model, path):
 
 # %% nbgrader={"grade": true, "grade_id": "test_training_save_load", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
 import numpy as np
+import os
 import tempfile
 from pathlib import Path
 
@@ -1539,6 +1544,36 @@ check.equal(
     "outputs of the loaded model vs the saved one",
     hint="save every array of model.state_dict(); load them all with load_state_dict",
 )
+
+
+def _load_a_trap():
+    """load_model on a file whose array unpickles into a call that makes a folder."""
+    with tempfile.TemporaryDirectory() as folder:
+        ran = Path(folder) / "code-ran"
+
+        class Trap:
+            def __reduce__(self):
+                return os.makedirs, (str(ran),)
+
+        trap = np.empty(1, dtype=object)
+        trap[0] = Trap()
+        np.savez(Path(folder) / "trap.npz", **{"0.weight": trap})
+        try:
+            load_model(Sequential(Linear(64, 8)), Path(folder) / "trap.npz")
+            error = None
+        except Exception as exception:  # noqa: BLE001 (which one is the verdict)
+            error = type(exception).__name__
+        return ran.exists(), error
+
+
+_ran, _error = check.no_raise(check.probe(_load_a_trap, "load_model(a pickled array)"), "trap")
+check.equal(
+    _ran,
+    False,
+    "load_model of a file holding a pickled object: did the pickle's code run",
+    hint="keep np.load's allow_pickle=False: unpickling runs code named by the file",
+)
+check.equal(_error, "ValueError", "what load_model of a file with a pickled array raised")
 
 
 def _other_architecture():

@@ -496,18 +496,21 @@ check.done()
 # says nothing about convolutions, so check first and name the shapes:
 #
 # * `x` must be 4-D (N, C, H, W), `weight` 4-D (O, C, kh, kw).
-# * `x`'s channels must equal `weight.shape[1]`: the message says `channels` and gives
-#   both shapes.
+# * `x`'s channels must equal `weight.shape[1]`: the message says `channels`, gives
+#   both shapes, and states both counts: the channels the input has, and the channels
+#   the weight expects.
 # * stride, kernel size and dilation ≥ 1, padding ≥ 0: the message names the argument
 #   at fault (`stride`, `padding`, ...).
-# * the (dilated) kernel must fit in the padded input: the message says `kernel` and
-#   gives both sizes.
+# * the (dilated) kernel must fit in the padded input: the message says `kernel`, gives
+#   both sizes, and names the axis that is too short: 2 (the height) or 3 (the width).
 #
 # Each raises `ValueError`, before `Conv2dFunction.apply` is called.
 #
 # The `Conv2d` module holds `weight` (O, C, kh, kw) and `bias` (O,) and initialises both
 # as PyTorch does: uniform in ±1/√fan_in with fan_in = C·kh·kw (PyTorch writes this as
 # Kaiming-uniform with a = √5, which comes to the same bound), drawn from `generator`.
+# Both are arrays of the `dtype` argument (float32 unless asked otherwise, as in
+# PyTorch); `bias=False` means no bias at all: `self.bias = None`.
 # The `_pair` helper (given) turns `3` into `(3, 3)` and checks the values are ints.
 
 
@@ -613,7 +616,7 @@ class Conv2d(Module):
 
 # %% [markdown]
 # The test checks `conv2d` with int options, and that `Conv2d`'s parameters have the
-# right shapes and stay within the bound; the next, small test reads the error messages.
+# right shapes and dtype and fill ±bound; the next, small tests read the error messages.
 
 # %% nbgrader={"grade": true, "grade_id": "test_conv_layer", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
 from tinytorch_course.checks import Check
@@ -625,25 +628,49 @@ got = check.probe(lambda: conv2d(x, w, None, 2, 1).data, "conv2d(x, w, stride=2,
 check.close(got, conv2d_reference(x, w, None, 2, 1), "conv2d(x, w, stride=2, padding=1)")
 
 
+seed = int(check.rng.integers(1 << 30))
+
+
 def layer_facts():
-    layer = Conv2d(3, 8, (3, 2), generator=np.random.default_rng(7))
-    return layer.weight.data, layer.bias.data, layer(x.astype(np.float32)).shape
+    layer = Conv2d(3, 32, (3, 2), generator=np.random.default_rng(seed))
+    dtypes = str(layer.weight.data.dtype), str(layer.bias.data.dtype)
+    return layer.weight.data, layer.bias.data, layer(x.astype(np.float32)).shape, dtypes
 
 
-weight, bias, out_shape = check.no_raise(check.probe(layer_facts, "Conv2d(3, 8, (3, 2))"), "Conv2d")
-bound = 1 / np.sqrt(3 * 3 * 2)
-check.equal(np.shape(weight), (8, 3, 3, 2), "Conv2d(3, 8, (3, 2)).weight.shape")
-check.equal(np.shape(bias), (8,), "Conv2d(3, 8, (3, 2)).bias.shape")
-check.equal(tuple(out_shape), (2, 8, 4, 5), "Conv2d(3, 8, (3, 2))(x (2, 3, 6, 6)).shape")
-check.expect(
-    np.abs(weight).max() <= bound and np.abs(bias).max() <= bound and weight.std() > bound / 3,
-    f"Conv2d weights should be uniform in ±1/√(3·3·2) = ±{bound:.4f}; got max |w| "
-    f"{np.abs(weight).max():.4f}, std {weight.std():.4f}",
+weight, bias, out_shape, dtypes = check.no_raise(
+    check.probe(layer_facts, "Conv2d(3, 32, (3, 2))"), "Conv2d"
 )
+check.equal(dtypes, ("float32", "float32"), "dtypes of Conv2d(3, 32, (3, 2))'s weight, bias")
+bound = 1 / np.sqrt(3 * 3 * 2)  # fan_in = C·kh·kw
+check.equal(np.shape(weight), (32, 3, 3, 2), "Conv2d(3, 32, (3, 2)).weight.shape")
+check.equal(np.shape(bias), (32,), "Conv2d(3, 32, (3, 2)).bias.shape")
+check.equal(tuple(out_shape), (2, 32, 4, 5), "Conv2d(3, 32, (3, 2))(x (2, 3, 6, 6)).shape")
+for name, values, share in [("weight", weight, 0.95), ("bias", bias, 0.5)]:
+    check.expect(  # 576 weights (32 biases) uniform in ±bound come this close to it
+        share * bound <= np.abs(values).max() <= bound,
+        f"Conv2d(3, 32, (3, 2)).{name} should be uniform in ±1/√fan_in = ±1/√(3·3·2) = "
+        f"±{bound:.4f}; its largest |value| is {np.abs(values).max():.4f}",
+    )
 check.expect(
-    bias.std() > bound / 10,
-    f"Conv2d biases should be uniform in ±{bound:.4f}; got {np.round(bias, 4).tolist()}",
+    weight.std() > bound / 3,
+    f"Conv2d weights should spread over ±{bound:.4f}; their std is {weight.std():.4f}",
 )
+
+
+def options():
+    plain = Conv2d(3, 4, 3, bias=False, generator=np.random.default_rng(seed))
+    wide = Conv2d(3, 4, 3, generator=np.random.default_rng(seed), dtype=np.float64)
+    out = plain(x.astype(np.float32))
+    return (
+        type(plain.bias).__name__, out.shape, str(out.data.dtype),
+        str(wide.weight.data.dtype), str(wide.bias.data.dtype),
+    )  # fmt: skip
+
+
+got = check.no_raise(check.probe(options, "Conv2d's dtype and bias=False"), "Conv2d options")
+check.equal(got[0], "NoneType", "type of Conv2d(3, 4, 3, bias=False).bias")
+check.equal(got[1:3], ((2, 4, 4, 4), "float32"), "Conv2d(3, 4, 3, bias=False)(x): shape, dtype")
+check.equal(got[3:], ("float64", "float64"), "Conv2d(3, 4, 3, dtype=np.float64): dtypes")
 for kernel, padding in [((6, 6), 0), ((7, 5), 1)]:  # kernels that just fit the padded input
     wk = check.rng.standard_normal((2, 3, *kernel))
     what = f"conv2d(x (2, 3, 6, 6), w {wk.shape}, padding={padding})"
@@ -655,10 +682,10 @@ check.done()
 # The errors, read: each mistake raises `ValueError` whose message names what the task
 # says (the argument at fault, and for channels both shapes).
 
-# %% nbgrader={"grade": true, "grade_id": "test_conv_errors", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "test_conv_errors", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 from tinytorch_course.checks import Check
 
-check = Check("test_conv_errors", points=5)
+check = Check("test_conv_errors", points=3)
 x, w = check.rng.standard_normal((2, 3, 6, 6)), check.rng.standard_normal((4, 3, 3, 3))
 mistakes = [  # (what, call, words the message must contain)
     ("conv2d(x (2, 3, 6, 6), w (4, 2, 3, 3))", lambda: conv2d(x, w[:, :2]),
@@ -688,6 +715,41 @@ for what, action, words in more:
     got = check.probe(action, what)
     check.raises(got, ValueError, what)
     check.mentions(got, words, what)
+check.done()
+
+# %% [markdown]
+# And the numbers in them: both channel counts, and the axis the kernel does not fit
+# (in any wording, beside the shapes).
+
+# %% nbgrader={"grade": true, "grade_id": "test_conv_error_numbers", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+import numpy as np
+from tinytorch_course.checks import Check
+from tinytorch_course.checks_conv import numbers_besides_shapes
+
+check = Check("test_conv_error_numbers", points=2)
+has = int(check.rng.integers(2, 5))
+expects = has + 3  # counts that differ from each other and from every size below
+x = check.rng.standard_normal((2, has, 10, 10))
+w = check.rng.standard_normal((4, expects, 1, 1))
+what = f"conv2d(x {x.shape}, w {w.shape})"
+got = check.probe(lambda: conv2d(x, w), what)
+check.raises(got, ValueError, what)
+stated = numbers_besides_shapes(got.message)
+check.expect(
+    {has, expects} <= stated,
+    f"the message of `{what}` should state the input's {has} channels and the weight's "
+    f"{expects}, besides the shapes; it was: {got.message}",
+)
+tall, wide = int(check.rng.integers(11, 13)), int(check.rng.integers(11, 13))
+for axis, kernel, word in [(2, (tall, 1), "height"), (3, (1, wide), "width")]:
+    w = np.zeros((4, has, *kernel))
+    what = f"conv2d(x {x.shape}, w {w.shape}): too {'tall' if axis == 2 else 'wide'}"
+    got = check.probe(lambda w=w: conv2d(x, w), what)
+    check.raises(got, ValueError, what)
+    check.expect(
+        axis in numbers_besides_shapes(got.message) or word in got.message.lower(),
+        f"the message of `{what}` should name axis {axis} (the {word}); it was: {got.message}",
+    )
 check.done()
 
 # %% [markdown]
@@ -824,11 +886,21 @@ class AvgPool2d(MaxPool2d):
 
 # %% nbgrader={"grade": true, "grade_id": "test_conv_pool", "locked": true, "points": 20, "schema_version": 3, "solution": false, "task": false}
 from tinytorch_course.checks import Check
-from tinytorch_course.checks_conv import pool2d_gradients, pool2d_reference
+from tinytorch_course.checks_conv import (
+    max_pool2d_gradient_with_ties,
+    pool2d_gradients,
+    pool2d_reference,
+)
 
 check = Check("test_conv_pool", points=20)
+hints = {
+    "max": "all of g to the window's argmax k, at offset (k // kw, k % kw); += where "
+    "windows overlap",
+    "avg": "g / (kh·kw) to every input of the window; += where windows overlap",
+}
+cases = [((2, 3, 6, 6), 2, None), ((1, 2, 7, 6), (3, 2), (2, 1)), ((1, 2, 5, 6), 2, (1, 2))]
 for mode in ["max", "avg"]:
-    for shape, k, s in [((2, 3, 6, 6), 2, None), ((1, 2, 7, 6), (3, 2), (2, 1))]:
+    for shape, k, s in cases:  # the last: windows overlap down the rows (stride 1)
         x = check.rng.permutation(np.prod(shape)).reshape(shape) / 10.0  # distinct values
         what = f"{mode}_pool2d(x {shape}, kernel_size={k}, stride={s})"
 
@@ -841,24 +913,55 @@ for mode in ["max", "avg"]:
         out, grad_output, grad_x = check.no_raise(check.probe(run, what), what)
         check.close(out, pool2d_reference(x, k, s, mode), what)
         expected = pool2d_gradients(x, grad_output, k, s, mode)
-        check.close(grad_x, expected, f"{what}: x.grad", atol=1e-6, hint="+= per offset")
+        check.close(grad_x, expected, f"{what}: x.grad", atol=1e-6, hint=hints[mode])
 x = check.rng.standard_normal((1, 1, 4, 4))
 got = check.probe(lambda: MaxPool2d(2)(x).data, "MaxPool2d(2)(x (1, 1, 4, 4))")
 check.close(got, pool2d_reference(x, 2), "MaxPool2d(2): stride defaults to the kernel size")
-for mode in ["max", "avg"]:  # overlapping rows: stride 1 down, 2 across
-    x = check.rng.permutation(60).reshape(1, 2, 5, 6) / 10.0
-    what = f"{mode}_pool2d(x (1, 2, 5, 6), kernel_size=2, stride=(1, 2))"
+for mode in ["max", "avg"]:  # a 1×1 window: one offset, the input itself
+    pool = max_pool2d if mode == "max" else avg_pool2d
+    got = check.probe(lambda pool=pool: pool(x, 1).data, f"{mode}_pool2d(x, kernel_size=1)")
+    check.close(got, x, f"{mode}_pool2d(x (1, 1, 4, 4), kernel_size=1): x itself")
+# Ties: values from {0, 1, 2}, so most windows hold several equal maxima.
+x = check.rng.integers(0, 3, size=(2, 2, 6, 7)).astype(np.float64)
+for k, s in [(2, None), ((3, 2), (1, 2))]:
+    what = f"max_pool2d(x with tied maxima (2, 2, 6, 7), kernel_size={k}, stride={s})"
 
-    def run(x=x, mode=mode):
+    def run(k=k, s=s):
         xv = Variable(x, requires_grad=True)
-        out = (max_pool2d if mode == "max" else avg_pool2d)(xv, 2, (1, 2))
-        out.backward(grad_output := np.sin(np.arange(out.data.size)).reshape(out.shape))
-        return out.data, grad_output, xv.grad
+        out = max_pool2d(xv, k, s)
+        out.backward(grad_output := np.cos(np.arange(out.data.size)).reshape(out.shape) + 2)
+        return grad_output, xv.grad
 
-    out, grad_output, grad_x = check.no_raise(check.probe(run, what), what)
-    check.close(out, pool2d_reference(x, 2, (1, 2), mode), what)
-    expected = pool2d_gradients(x, grad_output, 2, (1, 2), mode)
-    check.close(grad_x, expected, f"{what}: x.grad", atol=1e-6, hint="+= per offset")
+    grad_output, grad_x = check.no_raise(check.probe(run, what), what)
+    check.close(
+        grad_x,
+        max_pool2d_gradient_with_ties(x, grad_output, k, s),
+        f"{what}: x.grad",
+        hint="each window's g goes whole to its FIRST maximum in row order (argmax), "
+        "not to every tied maximum, not to the last",
+    )
+x = check.rng.permutation(2 * 6 * 6).reshape(1, 2, 6, 6) / 10.0
+x[0, 0, 1, 2], x[0, 1, 4, 5] = np.nan, np.nan  # one window each holds a NaN
+what = "max_pool2d(x with two NaNs (1, 2, 6, 6), kernel_size=2)"
+
+
+def run_nan():
+    xv = Variable(x, requires_grad=True)
+    out = max_pool2d(xv, 2)
+    out.backward(grad_output := np.cos(np.arange(out.data.size)).reshape(out.shape) + 2)
+    return out.data, grad_output, xv.grad
+
+
+out, grad_output, grad_x = check.no_raise(check.probe(run_nan, what), what)
+expected = pool2d_reference(x, 2)
+check.equal(np.isnan(out), np.isnan(expected), f"{what}: where the output is NaN")
+check.close(np.nan_to_num(out), np.nan_to_num(expected), what)
+check.close(
+    grad_x,
+    max_pool2d_gradient_with_ties(x, grad_output, 2),
+    f"{what}: x.grad",
+    hint="a NaN in a window is its maximum (as PyTorch): its output and gradient go there",
+)
 check.done()
 
 # %% [markdown]

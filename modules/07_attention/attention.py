@@ -163,6 +163,14 @@ check.close(got, np_softmax(x), "softmax(x) of a (3, 5) x")
 big = x * 400 + 1000  # exp(1000) overflows: only a shifted softmax survives
 got = check.probe(lambda: softmax(Variable(big)).data, "softmax(400 * x + 1000)")
 check.close(got, np_softmax(big), "softmax(400 * x + 1000)", hint="subtract the row maximum")
+far = x + np.array([[0.0], [-2000.0], [1000.0]])  # rows 3000 apart: one shift cannot fit all
+got = check.probe(lambda: softmax(Variable(far)).data, "softmax(rows offset by 0, -2000, 1000)")
+check.close(
+    got,
+    np_softmax(far),
+    "softmax of rows offset by 0, -2000 and +1000",
+    hint="subtract each row's own maximum (keepdims=True), not the whole array's",
+)
 got = check.probe(lambda: softmax(Variable(x), axis=0).data, "softmax(x, axis=0)")
 check.close(got, np_softmax(x, axis=0), "softmax(x, axis=0)")
 probe_grads(check, lambda a: softmax(a, axis=-1), [x], np_softmax, "softmax(x)")
@@ -808,6 +816,11 @@ except Exception as _error:  # an unfinished or mistaken part
 # `blocks.0.attn.c_attn`, …), so the same model written in PyTorch loads these weights
 # with one `load_state_dict`.
 #
+# With `checkpoint_segments=k`, run the blocks through module 05's
+# `checkpoint_sequential(self.blocks, k, x)` instead of one by one: the loss and the
+# gradients are the same, and the graph keeps only each segment's input (Part 8
+# measures what that saves).
+#
 # Weights start as GPT-2's: normal with standard deviation 0.02, biases 0, and the two
 # projections that write into the residual stream (`c_proj`) scaled by `1/√(2·n_layer)`,
 # so the stream's variance does not grow with depth.
@@ -998,6 +1011,33 @@ err = check.probe(
 check.raises(err, ValueError, "a sequence longer than block_size")
 err = check.probe(lambda: GPT(GPTConfig(**{**config, "n_head": 3})), "GPT(n_embd=8, n_head=3)")
 check.raises(err, ValueError, "n_embd=8 with n_head=3")
+
+
+def checkpointed():
+    from tinytorch.memory import walk_graph
+
+    model, found = GPT(GPTConfig(**config), seed=seed, dtype=np.float64), {}
+    for name, k in (("plain", None), ("checkpointed", 2)):
+        model.zero_grad()
+        loss = model(ids, targets=targets, checkpoint_segments=k)
+        nodes = len(walk_graph(loss).nodes)
+        loss.backward()
+        found[name] = (nodes, loss.data, {n: p.grad for n, p in model.named_parameters()})
+    return found
+
+
+label = "GPT(ids, targets, checkpoint_segments=2)"
+found = check.no_raise(check.probe(checkpointed, label), label)
+(plain_nodes, plain_loss, plain_grads), (nodes, loss, grads) = found["plain"], found["checkpointed"]
+check.close(loss, plain_loss, f"{label}: the loss", rtol=1e-12)
+for name, expected in plain_grads.items():
+    check.close(grads.get(name), expected, f"{label}: {name}.grad", rtol=1e-9)
+check.expect(
+    nodes < plain_nodes,
+    f"{label}: the graph holds {nodes} nodes, as many as without checkpointing "
+    f"({plain_nodes}); hint: with checkpoint_segments, run the blocks through "
+    "checkpoint_sequential(self.blocks, k, x)",
+)
 check.equal(
     sorted(shapes)[:3],
     ["blocks.0.attn.c_attn.bias", "blocks.0.attn.c_attn.weight", "blocks.0.attn.c_proj.bias"],
@@ -1170,6 +1210,30 @@ def cached_steps():
     return model.state_dict(), first, second, cache.length
 
 
+def masks():
+    layer, shapes, found = LayerCache(), [], []
+    for t in (2, 3):  # 2 new positions, then 3 more after 2 cached
+        k = Variable(new_keys[:, :, :t])
+        all_k, _, mask = layer.extend(k, k)
+        shapes.append(all_k.shape)
+        found.append(np.asarray(mask))
+    return found, shapes
+
+
+new_keys = check.rng.standard_normal((1, 2, 3, 4))
+label = "LayerCache().extend(k, v): 2 positions, then 3"
+found, key_shapes = check.no_raise(check.probe(masks, label), label)
+for mask, past, t in [(found[0], 0, 2), (found[1], 2, 3)]:
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim > 2 and set(mask.shape[:-2]) == {1}:  # (1, 1, t, past + t) broadcasts too
+        mask = mask.reshape(mask.shape[-2:])
+    check.equal(
+        mask,
+        np.tril(np.ones((t, past + t), dtype=bool), k=past),
+        f"the mask for {t} new queries after {past} cached keys",
+        hint="row i allows keys 0 .. past + i: np.tril(np.ones((t, past + t)), k=past)",
+    )
+check.equal([tuple(k) for k in key_shapes], [(1, 2, 2, 4), (1, 2, 5, 4)], "shapes of all keys")
 label = "GPT with a KV cache: 2 ids, then 1"
 state, first, second, length = check.no_raise(check.probe(cached_steps, label), label)
 full = np_gpt_logits(state, prompt[None, :], n_layer=2, n_head=2)
@@ -1190,7 +1254,7 @@ def sampled(use_cache, **options):
 
 
 tokens = check.probe(lambda: sampled(False), "generate(model, prompt, 10, use_cache=False)")
-ids, draws = list(prompt), np.random.default_rng(seed)
+ids, draws = [int(i) for i in prompt], np.random.default_rng(seed)
 for _ in range(10):  # the numpy reference: context cropped to 8, inverse-CDF sampling
     logits = np_gpt_logits(state, np.array([ids[-8:]]), n_layer=2, n_head=2)[0, -1]
     ids.append(np_sample(logits, draws.random()))
@@ -1216,7 +1280,7 @@ longer = check.probe(
     ),
     "generate(model, prompt, 40, use_cache=False)",
 )
-ids, draws = list(prompt), np.random.default_rng(seed + 1)
+ids, draws = [int(i) for i in prompt], np.random.default_rng(seed + 1)
 for _ in range(40):
     logits = np_gpt_logits(state, np.array([ids[-8:]]), n_layer=2, n_head=2)[0, -1]
     ids.append(np_sample(logits, draws.random()))
