@@ -400,14 +400,25 @@ def checksum(root: Path) -> dict[str, str]:
 
 
 def class_processes(stdout: str) -> list[str]:
-    """Processes running as one of the uids the run's sandboxes used (from its log)."""
+    """Processes the run left running as one of its sandboxes' uids (from its log). A uid
+    that another grading run holds now (CI grades on two Pythons at once) is that run's:
+    taking it killed whatever this run had left there (see sandbox.Slot)."""
+    import fcntl
     import re
 
-    from tinytorch_course.sandbox import processes_of
+    from tinytorch_course.sandbox import Slot, processes_of
 
     uids = [int(u) for u in re.search(r"\(uids ([\d, ]+)\)", stdout)[1].split(", ")]
     assert len(uids) == WORKERS, stdout
-    return [f"uid {uid}: pid {pid}" for uid in uids for pid in processes_of(uid)]
+    left = []
+    for uid in uids:
+        with (Slot.LOCKS / f"{uid}.lock").open("a", encoding="utf-8") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # in use by another grading run
+            left += [f"uid {uid}: pid {pid}" for pid in processes_of(uid)]
+    return left
 
 
 def course_with_module_01(tmp_path_factory) -> Path:
