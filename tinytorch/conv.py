@@ -272,9 +272,10 @@ class Flatten(Module):
         x = x if isinstance(x, Variable) else Variable(x)
         return x.reshape(x.shape[0], -1)
 
-# %% ../modules/06_conv/conv.ipynb #c5875e92
-def digits_cnn(seed: int = 0, channels: tuple[int, int] = (32, 64)) -> Module:
-    """The digits CNN: two Conv2d(3×3, padding 1)-ReLU-MaxPool2d(2) stages and a Linear."""
+# %% ../modules/06_conv/conv.ipynb #d5677414
+def digits_cnn(seed: int = 0, channels: tuple[int, int] = (32, 64), side: int = 8) -> Module:
+    """The digits CNN: two Conv2d(3×3, padding 1)-ReLU-MaxPool2d(2) stages on (N, 1, side,
+    side) images, then a Linear on the (side // 4)² features of each channel."""
     from tinytorch.nn import Linear, ReLU, Sequential
 
     rng = np.random.default_rng(seed)
@@ -282,7 +283,7 @@ def digits_cnn(seed: int = 0, channels: tuple[int, int] = (32, 64)) -> Module:
     return Sequential(
         Conv2d(1, c1, 3, padding=1, generator=rng), ReLU(), MaxPool2d(2),
         Conv2d(c1, c2, 3, padding=1, generator=rng), ReLU(), MaxPool2d(2),
-        Flatten(), Linear(c2 * 2 * 2, 10, generator=rng),
+        Flatten(), Linear(c2 * (side // 4) ** 2, 10, generator=rng),
     )  # fmt: skip
 
 # %% ../modules/06_conv/conv.ipynb #4fcd317b
@@ -387,18 +388,10 @@ def load_fashion_mnist() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarra
     return (train_images, train_labels.astype(np.int64)), (
         test_images, test_labels.astype(np.int64))  # fmt: skip
 
-# %% ../modules/06_conv/conv.ipynb #801d42b6
+# %% ../modules/06_conv/conv.ipynb #e413c9ea
 def fashion_cnn(seed: int = 0, channels: tuple[int, int] = (16, 32)) -> Module:
-    """Two Conv2d(3×3, padding 1)-ReLU-MaxPool2d(2) stages on (N, 1, 28, 28), then a Linear."""
-    from tinytorch.nn import Linear, ReLU, Sequential
-
-    rng = np.random.default_rng(seed)
-    c1, c2 = channels
-    return Sequential(
-        Conv2d(1, c1, 3, padding=1, generator=rng), ReLU(), MaxPool2d(2),
-        Conv2d(c1, c2, 3, padding=1, generator=rng), ReLU(), MaxPool2d(2),
-        Flatten(), Linear(c2 * 7 * 7, 10, generator=rng),
-    )  # fmt: skip
+    """The digits CNN's shape on (N, 1, 28, 28) images: 7×7 features per channel at the end."""
+    return digits_cnn(seed, channels, side=28)
 
 
 def train_fashion_cnn(

@@ -1012,8 +1012,9 @@ check.done()
 
 # %%
 #| export
-def digits_cnn(seed: int = 0, channels: tuple[int, int] = (32, 64)) -> Module:
-    """The digits CNN: two Conv2d(3×3, padding 1)-ReLU-MaxPool2d(2) stages and a Linear."""
+def digits_cnn(seed: int = 0, channels: tuple[int, int] = (32, 64), side: int = 8) -> Module:
+    """The digits CNN: two Conv2d(3×3, padding 1)-ReLU-MaxPool2d(2) stages on (N, 1, side,
+    side) images, then a Linear on the (side // 4)² features of each channel."""
     from tinytorch.nn import Linear, ReLU, Sequential
 
     rng = np.random.default_rng(seed)
@@ -1021,7 +1022,7 @@ def digits_cnn(seed: int = 0, channels: tuple[int, int] = (32, 64)) -> Module:
     return Sequential(
         Conv2d(1, c1, 3, padding=1, generator=rng), ReLU(), MaxPool2d(2),
         Conv2d(c1, c2, 3, padding=1, generator=rng), ReLU(), MaxPool2d(2),
-        Flatten(), Linear(c2 * 2 * 2, 10, generator=rng),
+        Flatten(), Linear(c2 * (side // 4) ** 2, 10, generator=rng),
     )  # fmt: skip
 
 
@@ -1332,16 +1333,8 @@ def load_fashion_mnist() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarra
 # %%
 #| export
 def fashion_cnn(seed: int = 0, channels: tuple[int, int] = (16, 32)) -> Module:
-    """Two Conv2d(3×3, padding 1)-ReLU-MaxPool2d(2) stages on (N, 1, 28, 28), then a Linear."""
-    from tinytorch.nn import Linear, ReLU, Sequential
-
-    rng = np.random.default_rng(seed)
-    c1, c2 = channels
-    return Sequential(
-        Conv2d(1, c1, 3, padding=1, generator=rng), ReLU(), MaxPool2d(2),
-        Conv2d(c1, c2, 3, padding=1, generator=rng), ReLU(), MaxPool2d(2),
-        Flatten(), Linear(c2 * 7 * 7, 10, generator=rng),
-    )  # fmt: skip
+    """The digits CNN's shape on (N, 1, 28, 28) images: 7×7 features per channel at the end."""
+    return digits_cnn(seed, channels, side=28)
 
 
 def train_fashion_cnn(
