@@ -126,3 +126,40 @@ def test_two_stages_rerun_only_the_survivors_of_the_first_on_the_whole_notebook(
     assert asked == [1, 3] and early == 2
     assert final[0] is first[0] and final[2] is first[2]
     assert [bool(run.failed() or run.errors) for run in final] == [True, False, True, True]
+
+
+def test_a_run_that_hangs_crashes_or_leaves_processes_is_reported_and_cleaned_up(tmp_path):
+    """Each run is a child forked from one warmed-up runner: a child that hangs is killed at
+    the time limit, one that dies is reported with its last words, what a child started is
+    killed with it, and the same runner goes on to the next job."""
+    from tinytorch_course.mistakes import CellRunner
+
+    module = PROJECT.module("03")
+    graded = {cell.grade_id for cell in module.graded_cells}
+    grade_id = module.graded_cells[0].grade_id
+    passing = (
+        f'# %% nbgrader={{"grade": true, "grade_id": "{grade_id}", "locked": true, "points": 1}}\n'
+        "assert 1 + 1 == 2\n"
+    )
+    pid_file = tmp_path / "pid"
+    starter = (
+        "import subprocess\n"
+        "child = subprocess.Popen(['sleep', '600'])\n"
+        f"open({str(pid_file)!r}, 'w', encoding='utf-8').write(str(child.pid))\n"
+    )
+    with CellRunner(PROJECT, module) as runner:
+        hung = runner.run("# %%\nwhile True:\n    pass\n", timeout=2)
+        died = runner.run("# %%\nimport os\nos.write(2, b'bye\\n')\nos._exit(3)\n")
+        exited = runner.run("# %%\nimport sys\nsys.exit()\n")
+        left = runner.run(f"# %%\n{starter}{passing}")
+        fine = runner.run(passing)
+    assert hung.failed() == graded and "timed out after 2s" in hung.cells[grade_id][1]
+    assert died.failed() == graded and died.cells[grade_id][1] == "crashed: bye"
+    assert exited.failed() == graded and "SystemExit" in exited.cells[grade_id][1]
+    assert left.cells[grade_id] == (True, "") and fine.cells[grade_id] == (True, "")
+    pid = int(pid_file.read_text(encoding="utf-8"))
+    try:
+        state = open(f"/proc/{pid}/stat", encoding="utf-8").read().split(") ")[1][0]
+    except FileNotFoundError:
+        state = "gone"
+    assert state in ("gone", "Z"), f"the run's background process {pid} is still running"

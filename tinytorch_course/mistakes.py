@@ -7,16 +7,19 @@ The catalogue is `modules/NN_name/mistakes.toml` (format in CONTRIBUTING.md): ea
 solution regions), what the student wrote instead (`replace`) and the graded cells that
 must fail (`caught_by`). They must fail on the tests the student has: the hidden tests are
 taken out first, so that a student who makes a catalogued mistake sees it in `test`, not
-first in `grade`. Each mutated source runs in a fresh subprocess
-(`tinytorch_course.cellrun`), two at a time.
+first in `grade`. Each mutated source runs in a fresh process, forked from a warmed-up
+`tinytorch_course.cellrun` server, two at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -137,6 +140,89 @@ class Run:
         return {cell for cell, (passed, _) in self.cells.items() if not passed}
 
 
+class CellRunner:
+    """A `tinytorch_course.cellrun` server for one module: it runs one source at a time, each
+    in a child forked from a Python that has numpy imported already."""
+
+    def __init__(self, project: Project, module: Module):
+        from .runner import kernel_env
+
+        self.module = module
+        self.env = kernel_env(project)
+        self.env["TINYTORCH_CHECK_SEED"] = self.env.get("TINYTORCH_CHECK_SEED", "0")
+        self.process: subprocess.Popen | None = None
+
+    def _start(self) -> subprocess.Popen:
+        self.stderr = tempfile.TemporaryFile()
+        command = [sys.executable, "-m", "tinytorch_course.cellrun", str(self.module.folder)]
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            encoding="utf-8",
+            env=self.env,
+        )
+
+    def run(self, text: str, timeout: float = 300, only: tuple[str, ...] | None = None) -> Run:
+        """Run `text` (a version of the module's source); its verdicts (with `only`, of those
+        graded cells alone, skipping the others)."""
+        if self.process is None:
+            self.process = self._start()
+        job = {"text": text, "only": list(only) if only else None, "timeout": timeout}
+        start = time.perf_counter()
+        try:
+            self.process.stdin.write(json.dumps(job) + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+        except OSError:
+            line = ""
+        seconds = time.perf_counter() - start
+        if not line:  # the server itself died: report it, start another for the next job
+            self.stderr.seek(0)
+            tail = self.stderr.read().decode("utf-8", "replace").strip().splitlines()
+            self.close()
+            answer = {"crashed": f"the cell runner died: {tail[-1] if tail else 'no output'}"}
+        else:
+            answer = json.loads(line)
+        return self._verdicts(answer, timeout, only, seconds)
+
+    def _verdicts(self, answer: dict, timeout: float, only, seconds: float) -> Run:
+        graded = self.module.graded_cells
+        if answer.get("timed_out"):
+            cells = {c.grade_id: (False, f"timed out after {timeout:g}s") for c in graded}
+            return Run(cells, [], seconds)
+        if "crashed" in answer:
+            tail = answer["crashed"]
+            cells = {c.grade_id: (False, f"crashed: {tail}") for c in graded}
+            return Run(cells, [tail], seconds)
+        cells = {k: (bool(v[0]), v[1]) for k, v in answer["cells"].items()}
+        for cell in graded:  # a cell that never ran did not pass
+            if only is None or cell.grade_id in only:
+                cells.setdefault(cell.grade_id, (False, "did not run"))
+        return Run(cells, answer["errors"], seconds)
+
+    def close(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process.stdout.close()
+            self.stderr.close()
+            self.process = None
+
+    def __enter__(self) -> CellRunner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def run_text(
     project: Project,
     module: Module,
@@ -144,45 +230,10 @@ def run_text(
     timeout: float = 300,
     only: tuple[str, ...] | None = None,
 ) -> Run:
-    """Run `text` (a version of `module`'s source) in a fresh Python; its verdicts (with
+    """Run `text` (a version of `module`'s source) in a fresh process; its verdicts (with
     `only`, of those graded cells alone, skipping the others)."""
-    from .runner import kernel_env
-
-    env = kernel_env(project)
-    env["TINYTORCH_CHECK_SEED"] = env.get("TINYTORCH_CHECK_SEED", "0")
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tinytorch_course.cellrun",
-                str(module.folder),
-                *([",".join(only)] if only else []),
-            ],
-            input=text,
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            env=env,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        cells = {c.grade_id: (False, f"timed out after {timeout:g}s") for c in module.graded_cells}
-        return Run(cells, [], time.perf_counter() - start)
-    seconds = time.perf_counter() - start
-    lines = done.stdout.strip().splitlines()
-    try:
-        data = json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        cells = {c.grade_id: (False, f"crashed: {tail}") for c in module.graded_cells}
-        return Run(cells, [tail], seconds)
-    cells = {k: (bool(v[0]), v[1]) for k, v in data["cells"].items()}
-    for graded in module.graded_cells:  # a cell that never ran did not pass
-        if only is None or graded.grade_id in only:
-            cells.setdefault(graded.grade_id, (False, "did not run"))
-    return Run(cells, data["errors"], seconds)
+    with CellRunner(project, module) as runner:
+        return runner.run(text, timeout, only)
 
 
 def run_many(
@@ -192,17 +243,29 @@ def run_many(
     timeout: float = 300,
     only: Iterable[tuple[str, ...] | None] | None = None,
 ) -> list[Run]:
-    """`run_text` over several sources, `WORKERS` at a time, results in order."""
+    """`run_text` over several sources, `WORKERS` at a time (one cell runner each), results
+    in order."""
     workers = int(os.environ.get("TINYTORCH_MUTATION_WORKERS", WORKERS))
     texts = list(texts)
     selections = list(only) if only is not None else [None] * len(texts)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(
-            pool.map(
-                lambda job: run_text(project, module, job[0], timeout, job[1]),
-                zip(texts, selections, strict=True),
-            )
-        )
+    runners: queue.SimpleQueue = queue.SimpleQueue()
+    started = [CellRunner(project, module) for _ in range(max(1, min(workers, len(texts))))]
+    for runner in started:
+        runners.put(runner)
+
+    def work(job) -> Run:
+        runner = runners.get()
+        try:
+            return runner.run(job[0], timeout, job[1])
+        finally:
+            runners.put(runner)
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(started)) as pool:
+            return list(pool.map(work, zip(texts, selections, strict=True)))
+    finally:
+        for runner in started:
+            runner.close()
 
 
 def baseline(project: Project, module: Module) -> Run:
