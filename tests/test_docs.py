@@ -3,7 +3,9 @@ files, then opened page by page in headless Chromium.
 
 The build runs once per session in a private copy; executed notebooks of the repository's
 own cache (`.tinytorch/docs/executed/`) are copied in first, and the build re-executes
-any whose inputs changed. Screenshots go to `test-artifacts/docs/` (gitignored).
+any whose inputs changed. Screenshots go to `test-artifacts/docs/` (gitignored). The tests of
+that build are marked `once` (CI makes it on one Python); `docs --quick` without cached runs,
+which executes nothing, is the `lite` stand-in for the other leg.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def text_of(path: Path) -> str:
 # --- the built files ------------------------------------------------------------------------
 
 
+@pytest.mark.once
 def test_every_module_has_a_page_with_its_outputs_listed_on_the_landing_page(course, site):
     project = Project(course)
     landing = text_of(site / "index.html")
@@ -105,6 +108,7 @@ def test_every_module_has_a_page_with_its_outputs_listed_on_the_landing_page(cou
     assert "tinytorch-course demo" in landing, "the quick-start commands are not on the landing"
 
 
+@pytest.mark.once
 def test_api_reference_documents_every_public_name(course, site):
     sys.path.insert(0, str(course))
     try:
@@ -122,6 +126,7 @@ def test_api_reference_documents_every_public_name(course, site):
     assert missing == [], f"public names without an entry in the API reference: {missing}"
 
 
+@pytest.mark.once
 def test_guides_come_from_the_readme(site):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     instructors = text_of(site / "instructors.html")
@@ -129,6 +134,7 @@ def test_guides_come_from_the_readme(site):
         assert f"tinytorch-course {command}" in instructors
 
 
+@pytest.mark.once
 def test_default_build_shows_stubs_and_no_solution_or_hidden_test_line(course, site):
     hidden = secrets(Project(course).modules)
     assert hidden, "the modules have no solution lines: nothing was checked"
@@ -147,6 +153,25 @@ def test_default_build_shows_stubs_and_no_solution_or_hidden_test_line(course, s
     assert stubs >= regions, f"{stubs} stubs shown for {regions} solution regions"
 
 
+@pytest.mark.lite
+def test_quick_build_without_cached_runs_shows_every_module_without_outputs(tmp_path):
+    """`docs --quick` in a course that has never executed its notebooks executes none: every
+    module still gets its page, listed on the landing page, with no output lines, and the
+    student edition passes the leak check (a leak fails the build)."""
+    course = copy_course(tmp_path / "course")
+    shutil.copy2(ROOT / "README.md", course / "README.md")
+    printed = run_docs(course, "--quick")
+    modules = Project(course).modules
+    assert f"executed 0, reused 0, without outputs {len(modules)} modules" in printed, printed
+    site = course / "_site"
+    landing = text_of(site / "index.html")
+    for module in modules:
+        page = text_of(site / "modules" / f"{module.key}.html")
+        assert module.title in landing, f"the module map does not list {module.title!r}"
+        assert re.findall(r"(?m)^\s*✓ (\w+) passed", page) == [], f"{module.key} has outputs"
+        assert "raise NotImplementedError" in page, f"{module.key}'s page shows no stub"
+
+
 def test_leak_check_finds_a_solution_line_split_by_highlighting(course, tmp_path):
     project = Project(course)
     secret = next(iter(secrets(project.modules).values()))
@@ -161,6 +186,7 @@ def test_leak_check_finds_a_solution_line_split_by_highlighting(course, tmp_path
     assert len(leaks) == 1 and secret.module in leaks[0], leaks
 
 
+@pytest.mark.once
 def test_instructor_edition_says_so_on_every_page(course, site):
     run_docs(course, "--quick", "--instructor")
     folder = course / "_site-instructor"
@@ -183,6 +209,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 def browser_only(test):
     marks = [
+        pytest.mark.once,
         pytest.mark.browser,
         pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed"),
         pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}"),
