@@ -1,10 +1,10 @@
 """`grade`: one hostile class of module 01, graded in one run in the real sandbox.
 
-The course is copied, module 01 released with real nbgrader, and a class submitted: a
-reference student, an untouched release, broken notebooks, and students who attack the
-grader (read the reference, rewrite how cells run, patch the checks, tamper with the
-gradebook, classmates and the table, leave processes behind, exhaust memory, processes
-and disk, use the network, hard-code answers, detect the grader). Each student's fair
+A private copy of the course the session released once (real nbgrader) gets a class of
+module 01: a reference student, an untouched release, broken notebooks, and students who
+attack the grader (read the reference, rewrite how cells run, patch the checks, tamper
+with the gradebook, classmates and the table, leave processes behind, exhaust memory,
+processes and disk, use the network, hard-code answers, detect the grader). Each student's fair
 score is computed here from the module (which graded cells come before the cell a
 submission breaks; which checks a hard-coded answer would pass), never typed in.
 Everything outside the run's own outputs is checksummed before and after, and no process
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 from conftest import copy_course
-from fixtures.grading.released import cli
+from fixtures.grading.released import cli, private_released_copy
 
 from tinytorch_course.grade import read_table
 from tinytorch_course.project import Project
@@ -40,7 +40,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap (apt-get)"),
 ]
 
-FIXTURES = Path(__file__).parent / "fixtures" / "grading"
 NOTEBOOK_TIMEOUT = 45  # seconds: well above a reference run; the infinite loop costs this
 MEMORY_MB = 768
 WORKERS = 2
@@ -433,13 +432,11 @@ def class_processes(stdout: str) -> list[str]:
     return left
 
 
-def course_with_module_01(tmp_path_factory) -> Path:
-    """A course copy whose module 01 grades with the check framework: the real module
-    once its cells use it, else the stand-in module of tests/fixtures/grading."""
-    root = copy_course(tmp_path_factory.mktemp("grading") / "course")
-    first = Project(root).modules[0]
-    if "Check(" not in first.source.read_text(encoding="utf-8"):
-        shutil.copy2(FIXTURES / "checked_module.py", first.source)
+def released_course_to_grade(tmp_path_factory) -> Path:
+    """A private copy of the course the session released once (every module; module 01 with
+    an instructor's hidden check, see fixtures/grading/released.py), set up to grade a class
+    quickly: short time limits, a small memory limit, two sandbox slots."""
+    root = private_released_copy(tmp_path_factory, "grading")
     settings = configparser.ConfigParser()
     settings.read(root / "settings.ini", encoding="utf-8")
     settings.set("grading", "notebook_timeout", str(NOTEBOOK_TIMEOUT))
@@ -476,11 +473,9 @@ SMALL_CLASS = (
     ],
 )
 def graded(request, tmp_path_factory):
-    """Release module 01, submit the hostile class (or the small one), grade it once with the
-    CLI."""
-    root = course_with_module_01(tmp_path_factory)
-    released = cli("release", "01", cwd=root)
-    assert released.returncode == 0, released.stdout + released.stderr
+    """Submit the hostile class (or the small one) of module 01 to the released course and
+    grade it once with the CLI."""
+    root = released_course_to_grade(tmp_path_factory)
     project = Project(root)
     first = project.modules[0]
     listener = socket.socket()
