@@ -4,8 +4,8 @@ files, then opened page by page in headless Chromium.
 The build runs once per session in a private copy; executed notebooks of the repository's
 own cache (`.tinytorch/docs/executed/`) are copied in first, and the build re-executes
 any whose inputs changed. Screenshots go to `test-artifacts/docs/` (gitignored). The tests of
-that build are marked `once` (CI makes it on one Python); `docs --quick` without cached runs,
-which executes nothing, is the `lite` stand-in for the other leg.
+that build are marked `py311_leg` (CI makes it on Python 3.11 only, where the browser tests
+run); `docs --quick` without cached runs, which executes nothing, stands in on 3.10.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def text_of(path: Path) -> str:
 # --- the built files ------------------------------------------------------------------------
 
 
-@pytest.mark.once
+@pytest.mark.py311_leg
 def test_every_module_has_a_page_with_its_outputs_listed_on_the_landing_page(course, site):
     project = Project(course)
     landing = text_of(site / "index.html")
@@ -108,7 +108,7 @@ def test_every_module_has_a_page_with_its_outputs_listed_on_the_landing_page(cou
     assert "tinytorch-course demo" in landing, "the quick-start commands are not on the landing"
 
 
-@pytest.mark.once
+@pytest.mark.py311_leg
 def test_api_reference_documents_every_public_name(course, site):
     sys.path.insert(0, str(course))
     try:
@@ -126,7 +126,7 @@ def test_api_reference_documents_every_public_name(course, site):
     assert missing == [], f"public names without an entry in the API reference: {missing}"
 
 
-@pytest.mark.once
+@pytest.mark.py311_leg
 def test_guides_come_from_the_readme(site):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     instructors = text_of(site / "instructors.html")
@@ -134,7 +134,7 @@ def test_guides_come_from_the_readme(site):
         assert f"tinytorch-course {command}" in instructors
 
 
-@pytest.mark.once
+@pytest.mark.py311_leg
 def test_default_build_shows_stubs_and_no_solution_or_hidden_test_line(course, site):
     hidden = secrets(Project(course).modules)
     assert hidden, "the modules have no solution lines: nothing was checked"
@@ -153,7 +153,7 @@ def test_default_build_shows_stubs_and_no_solution_or_hidden_test_line(course, s
     assert stubs >= regions, f"{stubs} stubs shown for {regions} solution regions"
 
 
-@pytest.mark.lite
+@pytest.mark.py310_leg
 def test_quick_build_without_cached_runs_shows_every_module_without_outputs(tmp_path):
     """`docs --quick` in a course that has never executed its notebooks executes none: every
     module still gets its page, listed on the landing page, with no output lines, and the
@@ -186,7 +186,7 @@ def test_leak_check_finds_a_solution_line_split_by_highlighting(course, tmp_path
     assert len(leaks) == 1 and secret.module in leaks[0], leaks
 
 
-@pytest.mark.once
+@pytest.mark.py311_leg
 def test_instructor_edition_says_so_on_every_page(course, site):
     run_docs(course, "--quick", "--instructor")
     folder = course / "_site-instructor"
@@ -209,7 +209,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 def browser_only(test):
     marks = [
-        pytest.mark.once,
+        pytest.mark.py311_leg,
         pytest.mark.browser,
         pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed"),
         pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}"),

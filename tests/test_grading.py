@@ -10,9 +10,10 @@ submission breaks; which checks a hard-coded answer would pass), never typed in.
 Everything outside the run's own outputs is checksummed before and after, and no process
 of the class may be alive when `grade` returns.
 
-Every test runs on two classes: the whole hostile class (marker `once`) and `SMALL_CLASS`
-(marker `lite`), the students whose grading goes through the Python and the locale it runs
-on. CI grades the whole class on Python 3.11 and the small one on 3.10 in the C locale.
+Every test runs on two classes: the whole hostile class and `SMALL_CLASS`, the students
+whose grading goes through the Python and the locale it runs on. CI grades the whole class
+on its Python 3.10 leg, in the C locale (marker `py310_leg`), and the small one on 3.11
+(`py311_leg`).
 """
 
 from __future__ import annotations
@@ -468,8 +469,8 @@ SMALL_CLASS = (
 @pytest.fixture(
     scope="module",
     params=[
-        pytest.param(None, id="whole-class", marks=pytest.mark.once),
-        pytest.param(SMALL_CLASS, id="small-class", marks=pytest.mark.lite),
+        pytest.param(None, id="whole-class", marks=pytest.mark.py310_leg),
+        pytest.param(SMALL_CLASS, id="small-class", marks=pytest.mark.py311_leg),
     ],
 )
 def graded(request, tmp_path_factory):
