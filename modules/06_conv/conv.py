@@ -288,8 +288,8 @@ except Exception as _error:  # an unfinished or mistaken Part 1
 # padded image shifted by (i, j), so the copy reads whole image rows, in memory order.
 # One window per row reads 3 numbers, jumps a row, reads 3 more, and its product comes
 # out as (N, OH·OW, O), which needs a transposing copy; for the CIFAR-sized layer of
-# the opening, that forward took 4.0 to 5.5 ms against 1.0 to 1.5 ms (best of 30, three
-# runs each). `padding` is zeros added around H and W first (`np.pad`).
+# the memory table, that forward took 4.0 to 5.5 ms against 1.0 to 1.5 ms (best of 30,
+# three runs each). `padding` is zeros added around H and W first (`np.pad`).
 #
 # Write `Conv2dFunction.forward(ctx, x, weight, bias, stride, padding, dilation)` (the
 # last three are pairs of ints; `bias` may be `None`). Save what backward needs:
@@ -399,9 +399,9 @@ check.done()
 #
 # Why one tap at a time, and not `W.T @ g` once? That product holds the gradient of
 # every entry of `cols`: an array as large as the column matrix (3.5 MB for the
-# opening's layer), made afresh in every step. By itself it is about as fast, but in a
-# training step glibc's `malloc` hands that much fresh memory back to the kernel and
-# gets it again, page by page, every step: on the opening's layer a step took 12 to
+# CIFAR-sized layer of the memory table), made afresh in every step. By itself it is
+# about as fast, but in a training step glibc's `malloc` hands that much fresh memory
+# back to the kernel and gets it again, page by page: on that layer a step took 12 to
 # 14 ms with it (2 390 page faults per step) against 4.9 to 7.2 ms one tap at a time
 # (no fault), in three fresh processes each, best of 15 runs of 3 steps. Nine products
 # of a ninth of the size do the same arithmetic.
