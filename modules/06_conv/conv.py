@@ -1276,7 +1276,7 @@ check.done()
 # `tinytorch-course demo cnn --fashion`, run in your workspace folder, does, on your own
 # package (it exports your notebooks first), with a progress bar, the curves and a few
 # test images drawn with what the CNN read. Measured on a 2-core machine (shared: load
-# average 2.9 to 3.2, one BLAS thread), 4 epochs took 101 s, and test accuracy after
+# average 3.0 to 3.1, one BLAS thread), 4 epochs took 141 s, and test accuracy after
 # each epoch was 86.9 %, 88.8 %, 89.1 % and 89.5 % (1 051 of the 10 000 test images
 # wrong), with 20 490 parameters. Shirts cause most of the mistakes:
 # T-shirts, coats and pullovers read as shirts (124, 117 and 99 times) and shirts read
