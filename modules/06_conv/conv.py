@@ -367,7 +367,8 @@ check.done()
 #
 # The forward was `out[n] = W @ cols[n]` for every image n (plus bias), so the weight
 # and bias gradients start like `Linear`'s (module 02), with `g` the output gradient
-# viewed as (N, O, OH·OW), and a sum over the images where `Linear` sums over the batch:
+# viewed as (N, O, OH·OW). Each image's product gives its share of the weight gradient,
+# and the shares add up:
 #
 # ```
 #     grad_W    = Σₙ g[n] @ cols[n].T    (g @ cols.transpose(0, 2, 1)).sum(axis=0):
