@@ -10,7 +10,7 @@ Forward + backward (gradients of input, weight and bias) of one `Conv2d`, 3×3, 
 * a middle layer:          x (64, 16, 16, 16) -> 32 channels.
 
 Three implementations see the same arrays: `tinytorch.conv.Conv2d` (the library under
-test); the same im2col / one matmul / col2im written inline with numpy and no autograd
+test); the same im2col / matmul / tap-by-tap col2im written inline with numpy and no autograd
 (the floor a numpy engine cannot beat); `torch.nn.functional.conv2d` on CPU. Repetitions
 alternate the implementations and ratios compare the fastest repetitions (`timeit`'s
 advice on a shared machine), with the median ratio beside them. BLAS and torch get the
@@ -72,36 +72,36 @@ LAYERS = [("LeNet/CIFAR 1st", (32, 3, 32, 32), 16), ("middle", (64, 16, 16, 16),
 
 
 def by_hand(x, weight, bias, grad_output, stages: dict | None = None):
-    """im2col forward and col2im backward of a 3×3, padding 1, stride 1 convolution."""
+    """im2col forward and tap-by-tap col2im backward of a 3×3, padding 1, stride 1 conv."""
     clock = time.perf_counter
     t0 = clock()
     n, c, h, w = x.shape
     o, _, kh, kw = weight.shape
     padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     windows = sliding_window_view(padded, (kh, kw), axis=(2, 3))
-    cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * h * w)
+    cols = windows.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, h * w)
     t1 = clock()
     out = weight.reshape(o, -1) @ cols
     out += bias[:, None]
-    out = np.ascontiguousarray(out.reshape(o, n, h, w).transpose(1, 0, 2, 3))
+    out = out.reshape(n, o, h, w)
     t2 = clock()
-    g = grad_output.transpose(1, 0, 2, 3).reshape(o, -1)
-    grad_weight = (g @ cols.T).reshape(weight.shape)
-    grad_bias = g.sum(axis=1)
-    grad_cols = (weight.reshape(o, -1).T @ g).reshape(c, kh, kw, n, h, w)
+    g = grad_output.reshape(n, o, h * w)
+    grad_weight = (g @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(weight.shape)
+    grad_bias = g.sum(axis=(0, 2))
     t3 = clock()
-    grad_padded = np.zeros((c, n, h + 2, w + 2), dtype=x.dtype)
+    grad_padded = np.zeros((n, c, h + 2, w + 2), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            grad_padded[:, :, i : i + h, j : j + w] += grad_cols[:, i, j]
-    grad_x = np.ascontiguousarray(grad_padded[:, :, 1 : 1 + h, 1 : 1 + w].transpose(1, 0, 2, 3))
+            tap_grad = (weight[:, :, i, j].T @ g).reshape(n, c, h, w)
+            grad_padded[:, :, i : i + h, j : j + w] += tap_grad
+    grad_x = np.ascontiguousarray(grad_padded[:, :, 1 : 1 + h, 1 : 1 + w])
     t4 = clock()
     if stages is not None:
         for name, seconds in [
             ("pad + im2col copy", t1 - t0),
-            ("forward matmul + layout", t2 - t1),
-            ("backward matmuls", t3 - t2),
-            ("col2im (9 strided +=)", t4 - t3),
+            ("forward matmul", t2 - t1),
+            ("weight and bias gradients", t3 - t2),
+            ("input gradient (9 taps)", t4 - t3),
         ]:
             stages[name] = stages.get(name, 0.0) + seconds  # fmt: skip
     return out, grad_x, grad_weight, grad_bias

@@ -68,7 +68,7 @@ def test_windows_are_a_view_and_the_column_matrix_is_what_backward_keeps():
     assert np.shares_memory(windows, x) and windows.shape == (2, 3, 6, 6, 3, 3)
     out = conv2d(Variable(x), Variable(W[:, :3], requires_grad=True))
     cols, _ = out.grad_fn.saved_tensors
-    assert cols.shape == (3 * 3 * 3, 2 * 6 * 6) and not np.shares_memory(cols, x)
+    assert cols.shape == (2, 3 * 3 * 3, 6 * 6) and not np.shares_memory(cols, x)
 
 
 def test_float32_in_float32_out_and_output_is_contiguous():

@@ -21,8 +21,8 @@ MISTAKES = {
         "self.wpe(np.arange(start, start + T + 1))",
     ),
     "06_conv/conv.py": (
-        "out.reshape(out_channels, n, oh, ow).transpose(1, 0, 2, 3)",
-        "out.reshape(out_channels, n, oh, ow)",
+        "return out.reshape(n, out_channels, oh, ow)",
+        "return out.reshape(out_channels, n, oh, ow)",
     ),
 }
 
