@@ -133,6 +133,7 @@ def execute(
         timeout=int(cell_timeout),
         allow_errors=True,
         interrupt_on_timeout=True,
+        shutdown_kernel="immediate",
         resources={"metadata": {"path": cwd}},
     )
     start = time.monotonic()
@@ -141,7 +142,8 @@ def execute(
     kernel_seconds = 0.0
     streams = {"stdout": subprocess.DEVNULL, "stderr": kernel_stderr or subprocess.DEVNULL}
     try:
-        with client.setup_kernel(cwd=cwd, env=env, **streams):
+        # cleanup_kc: nbclient stops only the kernels of managers it made itself
+        with client.setup_kernel(cwd=cwd, env=env, cleanup_kc=True, **streams):
             kernel_seconds = time.monotonic() - start
             for index, cell in enumerate(notebook.cells):
                 if cell.cell_type != "code" or not cell.source.strip():
