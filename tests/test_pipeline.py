@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT
 
 from tinytorch_course.build import BACKUPS, build, out_of_sync
+from tinytorch_course.mistakes import apply, load_catalogue
 from tinytorch_course.project import CourseError, Project
 from tinytorch_course.runner import run_module
 
@@ -173,3 +174,23 @@ def test_readme_learner_example_prints_what_it_says():
             np.testing.assert_array_equal(eval(code, namespace), expected)
         else:
             exec(code, namespace)
+
+
+@pytest.mark.slow
+def test_cli_test_seed_draws_other_inputs_for_the_same_verdicts(course_copy):
+    """`test --seed N` checks a solution on other inputs, as `grade`'s secret seed does: a
+    mistake is still caught, with other numbers in its message; seed 0 is the default."""
+    module = Project(course_copy).module("02")
+    [mistake] = [m for m in load_catalogue(module) if m.name == "mean over the first axis only"]
+    text = module.source.read_text(encoding="utf-8")
+    module.source.write_text(apply(text, mistake.cell, mistake.find, mistake.replace),
+                             encoding="utf-8")  # fmt: skip
+
+    def failure(*seed: str) -> str:
+        result = cli("test", "02", "--notebook-only", *seed, cwd=course_copy)
+        assert result.returncode == 1, result.stdout + result.stderr
+        [line] = [ln for ln in result.stdout.splitlines() if ln.strip().startswith("FAIL")]
+        return line
+
+    assert failure() == failure("--seed", "0")
+    assert failure("--seed", "1") != failure("--seed", "0")

@@ -56,15 +56,18 @@ def cmd_modules(project: Project, args) -> int:
 
 def cmd_test(project: Project, args) -> int:
     from .build import build, is_stale
-    from .runner import format_result, pytest_files, run_module
+    from .runner import LOCAL_SEED, format_result, pytest_files, run_module
 
     modules = project.select(args.module)
     if not project.is_workspace and is_stale(project):
         build(project)
+    seed = LOCAL_SEED if args.seed is None else args.seed
+    if seed != LOCAL_SEED:
+        print(f"checks draw their inputs from seed {seed} (grade uses the course's secret)")
     failed = False
     for module in modules:
         print(f"{module.key}: running the notebook's test cells")
-        result = run_module(project, module)
+        result = run_module(project, module, seed=seed)
         print(format_result(result))
         failed |= not result.passed
         files = [] if args.notebook_only else pytest_files(project, module)
@@ -159,6 +162,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     )
     test.add_argument("module", nargs="?", help="module key, name or number (default: all)")
     test.add_argument("--notebook-only", action="store_true", help="skip the pytest files")
+    test.add_argument(
+        "--seed",
+        type=int,
+        help="draw the checks' inputs from this seed instead of 0, to try your solution on "
+        "other inputs (grade draws from the course's secret seed)",
+    )
     demo = add("demo", cmd_demo, "show the exported package at work (builds first if stale)")
     demo.add_argument(
         "--no-training",

@@ -70,15 +70,16 @@ def _notebook_for(project: Project, module: Module):
 
 
 def run_module(
-    project: Project, module: Module, cell_timeout: float | None = None
+    project: Project, module: Module, cell_timeout: float | None = None, seed: int = LOCAL_SEED
 ) -> NotebookResult:
-    """Execute `module`'s notebook, then judge its graded cells from what it recorded."""
+    """Execute `module`'s notebook, then judge its graded cells from what it recorded, with
+    the checks' inputs drawn from `seed`."""
     notebook = _notebook_for(project, module)
     judged = graded_cells(notebook)
     with tempfile.TemporaryDirectory(prefix="tinytorch-test-") as folder:
         record = Path(folder) / "observations"
         env = kernel_env(project)
-        env |= {"TINYTORCH_CHECK_RECORD": str(record), "TINYTORCH_CHECK_SEED": str(LOCAL_SEED)}
+        env |= {"TINYTORCH_CHECK_RECORD": str(record), "TINYTORCH_CHECK_SEED": str(seed)}
         ran = execute(
             notebook,
             str(module.folder),
@@ -88,7 +89,7 @@ def run_module(
         )
         observations = record.read_bytes() if record.is_file() else b""
     result = NotebookResult(module.key, stopped=ran.stopped, seconds=ran.seconds)
-    result.cells = verdicts(judged, observations, LOCAL_SEED, notebook, ran.stopped)
+    result.cells = verdicts(judged, observations, seed, notebook, ran.stopped)
     result.errors = [f"{e} (not a test cell)" for e in run_errors(notebook)]
     return result
 
